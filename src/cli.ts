@@ -1,0 +1,38 @@
+#!/usr/bin/env node
+/** `tsparallel` dispatcher: each command's module is loaded only when used. */
+const USAGE = `usage: tsparallel <command>
+  cluster start [-n N] [--profile P] [--daemon] [--restart-engines] [--ip A] [--curve]
+  cluster stop [--profile P]          stop a cluster (controller and engines)
+  cluster list                        list clusters with their engine counts
+  controller [--profile P] [--ip A] [--engines N] [--scheme S] [--hwm N] [--reuse]
+  engine [--profile P | --file engine.json]
+  install [--user | --prefix P]       register the Jupyter kernel "TypeScript (tsparallel)"
+  kernel --config-path F              the kernel (Jupyter starts it)
+  notebook                            start a cluster and Jupyter Notebook on notebooks/ (npm start)`;
+
+async function run(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case "cluster":
+      return (await import("./cluster-cli")).main(rest);
+    case "controller":
+      return (await import("./controller/main")).main(rest);
+    case "engine":
+      return (await import("./engine/main")).main(rest);
+    case undefined:
+    case "-h":
+    case "--help":
+    case "help":
+      console.log(USAGE);
+      return;
+    default:
+      throw new Error(`unknown command ${JSON.stringify(command)}\n${USAGE}`);
+  }
+}
+
+run(process.argv.slice(2)).catch((e: unknown) => {
+  // One clear line, not a stack: the message says what is wrong and what to do.
+  const err = e as { message?: string; code?: string };
+  process.stderr.write(`tsparallel: ${err?.message ?? String(e)}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,191 @@
+/**
+ * The handle on submitted work. Awaitable (`await ar` is `ar.get()`), async-iterable (results
+ * as they arrive, in submission order or, with `ordered: false`, as they finish), with
+ * ipyparallel's metadata and timings. Rendering lives in magics/, not here.
+ */
+import { CompositeError, TimeoutError } from "./errors";
+import type { OutputEvent, Task, TaskMetadata } from "./task";
+
+export interface ResultHost {
+  abort(msgIds: string[]): Promise<string[]>;
+  interrupt(engineIds: number[]): Promise<void>;
+}
+
+export interface AsyncResultOptions<T> {
+  /** A single-integer target: `get()` returns the value, not a one-element list. */
+  scalar?: boolean;
+  /** For map: results are chunks to flatten. */
+  chunked?: boolean;
+  ordered?: boolean;
+  /** Name shown by progress displays (the function name, or "execute"). */
+  label?: string;
+  /** Turns task values into the final result (e.g. gather's concatenation). */
+  finish?: (values: unknown[]) => T;
+}
+
+export type GetOptions = { timeout?: number; signal?: AbortSignal };
+
+export class AsyncResult<T = unknown> implements Promise<T>, AsyncIterable<unknown> {
+  readonly label: string;
+  private cached: Promise<T> | undefined;
+
+  constructor(
+    private readonly host: ResultHost,
+    readonly tasks: readonly Task[],
+    private readonly options: AsyncResultOptions<T> = {},
+  ) {
+    this.label = options.label ?? "task";
+  }
+
+  get msgIds(): string[] {
+    return this.tasks.map((t) => t.msgId);
+  }
+
+  get metadata(): TaskMetadata[] {
+    return this.tasks.map((t) => t.metadata);
+  }
+
+  /** Number of tasks (for a map: chunks) in this result. */
+  get length(): number {
+    return this.tasks.length;
+  }
+
+  /** Tasks finished so far. */
+  get progress(): number {
+    return this.tasks.reduce((n, t) => n + (t.ready ? 1 : 0), 0);
+  }
+
+  ready(): boolean {
+    return this.tasks.every((t) => t.ready);
+  }
+
+  successful(): boolean {
+    if (!this.ready()) throw new Error("AsyncResult is not ready: await it or call wait() first");
+    return this.tasks.every((t) => t.metadata.status === "ok");
+  }
+
+  /** The result. With `timeout` (ms), rejects with TimeoutError if it is not ready by then. */
+  get(opts: GetOptions | number = {}): Promise<T> {
+    const { timeout, signal } = typeof opts === "number" ? { timeout: opts, signal: undefined } : opts;
+    const all = this.result();
+    if (timeout === undefined && !signal) return all;
+    return new Promise<T>((resolve, reject) => {
+      const timer = timeout !== undefined ? setTimeout(() => reject(new TimeoutError(`result not ready after ${timeout} ms (${this.progress}/${this.length} tasks done)`)), timeout) : undefined;
+      const onAbort = (): void => reject(new Error("aborted while waiting", { cause: signal?.reason }));
+      signal?.addEventListener("abort", onAbort, { once: true });
+      all.then(resolve, reject).finally(() => {
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+      });
+    });
+  }
+
+  /** Waits until ready (or `timeout` ms); true when ready. Never throws task errors. */
+  async wait(timeout?: number): Promise<boolean> {
+    const all = Promise.allSettled(this.tasks.map((t) => t.done)).then(() => true);
+    if (timeout === undefined) return all;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), timeout)));
+    try {
+      return await Promise.race([all, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  then<R1 = T, R2 = never>(onfulfilled?: ((v: T) => R1 | PromiseLike<R1>) | null, onrejected?: ((e: unknown) => R2 | PromiseLike<R2>) | null): Promise<R1 | R2> {
+    return this.result().then(onfulfilled, onrejected);
+  }
+
+  finally(onfinally?: (() => void) | null): Promise<T> {
+    return this.result().finally(onfinally);
+  }
+
+  readonly [Symbol.toStringTag] = "AsyncResult";
+
+  catch<R = never>(onrejected?: ((e: unknown) => R | PromiseLike<R>) | null): Promise<T | R> {
+    return this.result().catch(onrejected);
+  }
+
+  /** Results as they arrive; map results yield their elements. */
+  async *[Symbol.asyncIterator](): AsyncGenerator<unknown, void, undefined> {
+    if (this.options.ordered === false) {
+      const remaining = new Map(this.tasks.map((t) => [t, t.done.then(() => t, () => t)] as const));
+      while (remaining.size > 0) {
+        const t = await Promise.race(remaining.values());
+        remaining.delete(t);
+        yield* this.valuesOf(t);
+      }
+      return;
+    }
+    for (const t of this.tasks) {
+      await t.done.catch(() => undefined);
+      yield* this.valuesOf(t);
+    }
+  }
+
+  private *valuesOf(t: Task): Generator<unknown, void, undefined> {
+    if (t.error) throw t.error;
+    if (this.options.chunked && Array.isArray(t.value)) yield* t.value;
+    else yield t.value;
+  }
+
+  /** Drop this result's tasks that have not started (they fail with TaskAborted). */
+  async abort(): Promise<string[]> {
+    return this.host.abort(this.tasks.filter((t) => !t.ready).map((t) => t.msgId));
+  }
+
+  /** Abort queued tasks and interrupt running ones (SIGINT on their engines). */
+  async cancel(): Promise<void> {
+    const pending = this.tasks.filter((t) => !t.ready);
+    await this.host.abort(pending.map((t) => t.msgId));
+    const engines = [...new Set(pending.map((t) => t.metadata.engineId).filter((e): e is number => e !== undefined))];
+    if (engines.length > 0) await this.host.interrupt(engines);
+  }
+
+  /** Subscribe to outputs of every task (for live rendering); returns an unsubscribe function. */
+  onOutput(listener: (e: OutputEvent, task: Task) => void): () => void {
+    const offs = this.tasks.map((t) => t.onOutput(listener));
+    return () => offs.forEach((off) => off());
+  }
+
+  /** Seconds from the first submission to the last result received. */
+  get wallTime(): number {
+    this.requireReady("wallTime");
+    const submitted = Math.min(...this.tasks.map((t) => t.metadata.submitted.getTime()));
+    const received = Math.max(...this.tasks.map((t) => (t.metadata.received ?? new Date()).getTime()));
+    return (received - submitted) / 1000;
+  }
+
+  /** Seconds of engine time: the sum of (completed − started) over tasks. */
+  get serialTime(): number {
+    this.requireReady("serialTime");
+    return this.tasks.reduce((s, t) => s + (t.metadata.completed && t.metadata.started ? t.metadata.completed.getTime() - t.metadata.started.getTime() : 0), 0) / 1000;
+  }
+
+  /** Seconds since submission (until now, or until the last result once ready). */
+  get elapsed(): number {
+    const submitted = Math.min(...this.tasks.map((t) => t.metadata.submitted.getTime()));
+    const end = this.ready() ? Math.max(...this.tasks.map((t) => t.metadata.received?.getTime() ?? Date.now())) : Date.now();
+    return (end - submitted) / 1000;
+  }
+
+  private requireReady(what: string): void {
+    if (!this.ready()) throw new TimeoutError(`${what} is known once the result is ready; await it first`);
+  }
+
+  private result(): Promise<T> {
+    this.cached ??= Promise.allSettled(this.tasks.map((t) => t.done)).then(() => {
+      const errors = this.tasks.map((t) => t.error).filter((e): e is Error => e !== undefined);
+      if (errors.length > 0) {
+        if (this.tasks.length === 1) throw errors[0]!;
+        throw new CompositeError(errors, this.label);
+      }
+      const values = this.tasks.map((t) => t.value);
+      if (this.options.finish) return this.options.finish(values);
+      if (this.options.chunked) return values.flatMap((v) => (Array.isArray(v) ? v : [v])) as T;
+      return (this.options.scalar ? values[0] : values) as T;
+    });
+    return this.cached;
+  }
+}

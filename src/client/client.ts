@@ -1,0 +1,314 @@
+/**
+ * The connection to a controller. One DEALER carries requests, replies and the outputs of our
+ * own tasks (in order, so a task's output always arrives before its result); one SUB hears
+ * engine (un)registrations and the controller's heartbeat.
+ */
+import { EventEmitter } from "node:events";
+import * as zmq from "zeromq";
+import { Session } from "../protocol/session";
+import { Outbox, receiveLoop } from "../protocol/socket";
+import { type ConnectionInfo, connectionFile, endpoint, readConnectionFile } from "../protocol/connection";
+import { type AnyMessage, type ContentOf, type MsgType, type TaskMetadata as WireTaskMetadata, isMsg, parentId } from "../protocol/messages";
+import { deserialize } from "../protocol/serialize";
+import { EngineError, NoEnginesError, RemoteError, TimeoutError, TsParallelError } from "./errors";
+import { Task } from "./task";
+import { type Targets, resolveTargets } from "./targets";
+import { DirectView, LoadBalancedView, type LoadBalancedOptions } from "./views";
+import { ExecuteReply } from "./execute-reply";
+import { setActive } from "./active";
+
+export interface ConnectOptions {
+  profile?: string;
+  /** Path of a client.json; default: the profile's. */
+  file?: string;
+  /** ms to wait for the controller to answer (default 10000). */
+  timeout?: number;
+  /** Make this client the target of %px (default true). */
+  activate?: boolean;
+}
+
+type QueryType = "connection_request" | "queue_request" | "signal_request" | "restart_request" | "task_abort_request" | "shutdown_request" | "stats_request";
+type ReplyOf<Q extends QueryType> = Q extends `${infer B}_request` ? (`${B}_reply` extends MsgType ? ContentOf<`${B}_reply`> : never) : never;
+
+export class Client extends EventEmitter {
+  private readonly session: Session;
+  private readonly socket = new zmq.Dealer({ linger: 0, sendHighWaterMark: 0, receiveHighWaterMark: 0 });
+  private readonly sub = new zmq.Subscriber({ linger: 0 });
+  private readonly outbox: Outbox;
+  private readonly tasks = new Map<string, Task>();
+  private readonly queries = new Map<string, { resolve: (c: unknown) => void; reject: (e: Error) => void }>();
+  private engineIds: number[] = [];
+  private controller = "";
+  private lastHeartbeat = Date.now();
+  private watchdog: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  private constructor(readonly info: ConnectionInfo) {
+    super();
+    this.session = new Session(info.key, "client");
+    this.outbox = new Outbox(this.socket);
+    if (info.curve_serverkey) {
+      for (const s of [this.socket, this.sub]) {
+        const pair = zmq.curveKeyPair();
+        s.curveServerKey = info.curve_serverkey;
+        s.curvePublicKey = pair.publicKey;
+        s.curveSecretKey = pair.secretKey;
+      }
+    }
+  }
+
+  /** Connects to a running controller (the default profile's unless told otherwise). */
+  static async connect(opts: ConnectOptions = {}): Promise<Client> {
+    if (opts.timeout !== undefined && !(opts.timeout > 0)) throw new RangeError(`timeout must be a positive number of ms; got ${opts.timeout}`);
+    const info = readConnectionFile(opts.file ?? connectionFile("client", opts.profile));
+    const client = new Client(info);
+    await client.open(opts.timeout ?? 10_000);
+    if (opts.activate !== false) setActive(client);
+    return client;
+  }
+
+  private async open(timeout: number): Promise<void> {
+    this.socket.connect(endpoint(this.info, this.info.ports.clients));
+    this.sub.connect(endpoint(this.info, this.info.ports.notification));
+    this.sub.subscribe();
+    void receiveLoop(this.socket, (f) => this.onMessage(this.session.decode(f)), (e) => this.emit("warning", e));
+    void receiveLoop(this.sub, (f) => this.onNotification(this.session.decode(f)), (e) => this.emit("warning", e));
+    try {
+      const reply = await this.query("connection_request", {}, timeout);
+      this.engineIds = reply.engines.map((e) => e.id).sort((a, b) => a - b);
+      this.controller = reply.controller;
+      this.startWatchdog(reply.heartbeat_period);
+    } catch (e) {
+      this.close();
+      if (e instanceof TimeoutError) {
+        throw new TsParallelError(`the controller at ${endpoint(this.info, this.info.ports.clients)} did not answer within ${timeout} ms; is the cluster running? Start one with \`tsparallel cluster start -n 4\``);
+      }
+      throw e;
+    }
+  }
+
+  /** Registered engine ids, sorted (kept current by notifications). */
+  get ids(): number[] {
+    return [...this.engineIds];
+  }
+
+  get length(): number {
+    return this.engineIds.length;
+  }
+
+  /** A DirectView on `targets` (default all engines, evaluated at each call). */
+  view(target: number): DirectView<true>;
+  view(targets?: Targets): DirectView<false>;
+  view(targets: Targets = "all"): DirectView {
+    if (targets !== "all") resolveTargets(targets, this.engineIds); // validate now, with a clear error
+    return new DirectView(this, targets);
+  }
+
+  loadBalancedView(opts: LoadBalancedOptions = {}): LoadBalancedView {
+    return new LoadBalancedView(this, opts);
+  }
+
+  /** Resolves once `n` engines are registered; rejects with TimeoutError after `timeout` ms. */
+  waitForEngines(n: number, opts: { timeout?: number } = {}): Promise<void> {
+    if (!Number.isInteger(n) || n < 0) throw new RangeError(`waitForEngines needs a whole number of engines; got ${n}`);
+    if (this.engineIds.length >= n) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const check = (): void => {
+        if (this.engineIds.length >= n) done(undefined);
+      };
+      const timer = opts.timeout !== undefined ? setTimeout(() => done(new TimeoutError(`only ${this.engineIds.length} of ${n} engines registered after ${opts.timeout} ms`)), opts.timeout) : undefined;
+      const done = (e: Error | undefined): void => {
+        clearTimeout(timer);
+        this.off("registration", check);
+        if (e) reject(e);
+        else resolve();
+      };
+      this.on("registration", check);
+    });
+  }
+
+  // ---------------------------------------------------------------- control
+
+  async queueStatus(targets?: Targets): Promise<Record<string, { queue: number; completed: number; tasks: number }> & { unassigned: number }> {
+    const ids = targets === undefined ? undefined : resolveTargets(targets, this.engineIds).ids;
+    const reply = await this.query("queue_request", ids ? { targets: ids } : {});
+    return Object.assign({}, reply.engines, { unassigned: reply.unassigned });
+  }
+
+  /** Drops queued tasks (by msg id); they fail with TaskAborted. Running tasks are not stopped: use interrupt. */
+  async abort(msgIds: string[]): Promise<string[]> {
+    if (msgIds.length === 0) return [];
+    return (await this.query("task_abort_request", { msg_ids: msgIds })).aborted;
+  }
+
+  /** Sends SIGINT (or `signal`) to engines: a busy loop or await on them stops with KeyboardInterrupt. */
+  async interrupt(targets: Targets = "all", signal = "SIGINT"): Promise<void> {
+    const ids = resolveTargets(targets, this.engineIds).ids;
+    const reply = await this.query("signal_request", { targets: ids, signal });
+    if (reply.status !== "ok") throw new EngineError(reply.status === "error" ? reply.evalue : "signal aborted");
+  }
+
+  /** Replaces an engine process (started by the cluster) with a fresh one; ids are never reused. */
+  async restartEngine(id: number): Promise<void> {
+    const reply = await this.query("restart_request", { targets: resolveTargets(id, this.engineIds).ids });
+    if (reply.status !== "ok") throw new EngineError(reply.status === "error" ? reply.evalue : "restart aborted");
+  }
+
+  /** Stops engines (default all); with `hub: true` the controller too. */
+  async shutdown(opts: { targets?: Targets; hub?: boolean } = {}): Promise<void> {
+    const ids = opts.targets === undefined ? undefined : resolveTargets(opts.targets, this.engineIds).ids;
+    await this.query("shutdown_request", { restart: false, ...(ids ? { targets: ids } : {}), ...(opts.hub ? { hub: true } : {}) });
+  }
+
+  /** Registered engines with their pids and hosts. */
+  async engines(): Promise<ContentOf<"connection_reply">["engines"]> {
+    return (await this.query("connection_request", {})).engines;
+  }
+
+  /** Controller memory and dropped-message counters. */
+  stats(): Promise<ContentOf<"stats_reply">> {
+    return this.query("stats_request", {});
+  }
+
+  /** Dropped-message counters of this client's own session. */
+  get dropped(): Readonly<Record<string, number>> {
+    return this.session.dropped;
+  }
+
+  /** Closes the sockets and rejects everything pending, so a script that closes its client exits. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.watchdog);
+    for (const t of this.tasks.values()) t.reject(new TsParallelError("the client was closed before the task finished"));
+    for (const q of this.queries.values()) q.reject(new TsParallelError("the client was closed"));
+    this.tasks.clear();
+    this.queries.clear();
+    this.outbox.close();
+    this.socket.close();
+    this.sub.close();
+    setActive(undefined, this);
+  }
+
+  // ---------------------------------------------------------------- internals used by views
+
+  /** @internal Sends a task message and tracks its reply. */
+  submit(type: "apply_request" | "execute_request", content: ContentOf<"apply_request"> | ContentOf<"execute_request">, metadata: WireTaskMetadata, buffers: Buffer[], engineId: number | undefined): Task {
+    if (this.closed) throw new TsParallelError("this client is closed; connect a new one with Client.connect()");
+    const msgId = this.session.newMsgId();
+    const task = new Task(msgId, engineId, type === "apply_request" ? "apply" : "execute");
+    this.tasks.set(msgId, task);
+    const { frames } = this.session.encode(type, content as never, { msgId, metadata, buffers });
+    this.outbox.send(frames);
+    return task;
+  }
+
+  /** @internal Ids for a targets spec, or NoEnginesError. */
+  targetIds(spec: Targets): { ids: number[]; scalar: boolean } {
+    if (this.engineIds.length === 0) throw new NoEnginesError();
+    return resolveTargets(spec, this.engineIds);
+  }
+
+  query<Q extends QueryType>(type: Q, content: ContentOf<Q>, timeout = 10_000): Promise<ReplyOf<Q>> {
+    if (this.closed) return Promise.reject(new TsParallelError("this client is closed"));
+    const { frames, header } = this.session.encode(type, content as never);
+    return new Promise<ReplyOf<Q>>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.queries.delete(header.msg_id);
+        reject(new TimeoutError(`the controller did not answer ${type} within ${timeout} ms`));
+      }, timeout);
+      this.queries.set(header.msg_id, {
+        resolve: (c) => (clearTimeout(timer), resolve(c as ReplyOf<Q>)),
+        reject: (e) => (clearTimeout(timer), reject(e)),
+      });
+      this.outbox.send(frames);
+    });
+  }
+
+  private onMessage(msg: AnyMessage | undefined): void {
+    if (!msg) return;
+    const pid = parentId(msg);
+    const query = this.queries.get(pid);
+    if (query) {
+      this.queries.delete(pid);
+      if (isMsg(msg, "hub_error")) query.reject(new TsParallelError(`${msg.content.ename}: ${msg.content.evalue}`));
+      else query.resolve(msg.content);
+      return;
+    }
+    const task = this.tasks.get(pid);
+    if (!task) return;
+    if (isMsg(msg, "apply_reply") || isMsg(msg, "execute_reply")) {
+      this.tasks.delete(pid);
+      const meta = msg.metadata as { engineId?: number | null; started?: string | null; completed?: string | null };
+      if (typeof meta.engineId === "number") task.metadata.engineId = meta.engineId;
+      if (meta.started) task.metadata.started = new Date(meta.started);
+      task.metadata.completed = new Date(meta.completed ?? msg.header.date);
+      const c = msg.content;
+      if (c.status === "ok") {
+        if (isMsg(msg, "execute_reply")) {
+          task.metadata.executionCount = msg.content.execution_count;
+          task.resolve(new ExecuteReply(task.metadata));
+        } else {
+          try {
+            task.resolve(msg.buffers.length > 0 ? deserialize(msg.buffers) : undefined);
+          } catch (e) {
+            task.reject(new TsParallelError(`could not read the result of ${pid}: ${String(e)}`));
+          }
+        }
+      } else if (c.status === "error") {
+        task.reject(RemoteError.fromContent(c, task.metadata.engineId, task.method));
+      } else {
+        task.reject(RemoteError.fromContent({ ename: "TaskAborted", evalue: `task ${pid} was aborted`, traceback: [] }, task.metadata.engineId, task.method));
+      }
+      return;
+    }
+    if (isMsg(msg, "stream")) task.output({ type: "stream", name: msg.content.name, text: msg.content.text });
+    else if (isMsg(msg, "display_data")) task.output({ type: "display_data", data: msg.content.data, metadata: msg.content.metadata, ...(msg.content.transient?.display_id ? { displayId: msg.content.transient.display_id } : {}) });
+    else if (isMsg(msg, "update_display_data")) task.output({ type: "update_display_data", data: msg.content.data, metadata: msg.content.metadata, displayId: msg.content.transient.display_id });
+    else if (isMsg(msg, "execute_result")) task.output({ type: "execute_result", executionCount: msg.content.execution_count, data: msg.content.data });
+    else if (isMsg(msg, "error")) task.output({ type: "error", ename: msg.content.ename, evalue: msg.content.evalue, traceback: msg.content.traceback });
+  }
+
+  private onNotification(msg: AnyMessage | undefined): void {
+    if (!msg) return;
+    if (isMsg(msg, "registration_notification")) {
+      if (!this.engineIds.includes(msg.content.id)) this.engineIds = [...this.engineIds, msg.content.id].sort((a, b) => a - b);
+      this.emit("registration", msg.content);
+    } else if (isMsg(msg, "unregistration_notification")) {
+      this.engineIds = this.engineIds.filter((id) => id !== msg.content.id);
+      this.emit("unregistration", msg.content);
+    } else if (isMsg(msg, "controller_heartbeat")) {
+      this.lastHeartbeat = Date.now();
+      if (this.controller && msg.content.controller !== this.controller) this.controllerRestarted(msg.content.controller);
+    }
+  }
+
+  /**
+   * A new controller answers on the same connection file: it never saw our in-flight tasks,
+   * so they are failed now (never silently lost) and the engine list is refreshed.
+   */
+  private controllerRestarted(controller: string): void {
+    this.controller = controller;
+    this.failPending("the controller restarted while this task was in flight; resubmit it");
+    this.query("connection_request", {}).then((reply) => {
+      this.engineIds = reply.engines.map((e) => e.id).sort((a, b) => a - b);
+      this.emit("reconnect", reply);
+    }, (e: unknown) => this.emit("warning", e));
+  }
+
+  private failPending(reason: string): void {
+    for (const [id, t] of this.tasks) {
+      this.tasks.delete(id);
+      t.reject(new EngineError(reason, t.metadata.engineId));
+    }
+  }
+
+  private startWatchdog(period: number): void {
+    this.watchdog = setInterval(() => {
+      if (this.tasks.size > 0 && Date.now() - this.lastHeartbeat > period * 10) {
+        this.failPending(`the controller has been silent for ${Date.now() - this.lastHeartbeat} ms`);
+      }
+    }, period);
+    this.watchdog.unref();
+  }
+}

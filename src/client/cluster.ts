@@ -1,0 +1,127 @@
+/**
+ * Start and stop a local cluster from code: one controller process that starts and supervises
+ * `n` engines. `start()` returns only when every engine is registered (ipyparallel users are
+ * bitten when it returns early).
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { connectionFile, isAlive, readConnectionFile } from "../protocol/connection";
+import { Client } from "./client";
+import { TimeoutError, TsParallelError } from "./errors";
+
+export interface ClusterOptions {
+  /** Engines to start (default: the number of CPUs). */
+  n?: number;
+  profile?: string;
+  /** ms to wait for the controller and all engines (default 60000). */
+  timeout?: number;
+  /** Restart engines that die. */
+  restartEngines?: boolean;
+  /** Heartbeat period in ms (default 1000). */
+  heartbeatPeriod?: number;
+  /** Extra `tsparallel controller` flags, e.g. ["--scheme", "lru"]. */
+  controllerArgs?: string[];
+  /** Engines' working directory (default: this process's). */
+  cwd?: string;
+  /** Leave the controller running when this process exits. */
+  detached?: boolean;
+  signal?: AbortSignal;
+  /** Where the controller's log goes (default: profile dir/log/controller.log). */
+  logFile?: string;
+}
+
+const CLI = path.join(__dirname, "..", "cli.js");
+
+export class Cluster {
+  private constructor(
+    readonly profile: string,
+    readonly process: ChildProcess,
+    readonly client: Client,
+    private readonly onExit: () => void,
+  ) {}
+
+  /**
+   * ```ts
+   * const cluster = await Cluster.start({ n: 4 });
+   * const rc = cluster.client;          // connected; rc.ids is [0, 1, 2, 3]
+   * await cluster.stop();
+   * ```
+   */
+  static async start(opts: ClusterOptions = {}): Promise<Cluster> {
+    const n = opts.n ?? (await import("node:os")).availableParallelism();
+    if (!Number.isInteger(n) || n < 0) throw new RangeError(`n must be a whole number of engines; got ${n}`);
+    const profile = opts.profile ?? "default";
+    const timeout = opts.timeout ?? 60_000;
+    const clientFile = connectionFile("client", profile);
+    const existing = tryPid(clientFile);
+    if (existing !== undefined && existing !== process.pid && isAlive(existing)) {
+      throw new TsParallelError(`a cluster is already running for profile "${profile}" (controller pid ${existing}); stop it with \`tsparallel cluster stop --profile ${profile}\` or use another profile`);
+    }
+    const logFile = opts.logFile ?? path.join(path.dirname(path.dirname(clientFile)), "log", "controller.log");
+    fs.mkdirSync(path.dirname(logFile), { recursive: true });
+    const log = fs.openSync(logFile, "a");
+    const args = [CLI, "controller", "--profile", profile, "--engines", String(n), ...(opts.restartEngines ? ["--restart-engines"] : []),
+      ...(opts.heartbeatPeriod ? ["--heartbeat", String(opts.heartbeatPeriod)] : []), ...(opts.controllerArgs ?? [])];
+    const child = spawn(process.execPath, args, { cwd: opts.cwd ?? process.cwd(), stdio: ["ignore", log, log], detached: true });
+    fs.closeSync(log);
+    const kill = (): void => {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+    };
+    if (!opts.detached) process.once("exit", kill);
+    else child.unref();
+    try {
+      const deadline = Date.now() + timeout;
+      await waitFor(() => tryPid(clientFile) === child.pid, child, deadline, opts.signal, () => `the controller did not write ${clientFile} within ${timeout} ms; see ${logFile}`);
+      const client = await Client.connect({ profile, timeout: Math.max(1000, deadline - Date.now()) });
+      await Promise.race([
+        client.waitForEngines(n, { timeout: Math.max(1, deadline - Date.now()) }),
+        exited(child).then(() => Promise.reject(new TsParallelError(`the controller exited during start-up; see ${logFile}`))),
+      ]);
+      return new Cluster(profile, child, client, kill);
+    } catch (e) {
+      kill();
+      process.off("exit", kill);
+      throw e;
+    }
+  }
+
+  get pid(): number {
+    return this.process.pid!;
+  }
+
+  /** Stops engines and controller; resolves when the controller has exited. Idempotent. */
+  async stop(): Promise<void> {
+    this.client.close();
+    if (this.process.exitCode === null && this.process.signalCode === null) {
+      const done = exited(this.process);
+      this.process.kill("SIGTERM");
+      const timer = setTimeout(() => this.process.kill("SIGKILL"), 10_000);
+      await done;
+      clearTimeout(timer);
+    }
+    process.off("exit", this.onExit);
+  }
+}
+
+function tryPid(file: string): number | undefined {
+  try {
+    return readConnectionFile(file).controller_pid;
+  } catch {
+    return undefined;
+  }
+}
+
+function exited(child: ChildProcess): Promise<void> {
+  return child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((r) => child.once("exit", () => r()));
+}
+
+/** Polls `ready` until the deadline, failing early if `child` exits or `signal` aborts. */
+async function waitFor(ready: () => boolean, child: ChildProcess, deadline: number, signal: AbortSignal | undefined, message: () => string): Promise<void> {
+  while (!ready()) {
+    if (signal?.aborted) throw new TsParallelError("cluster start aborted", { cause: signal.reason });
+    if (child.exitCode !== null || child.signalCode !== null) throw new TsParallelError(`the controller exited (${child.exitCode ?? child.signalCode}) before it was ready; ${message().replace(/^.*; /, "")}`);
+    if (Date.now() > deadline) throw new TimeoutError(message());
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}

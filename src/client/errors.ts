@@ -1,0 +1,110 @@
+/**
+ * Every error the library throws, in one place, as classes callers can `instanceof` and
+ * branch on by `code` (not piscina-style factories of plain Errors).
+ */
+import type { ErrorContent } from "../protocol/messages";
+
+export class TsParallelError extends Error {
+  override name = "TsParallelError";
+  readonly code: string = "ERR_TSPARALLEL";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** An exception raised on an engine. `toString()` is `[2:apply] TypeError: …`. */
+export class RemoteError extends TsParallelError {
+  override name = "RemoteError";
+  override readonly code = "ERR_REMOTE";
+  constructor(
+    readonly ename: string,
+    readonly evalue: string,
+    readonly traceback: string[],
+    readonly engineId: number | undefined,
+    readonly method: "apply" | "execute" = "apply",
+  ) {
+    super(`[${engineId ?? "?"}:${method}] ${ename}: ${evalue}`);
+  }
+
+  /** `[N:method]:` then the remote traceback, as ipyparallel renders it. */
+  render(): string {
+    // The first traceback line repeats "ename: evalue"; evalue carries the hint, so lead with it.
+    const rest = this.traceback[0]?.startsWith(`${this.ename}:`) ? this.traceback.slice(1) : this.traceback;
+    return [`[${this.engineId ?? "?"}:${this.method}]: ${this.ename}: ${this.evalue}`, ...rest].join("\n");
+  }
+
+  static fromContent(c: Pick<ErrorContent, "ename" | "evalue" | "traceback">, engineId: number | undefined, method: "apply" | "execute"): TsParallelError {
+    const Special = SPECIAL[c.ename];
+    if (Special) return new Special(c.evalue, engineId);
+    return new RemoteError(c.ename, c.evalue, c.traceback ?? [], engineId, method);
+  }
+}
+
+/** Several engines failed. The first `TB_LIMIT` are rendered, then "… N more exceptions". */
+export class CompositeError extends TsParallelError {
+  override name = "CompositeError";
+  override readonly code = "ERR_COMPOSITE";
+  static readonly TB_LIMIT = 4;
+  constructor(readonly errors: Error[], method = "apply") {
+    super(`one or more exceptions raised in ${method}:\n${CompositeError.summary(errors)}`);
+  }
+
+  private static summary(errors: Error[]): string {
+    const shown = errors.slice(0, CompositeError.TB_LIMIT).map((e) => (e instanceof RemoteError ? e.render() : `${e.name}: ${e.message}`));
+    if (errors.length > CompositeError.TB_LIMIT) shown.push(`… ${errors.length - CompositeError.TB_LIMIT} more exceptions …`);
+    return shown.join("\n");
+  }
+}
+
+/** The engine died (or was lost) before it could answer. */
+export class EngineError extends TsParallelError {
+  override name = "EngineError";
+  override readonly code = "ERR_ENGINE";
+  constructor(message: string, readonly engineId?: number) {
+    super(message);
+  }
+}
+
+/** A wait ran out (`get({ timeout })`, `waitForEngines`), or a task hit its time limit. */
+export class TimeoutError extends TsParallelError {
+  override name = "TimeoutError";
+  override readonly code = "ERR_TIMEOUT";
+  constructor(message: string, readonly engineId?: number) {
+    super(message);
+  }
+}
+
+/** The task was aborted before it started (`ar.abort()`). */
+export class TaskAborted extends TsParallelError {
+  override name = "TaskAborted";
+  override readonly code = "ERR_TASK_ABORTED";
+  constructor(message: string, readonly engineId?: number) {
+    super(message);
+  }
+}
+
+/** A load-balanced task's dependencies cannot be met. */
+export class DependencyError extends TsParallelError {
+  override name = "DependencyError";
+  override readonly code = "ERR_DEPENDENCY";
+  constructor(message: string, readonly engineId?: number) {
+    super(message);
+  }
+}
+
+export class NoEnginesError extends TsParallelError {
+  override name = "NoEnginesError";
+  override readonly code = "ERR_NO_ENGINES";
+  constructor(detail = "no engines are registered") {
+    super(`${detail}; start a cluster with \`tsparallel cluster start -n 4\` (or Cluster.start({ n: 4 })), or wait with rc.waitForEngines(n)`);
+  }
+}
+
+/** Wire names the controller/engines use for errors that are ours, not the user's. */
+const SPECIAL: Record<string, new (message: string, engineId?: number) => TsParallelError> = Object.assign(Object.create(null) as object, {
+  EngineError,
+  TimeoutError,
+  TaskAborted,
+  InvalidDependency: DependencyError,
+  ImpossibleDependency: DependencyError,
+});

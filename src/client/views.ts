@@ -1,0 +1,280 @@
+/**
+ * Views: how work reaches engines. A DirectView addresses engines explicitly (one message per
+ * target, the payload serialized once); a LoadBalancedView lets the controller's scheduler
+ * pick the engine per task.
+ */
+import { functionSource, packApply } from "../protocol/apply";
+import type { ApplyContent, Route, TaskMetadata } from "../protocol/messages";
+import { transpile } from "../transpile/transpile";
+import { AsyncResult, type ResultHost } from "./async-result";
+import type { Client } from "./client";
+import type { ExecuteReply } from "./execute-reply";
+import { setActiveView } from "./active";
+import { type Targets, partition } from "./targets";
+import type { Task } from "./task";
+import type { ReferenceMarker } from "./reference";
+
+/** Any argument may be a Reference resolved on the engine. */
+type ReferenceArgs<A extends unknown[]> = { [K in keyof A]: A[K] | ReferenceMarker };
+
+export interface MapOptions {
+  /** Load-balanced only: items per task (default 1). */
+  chunksize?: number;
+  /** Load-balanced only: iterate results in submission order (default) or as they finish. */
+  ordered?: boolean;
+}
+
+type Seq = ArrayLike<unknown> | Iterable<unknown>;
+/** Any function: parameters are checked per call through `Parameters<F>`. */
+export type AnyFunction = (...args: never[]) => unknown;
+/** One value per engine, or the value itself for a single-integer target. */
+export type PerEngine<S extends boolean, R> = S extends true ? R : R[];
+
+abstract class View implements ResultHost {
+  constructor(protected readonly client: Client) {}
+
+  abort(msgIds: string[]): Promise<string[]> {
+    return this.client.abort(msgIds);
+  }
+
+  interrupt(engineIds: number[]): Promise<void> {
+    return this.client.interrupt(engineIds);
+  }
+
+  protected applyCall(f: Function): ApplyContent["call"] {
+    if (typeof f !== "function") throw new TypeError(`apply/map need a function first; got ${typeof f}`);
+    return { kind: "source", ...functionSource(f) };
+  }
+
+  /** Splits `map(f, ...seqs, options?)` arguments. */
+  protected mapArgs(args: unknown[]): { seqs: unknown[][]; opts: MapOptions } {
+    const last = args[args.length - 1];
+    const isOpts = args.length > 1 && typeof last === "object" && last !== null && !Array.isArray(last) && !ArrayBuffer.isView(last) && !(Symbol.iterator in last);
+    const seqs = (isOpts ? args.slice(0, -1) : args).map((s, i) => {
+      if (s === null || typeof s !== "object" || !(Symbol.iterator in s || "length" in s)) throw new TypeError(`map argument ${i + 1} must be an array or iterable`);
+      return Array.from(s as Seq);
+    });
+    if (seqs.length === 0) throw new TypeError("map needs at least one sequence");
+    const opts = (isOpts ? last : {}) as MapOptions;
+    if (opts.chunksize !== undefined && !(Number.isInteger(opts.chunksize) && opts.chunksize > 0)) throw new RangeError(`chunksize must be a positive integer; got ${opts.chunksize}`);
+    return { seqs, opts };
+  }
+
+  /** The engine-side function that maps `f` over one chunk of each sequence (awaiting async f). */
+  protected mapCall(f: Function, nseqs: number): ApplyContent["call"] {
+    const { source, name } = this.applyCall(f) as { source: string; name: string };
+    const args = nseqs === 1 ? "s0[i]" : Array.from({ length: nseqs }, (_, k) => `s${k}[i]`).join(", ");
+    const params = Array.from({ length: nseqs }, (_, k) => `s${k}`).join(", ");
+    const body = `async function map_${name || "f"}(${params}) { const f = (${source}); const n = Math.min(${params.split(", ").map((p) => `${p}.length`).join(", ")}); const out = new Array(n); for (let i = 0; i < n; i++) { let r = f(${args}); if (r !== null && typeof r === "object" && typeof r.then === "function") r = await r; out[i] = r; } return out; }`;
+    return { kind: "source", source: body, name: name || "f" };
+  }
+}
+
+export class DirectView<S extends boolean = boolean> extends View {
+  constructor(client: Client, readonly targets: Targets = "all") {
+    super(client);
+  }
+
+  /** Engine ids this view addresses right now ("all" is evaluated at each call). */
+  get ids(): number[] {
+    return this.client.targetIds(this.targets).ids;
+  }
+
+  /** Calls `f(...args)` on every target; a single-integer target gives a scalar result. */
+  apply<A extends unknown[], R>(f: (...a: A) => R, ...args: ReferenceArgs<A>): AsyncResult<PerEngine<S, Awaited<R>>> {
+    return this.send(this.applyCall(f), args, f.name || "apply");
+  }
+
+  /** One chunk per engine, contiguous, sizes differing by at most one; results in order. */
+  map<F extends AnyFunction>(f: F, ...args: unknown[]): AsyncResult<Awaited<ReturnType<F>>[]> {
+    const { seqs } = this.mapArgs(args);
+    const { ids } = this.client.targetIds(this.targets);
+    const n = Math.min(...seqs.map((s) => s.length));
+    const call = this.mapCall(f, seqs.length);
+    const parts = partition(n, Math.min(ids.length, Math.max(n, 1))).filter(([a, b]) => b > a);
+    const tasks = parts.map(([a, b], k) => this.submitOne(call, seqs.map((s) => s.slice(a, b)), ids[k]!));
+    return new AsyncResult(this, tasks, { chunked: true, label: f.name || "map" });
+  }
+
+  /** Runs TypeScript on every target (transpiled once, here); resolves to ExecuteReply per engine. */
+  execute(code: string, opts: { silent?: boolean; timeLimit?: number } = {}): AsyncResult<PerEngine<S, ExecuteReply>> {
+    const t = transpile(code);
+    const { ids, scalar } = this.client.targetIds(this.targets);
+    const content = { code: t.code, silent: opts.silent ?? false, store_history: true, user_expressions: {}, allow_stdin: false, stop_on_error: true };
+    const tasks = ids.map((id) => this.client.submit("execute_request", content, this.meta(id, { sourceMap: t.map, source: code, ...(opts.timeLimit ? { timeLimit: opts.timeLimit } : {}) }), [], id));
+    return new AsyncResult<PerEngine<S, ExecuteReply>>(this, tasks, { scalar, label: "execute" });
+  }
+
+  /** Defines names on the engines. */
+  push(ns: Record<string, unknown>, opts: { targets?: Targets } = {}): AsyncResult<void> {
+    if (typeof ns !== "object" || ns === null || Array.isArray(ns)) throw new TypeError("push takes an object of names to values, e.g. push({ a: 1 })");
+    return this.on(opts.targets).send({ kind: "builtin", name: "push" }, [ns], "push", () => undefined);
+  }
+
+  /** Reads names (or expressions) from the engines: one value per engine, a scalar for one target. */
+  pull<T = unknown>(names: string | string[], opts: { targets?: Targets } = {}): AsyncResult<PerEngine<S, T>> {
+    return this.on(opts.targets).send({ kind: "builtin", name: "pull" }, [names], "pull") as AsyncResult<PerEngine<S, T>>;
+  }
+
+  /** Splits `seq` across the targets as `name` (contiguous chunks); `flatten` turns 1-item chunks into scalars. */
+  scatter(name: string, seq: ArrayLike<unknown> | Iterable<unknown>, opts: { flatten?: boolean; targets?: Targets } = {}): AsyncResult<void> {
+    const view = this.on(opts.targets);
+    const { ids } = this.client.targetIds(view.targets);
+    const items: ArrayLike<unknown> & { subarray?: (a: number, b: number) => unknown; slice?: (a: number, b: number) => unknown } =
+      ArrayBuffer.isView(seq) || Array.isArray(seq) ? (seq as never) : Array.from(seq as Iterable<unknown>);
+    const call: ApplyContent["call"] = { kind: "builtin", name: "push" };
+    const tasks = partition(items.length, ids.length).map(([a, b], k) => {
+      const chunk = items.subarray ? items.subarray(a, b) : Array.prototype.slice.call(items, a, b);
+      const value = opts.flatten && b - a === 1 ? (chunk as ArrayLike<unknown>)[0] : chunk;
+      return this.submitOne(call, [{ [name]: value }], ids[k]!);
+    });
+    return new AsyncResult<void>(this, tasks, { label: "scatter", finish: () => undefined });
+  }
+
+  /** Concatenates `name` from the targets, in target order (typed arrays stay typed). */
+  gather<T = unknown>(name: string, opts: { targets?: Targets } = {}): AsyncResult<T> {
+    const view = this.on(opts.targets);
+    const { ids } = this.client.targetIds(view.targets);
+    const tasks = ids.map((id) => this.submitOne({ kind: "builtin", name: "pull" }, [name], id));
+    return new AsyncResult(this, tasks, { label: "gather", finish: (parts) => concat(parts) as T });
+  }
+
+  /** Wraps `f` so calling it applies it on this view. */
+  remote<A extends unknown[], R>(f: (...a: A) => R): (...a: ReferenceArgs<A>) => AsyncResult<PerEngine<S, Awaited<R>>> {
+    return (...a: ReferenceArgs<A>) => this.apply(f, ...a);
+  }
+
+  /** Wraps `f` for element-wise parallel calls: `pf.map(xs, ys)` and `pf(xs)` both map. */
+  parallel<F extends AnyFunction>(f: F): ((...seqs: unknown[]) => AsyncResult<Awaited<ReturnType<F>>[]>) & { map: (...seqs: unknown[]) => AsyncResult<Awaited<ReturnType<F>>[]> } {
+    const run = (...seqs: unknown[]): AsyncResult<Awaited<ReturnType<F>>[]> => this.map(f, ...seqs);
+    return Object.assign(run, { map: run });
+  }
+
+  /** Imports a module on every target as a global (`importModule("os")` or `importModule("node:path", "path")`). */
+  importModule(specifier: string, as?: string): AsyncResult<PerEngine<S, ExecuteReply>> {
+    const name = as ?? specifier.replace(/^node:/, "").replace(/[^\w$]/g, "_");
+    return this.execute(`import * as ${name} from ${JSON.stringify(specifier)};`);
+  }
+
+  /** Makes this view the target of `%px` (or `%px<suffix>`, e.g. `%px_even`). */
+  activate(suffix = ""): this {
+    setActiveView(suffix, this);
+    return this;
+  }
+
+  queueStatus(): ReturnType<Client["queueStatus"]> {
+    return this.client.queueStatus(this.targets);
+  }
+
+  /** Resets the engines' namespaces (names defined by push/execute are removed). */
+  clear(): AsyncResult<void> {
+    return this.send({ kind: "builtin", name: "clear" }, [], "clear", () => undefined);
+  }
+
+  private on(targets: Targets | undefined): DirectView {
+    return targets === undefined ? this : new DirectView(this.client, targets);
+  }
+
+  private meta(engine: number, extra: TaskMetadata = {}): TaskMetadata {
+    return { route: { kind: "direct", engine }, ...extra };
+  }
+
+  private send<T>(call: ApplyContent["call"], args: readonly unknown[], label: string, finish?: (v: unknown[]) => T): AsyncResult<T> {
+    const { ids, scalar } = this.client.targetIds(this.targets);
+    const packed = packApply(call, args); // once, whatever the number of targets
+    const tasks = ids.map((id) => this.client.submit("apply_request", packed.content, this.meta(id), packed.buffers, id));
+    return new AsyncResult<T>(this, tasks, { scalar, label, ...(finish ? { finish } : {}) });
+  }
+
+  private submitOne(call: ApplyContent["call"], args: unknown[], id: number): Task {
+    const packed = packApply(call, args);
+    return this.client.submit("apply_request", packed.content, this.meta(id), packed.buffers, id);
+  }
+}
+
+export interface LoadBalancedOptions {
+  /** Engine ids tasks may run on. */
+  targets?: Targets;
+  /** Resubmissions allowed after the engine running a task died (queued tasks always move). */
+  retries?: number;
+  /** ms to wait for an engine (and dependencies) before failing with TimeoutError. */
+  timeout?: number;
+  /** Tasks (AsyncResults or msg ids) that must succeed first. */
+  after?: Array<AsyncResult<unknown> | string>;
+  /** Run on the engine that ran these tasks. */
+  follow?: Array<AsyncResult<unknown> | string>;
+  /** ms a task may run before the engine interrupts it and it fails with TimeoutError. */
+  timeLimit?: number;
+}
+
+export class LoadBalancedView extends View {
+  constructor(client: Client, readonly flags: LoadBalancedOptions = {}) {
+    super(client);
+    for (const k of ["retries", "timeout", "timeLimit"] as const) {
+      const v = flags[k];
+      if (v !== undefined && !(typeof v === "number" && v >= 0)) throw new RangeError(`${k} must be a non-negative number; got ${String(v)}`);
+    }
+  }
+
+  /** A view with some flags changed (ipyparallel's temp_flags/set_flags). */
+  with(flags: LoadBalancedOptions): LoadBalancedView {
+    return new LoadBalancedView(this.client, { ...this.flags, ...flags });
+  }
+
+  apply<A extends unknown[], R>(f: (...a: A) => R, ...args: ReferenceArgs<A>): AsyncResult<Awaited<R>> {
+    this.requireEngines();
+    const packed = packApply(this.applyCall(f), args);
+    const task = this.client.submit("apply_request", packed.content, this.meta(), packed.buffers, undefined);
+    return new AsyncResult(this, [task], { scalar: true, label: f.name || "apply" });
+  }
+
+  /** One task per `chunksize` items; `ordered: false` iterates results as they finish. */
+  map<F extends AnyFunction>(f: F, ...args: unknown[]): AsyncResult<Awaited<ReturnType<F>>[]> {
+    const { seqs, opts } = this.mapArgs(args);
+    this.requireEngines();
+    const chunksize = opts.chunksize ?? 1;
+    const n = Math.min(...seqs.map((s) => s.length));
+    const call = this.mapCall(f, seqs.length);
+    const meta = this.meta();
+    const tasks: Task[] = [];
+    for (let a = 0; a < n; a += chunksize) {
+      const packed = packApply(call, seqs.map((s) => s.slice(a, a + chunksize)));
+      tasks.push(this.client.submit("apply_request", packed.content, meta, packed.buffers, undefined));
+    }
+    return new AsyncResult(this, tasks, { chunked: true, ordered: opts.ordered ?? true, label: f.name || "map" });
+  }
+
+  private requireEngines(): void {
+    this.client.targetIds(this.flags.targets ?? "all");
+  }
+
+  private meta(): TaskMetadata {
+    const f = this.flags;
+    const ids = (deps: LoadBalancedOptions["after"]) => deps?.flatMap((d) => (typeof d === "string" ? [d] : d.msgIds));
+    const route: Route = {
+      kind: "task",
+      ...(f.targets !== undefined && f.targets !== "all" ? { targets: this.client.targetIds(f.targets).ids } : {}),
+      ...(f.retries !== undefined ? { retries: f.retries } : {}),
+      ...(f.timeout !== undefined ? { timeout: f.timeout } : {}),
+      ...(f.after ? { after: ids(f.after)! } : {}),
+      ...(f.follow ? { follow: ids(f.follow)! } : {}),
+    };
+    return { route, ...(f.timeLimit !== undefined ? { timeLimit: f.timeLimit } : {}) };
+  }
+}
+
+/** gather's join: arrays concatenate, typed arrays stay typed, scalars become a list. */
+export function concat(parts: unknown[]): unknown {
+  if (parts.length > 0 && parts.every((p) => ArrayBuffer.isView(p) && !(p instanceof DataView))) {
+    const typed = parts as unknown as Array<Uint8Array>;
+    const Ctor = typed[0]!.constructor as new (n: number) => Uint8Array;
+    const out = new Ctor(typed.reduce((n, p) => n + p.length, 0));
+    let at = 0;
+    for (const p of typed) {
+      out.set(p, at);
+      at += p.length;
+    }
+    return out;
+  }
+  return parts.flatMap((p) => (Array.isArray(p) ? p : [p]));
+}

@@ -1,0 +1,178 @@
+/**
+ * The controller process: binds the four sockets, writes the connection files, runs the hub,
+ * the heartbeat checks and (optionally) its local engines.
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import { randomBytes } from "node:crypto";
+import * as zmq from "zeromq";
+import { Session } from "../protocol/session";
+import { Outbox } from "../protocol/socket";
+import { type ConnectionInfo, connectionFile, readConnectionFile, writeSecret } from "../protocol/connection";
+import { Hub, type HubOptions } from "./hub";
+import { type Curve, HeartbeatRole, routeLoop, serverSocket } from "./sockets";
+import { Supervisor } from "./supervisor";
+
+export interface ControllerOptions extends Partial<HubOptions> {
+  profile?: string;
+  /** Interface to bind; 127.0.0.1 unless asked (ipyparallel's default too). */
+  ip?: string;
+  /** Reuse the ports and key of the existing connection files (restart in place). */
+  reuse?: boolean;
+  /** Local engines to start and supervise. */
+  engines?: number;
+  restartEngines?: boolean;
+  curve?: boolean;
+  /** Working directory of local engines (require/import resolve from it). */
+  cwd?: string;
+  log?: (line: string) => void;
+}
+
+interface ControllerSecret {
+  curve?: Curve;
+}
+
+export class Controller {
+  readonly session: Session;
+  readonly hub: Hub;
+  info!: ConnectionInfo;
+  private readonly clients = new zmq.Router();
+  private readonly engines = new zmq.Router();
+  private readonly heartbeat = new zmq.Router();
+  private readonly notification = new zmq.Publisher();
+  private supervisor: Supervisor | undefined;
+  private timers: NodeJS.Timeout[] = [];
+  private loops: Promise<void>[] = [];
+  private closed = false;
+  private readonly log: (line: string) => void;
+  readonly done: Promise<void>;
+  private resolveDone!: () => void;
+
+  constructor(private readonly opts: ControllerOptions = {}) {
+    this.log = opts.log ?? ((l) => process.stderr.write(`[controller] ${l}\n`));
+    const previous = opts.reuse ? tryRead(connectionFile("client", opts.profile)) : undefined;
+    this.session = new Session(previous?.key ?? randomBytes(32).toString("hex"), "controller");
+    const clientsOut = new Outbox(this.clients);
+    const enginesOut = new Outbox(this.engines);
+    const notifyOut = new Outbox(this.notification);
+    this.hub = new Hub(this.session, {
+      toClient: (f) => clientsOut.send(f),
+      toEngine: (f) => enginesOut.send(f),
+      notify: (f) => notifyOut.send(f),
+      signal: (engine, sig) => {
+        if (engine.hostname !== os.hostname()) return false;
+        try {
+          process.kill(engine.pid, sig);
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      restart: (id) => {
+        const e = this.hub.registry.get(id);
+        return !!e && !!this.supervisor?.restart(e.pid);
+      },
+      shutdown: () => void this.close(),
+      log: this.log,
+    }, {
+      scheme: opts.scheme ?? "leastload",
+      hwm: opts.hwm ?? 32,
+      heartbeatPeriod: opts.heartbeatPeriod ?? 1000,
+      heartbeatMisses: opts.heartbeatMisses ?? 5,
+    });
+    this.done = new Promise((r) => (this.resolveDone = r));
+  }
+
+  async start(): Promise<ConnectionInfo> {
+    const { profile, ip = "127.0.0.1" } = this.opts;
+    const previous = this.opts.reuse ? tryRead(connectionFile("client", profile)) : undefined;
+    const secret: ControllerSecret = (this.opts.reuse ? tryReadJson<ControllerSecret>(connectionFile("controller", profile)) : undefined) ?? {};
+    if (this.opts.curve && !secret.curve) secret.curve = zmq.curveKeyPair();
+    const curve = this.opts.curve || previous?.curve_serverkey ? secret.curve : undefined;
+    const host = ip.includes(":") ? `[${ip}]` : ip;
+    const bind = async (s: zmq.Router | zmq.Publisher, port?: number): Promise<number> => {
+      serverSocket(s, curve);
+      if (ip.includes(":")) s.ipv6 = true;
+      await s.bind(`tcp://${host}:${port ?? "*"}`);
+      return Number(/:(\d+)$/.exec(s.lastEndpoint ?? "")?.[1]);
+    };
+    const ports = {
+      clients: await bind(this.clients, previous?.ports.clients),
+      notification: await bind(this.notification, previous?.ports.notification),
+      engines: await bind(this.engines, previous?.ports.engines),
+      heartbeat: await bind(this.heartbeat, previous?.ports.heartbeat),
+    };
+    const connectIp = ip === "0.0.0.0" || ip === "*" ? guessAddress() : ip === "::" ? "::1" : ip;
+    this.info = {
+      transport: "tcp", ip: connectIp, ports, key: this.session.key, signature_scheme: "hmac-sha256",
+      ...(curve ? { curve_serverkey: curve.publicKey } : {}), controller_pid: process.pid, location: os.hostname(),
+    };
+    writeSecret(connectionFile("controller", profile), secret);
+    writeSecret(connectionFile("engine", profile), this.info);
+    writeSecret(connectionFile("client", profile), this.info);
+
+    const hb = new HeartbeatRole(this.heartbeat, this.info.key, this.hub);
+    this.loops.push(
+      routeLoop(this.clients, this.session, (m, env) => this.hub.onClientMessage(m, env), this.log),
+      routeLoop(this.engines, this.session, (m, env) => this.hub.onEngineMessage(m, env), this.log),
+      hb.start(this.log),
+    );
+    this.heartbeatDrops = hb.dropped;
+    const period = this.hub.options.heartbeatPeriod;
+    this.timers.push(
+      setInterval(() => this.hub.checkEngines(), Math.min(period, 250)),
+      setInterval(() => this.hub.heartbeatNotice(), period),
+    );
+    if (this.opts.engines && this.opts.engines > 0) {
+      this.supervisor = new Supervisor({
+        engineFile: connectionFile("engine", profile),
+        cwd: this.opts.cwd ?? process.cwd(),
+        restart: !!this.opts.restartEngines,
+        onExit: (pid, how) => {
+          const e = this.hub.registry.all().find((x) => x.pid === pid);
+          if (e) this.hub.engineLost(e.id, `its process ${how}`);
+        },
+        log: this.log,
+      });
+      this.supervisor.start(this.opts.engines);
+    }
+    this.log(`listening on ${this.info.ip} ports ${JSON.stringify(ports)}${curve ? " (CURVE)" : ""}`);
+    return this.info;
+  }
+
+  heartbeatDrops: { count: number } = { count: 0 };
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const t of this.timers) clearInterval(t);
+    await this.supervisor?.stop();
+    for (const s of [this.clients, this.engines, this.heartbeat, this.notification]) s.close();
+    await Promise.allSettled(this.loops);
+    this.resolveDone();
+  }
+}
+
+function tryRead(file: string): ConnectionInfo | undefined {
+  try {
+    return fs.existsSync(file) ? readConnectionFile(file) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function tryReadJson<T>(file: string): T | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(file, "utf8")) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+/** With `--ip 0.0.0.0`, engines on other hosts need a reachable address in the file. */
+function guessAddress(): string {
+  for (const addrs of Object.values(os.networkInterfaces())) {
+    for (const a of addrs ?? []) if (a.family === "IPv4" && !a.internal) return a.address;
+  }
+  return "127.0.0.1";
+}

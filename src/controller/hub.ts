@@ -1,0 +1,355 @@
+/**
+ * The hub: the controller's bookkeeping and routing, fed typed messages by the socket roles
+ * (clients.ts, engines.ts, heartbeat.ts) and answering through `HubPorts`. No sockets here, so
+ * every path below can be read in one place:
+ *
+ *   client apply/execute ─► direct: engine queue ─► engine
+ *                        └► task: TaskScheduler ─► engine queue ─► engine
+ *   engine output/reply ─► record (stdout/stderr, timings) ─► the submitting client, in order
+ *   engine lost ─► queued direct tasks fail with EngineError; load-balanced ones are resubmitted
+ */
+import * as os from "node:os";
+import { Session } from "../protocol/session";
+import type { Envelope } from "../protocol/wire";
+import {
+  type AnyMessage, type ContentOf, type EngineDescription, type Header, type MessageOf, type Route, isMsg, parentId,
+} from "../protocol/messages";
+import { isAlive } from "../protocol/connection";
+import { type EngineEntry, Registry } from "./registry";
+import { Records, type TaskRecord } from "./records";
+import { TaskScheduler } from "./task-scheduler";
+import { SCHEMES, type SchemeName } from "./schemes";
+
+export interface HubPorts {
+  toClient(frames: Buffer[]): void;
+  toEngine(frames: Buffer[]): void;
+  notify(frames: Buffer[]): void;
+  /** Signal a local engine process; false when it cannot be reached. */
+  signal(engine: EngineEntry, signal: NodeJS.Signals): boolean;
+  /** Restart an engine this controller supervises; false when it is not ours. */
+  restart(engineId: number): boolean;
+  /** The controller should shut down. */
+  shutdown(): void;
+  log(line: string): void;
+}
+
+export interface HubOptions {
+  scheme: SchemeName;
+  hwm: number;
+  heartbeatPeriod: number;
+  /** Consecutive missed beats before an engine is declared lost. */
+  heartbeatMisses: number;
+}
+
+export class Hub {
+  readonly registry = new Registry();
+  readonly records = new Records();
+  readonly scheduler: TaskScheduler;
+  private readonly hostname = os.hostname();
+
+  constructor(
+    readonly session: Session,
+    private readonly ports: HubPorts,
+    readonly options: HubOptions,
+  ) {
+    this.scheduler = new TaskScheduler(
+      {
+        engines: () => this.registry.all(),
+        lookup: (id) => this.records.get(id),
+        dispatch: (task, engine) => this.dispatch(task, engine),
+        fail: (task, ename, evalue) => this.failTask(task, ename, evalue),
+      },
+      SCHEMES[options.scheme],
+      options.hwm,
+    );
+  }
+
+  // ---------------------------------------------------------------- clients
+
+  onClientMessage(msg: AnyMessage, env: Envelope): void {
+    const client = msg.identities[0];
+    if (!client) return;
+    switch (msg.header.msg_type) {
+      case "apply_request":
+      case "execute_request":
+        return this.submit(msg as MessageOf<"apply_request" | "execute_request">, env, client);
+      case "connection_request":
+        return this.reply(msg, "connection_reply", { status: "ok", engines: this.engineList(), controller: this.session.id, heartbeat_period: this.options.heartbeatPeriod });
+      case "queue_request":
+        return this.reply(msg, "queue_reply", this.queueStatus((msg as MessageOf<"queue_request">).content.targets));
+      case "signal_request":
+        return this.signal(msg as MessageOf<"signal_request">);
+      case "restart_request":
+        return this.restartEngines(msg as MessageOf<"restart_request">);
+      case "task_abort_request":
+        return this.reply(msg, "task_abort_reply", { status: "ok", aborted: this.abort((msg as MessageOf<"task_abort_request">).content.msg_ids) });
+      case "shutdown_request":
+        return this.shutdown(msg as MessageOf<"shutdown_request">);
+      case "stats_request": {
+        const mem = process.memoryUsage();
+        return this.reply(msg, "stats_reply", { status: "ok", rss: mem.rss, heap: mem.heapUsed, records: this.records.size, dropped: { ...this.session.dropped } });
+      }
+      default:
+        return this.reply(msg, "hub_error", { status: "error", ename: "ValueError", evalue: `the controller does not handle ${msg.header.msg_type} from clients`, traceback: [] });
+    }
+  }
+
+  private submit(msg: MessageOf<"apply_request" | "execute_request">, env: Envelope, client: Buffer): void {
+    const route = (msg.metadata.route ?? { kind: "task" }) as Route;
+    const record: TaskRecord = {
+      msgId: msg.header.msg_id, msgType: msg.header.msg_type, client, route, state: "pending", engineId: undefined,
+      submitted: Date.now(), stdout: "", stderr: "", envelope: env, retriesLeft: route.kind === "task" ? (route.retries ?? 0) : 0,
+      blacklist: new Set(),
+    };
+    record.header = msg.header;
+    this.records.add(record);
+    if (route.kind === "direct") {
+      const engine = this.registry.get(route.engine);
+      if (!engine) {
+        this.failTask(record, "EngineError", `engine ${route.engine} is not registered (registered: [${this.registry.ids().join(", ")}])`);
+        return;
+      }
+      record.envelope = undefined; // direct tasks are never resubmitted
+      this.sendToEngine(record, engine, env);
+      return;
+    }
+    this.scheduler.submit(record);
+    this.scheduler.schedule();
+  }
+
+  private dispatch(task: TaskRecord, engine: EngineEntry): void {
+    const env = task.envelope;
+    if (!env) return this.failTask(task, "EngineError", "task lost its request before dispatch");
+    engine.lbLoad++;
+    this.sendToEngine(task, engine, env);
+  }
+
+  private sendToEngine(task: TaskRecord, engine: EngineEntry, env: Envelope): void {
+    task.state = "assigned";
+    task.engineId = engine.id;
+    engine.queue.push(task.msgId);
+    this.ports.toEngine(Session.forward([engine.identity], env));
+  }
+
+  // ---------------------------------------------------------------- engines
+
+  onEngineMessage(msg: AnyMessage, env: Envelope): void {
+    const identity = msg.identities[0];
+    if (!identity) return;
+    if (msg.header.msg_type === "registration_request") return this.register(msg as MessageOf<"registration_request">, identity);
+    const engine = this.registry.getByUuid(identity.toString("latin1"));
+    if (!engine) return; // not registered (or already declared lost): nothing to route to
+    engine.lastBeat = Date.now();
+    switch (msg.header.msg_type) {
+      case "apply_reply":
+      case "execute_reply":
+        return this.taskReplied(engine, msg, env);
+      case "stream":
+      case "display_data":
+      case "update_display_data":
+      case "execute_result":
+      case "error":
+      case "execute_input":
+      case "clear_output": {
+        const record = this.records.getLive(parentId(msg));
+        if (!record) return;
+        if (isMsg(msg, "stream")) this.records.appendOutput(record, msg.content.name, msg.content.text);
+        this.ports.toClient(Session.forward([record.client], env));
+        return;
+      }
+      case "unregistration_request":
+        return this.engineLost(engine.id, "it unregistered");
+      case "shutdown_reply":
+        return this.engineLost(engine.id, "it shut down");
+      default:
+        return;
+    }
+  }
+
+  private register(msg: MessageOf<"registration_request">, identity: Buffer): void {
+    const c = msg.content;
+    const uuid = identity.toString("latin1");
+    let engine = this.registry.getByUuid(uuid);
+    if (!engine) {
+      if (typeof c.pid !== "number" || typeof c.hostname !== "string") {
+        return this.replyTo(identity, msg.header, "registration_reply", { status: "error", ename: "ValueError", evalue: "registration needs pid and hostname", traceback: [] }, true);
+      }
+      engine = this.registry.add({ uuid, identity: Buffer.from(identity), pid: c.pid, hostname: c.hostname, cwd: c.cwd }, c.requested_id);
+      this.ports.log(`engine ${engine.id} registered (pid ${engine.pid} on ${engine.hostname})`);
+      this.publish("registration_notification", this.registry.describe(engine));
+    }
+    this.replyTo(identity, msg.header, "registration_reply", { status: "ok", id: engine.id, heartbeat_period: this.options.heartbeatPeriod, controller: this.session.id }, true);
+    this.scheduler.schedule();
+  }
+
+  private taskReplied(engine: EngineEntry, msg: AnyMessage, env: Envelope): void {
+    const msgId = parentId(msg);
+    const at = engine.queue.indexOf(msgId);
+    if (at >= 0) engine.queue.splice(at, 1);
+    const record = this.records.getLive(msgId);
+    if (!record) return;
+    if (record.route.kind === "task") engine.lbLoad = Math.max(0, engine.lbLoad - 1);
+    engine.completed++;
+    const meta = msg.metadata as { started?: string; completed?: string };
+    record.started = meta.started;
+    record.completed = meta.completed ?? msg.header.date;
+    const ran = Date.parse(record.completed) - Date.parse(record.started ?? record.completed);
+    if (Number.isFinite(ran)) engine.avgTaskMs = engine.avgTaskMs === undefined ? ran : engine.avgTaskMs * 0.8 + ran * 0.2;
+    const status = (msg.content as { status?: string }).status;
+    this.records.finish(record, status === "ok" ? "done" : status === "aborted" ? "aborted" : "failed");
+    this.ports.toClient(Session.forward([record.client], env));
+    this.scheduler.dependencyFinished();
+    this.scheduler.schedule();
+  }
+
+  /** Heartbeats: a beat refreshes the engine; `checkEngines` declares the silent ones lost. */
+  beat(uuid: string): boolean {
+    const engine = this.registry.getByUuid(uuid);
+    if (!engine) return false;
+    engine.lastBeat = Date.now();
+    return true;
+  }
+
+  checkEngines(): void {
+    const now = Date.now();
+    const limit = this.options.heartbeatPeriod * this.options.heartbeatMisses;
+    for (const e of this.registry.all()) {
+      // A local engine is watched by pid as well: a dead process is noticed within one check,
+      // not after several missed beats (ipyparallel's nanny gives the same fast notice).
+      if (e.hostname === this.hostname && !isAlive(e.pid)) this.engineLost(e.id, `its process ${e.pid} exited`);
+      else if (now - e.lastBeat > limit) this.engineLost(e.id, `it missed heartbeats for ${now - e.lastBeat} ms`);
+    }
+  }
+
+  engineLost(id: number, reason: string): void {
+    const engine = this.registry.remove(id);
+    if (!engine) return;
+    this.ports.log(`engine ${id} lost: ${reason}`);
+    this.publish("unregistration_notification", { ...this.registry.describe(engine), reason });
+    engine.queue.forEach((msgId, position) => {
+      const record = this.records.getLive(msgId);
+      if (!record) return;
+      const running = position === 0;
+      if (record.route.kind === "task" && (!running || record.retriesLeft > 0)) {
+        if (running) record.retriesLeft--;
+        record.blacklist.add(id);
+        this.scheduler.resubmit(record);
+        return;
+      }
+      this.failTask(record, "EngineError", `Engine ${id} died ${running ? "while running" : "before running"} task ${msgId} (${reason})`);
+    });
+    this.scheduler.schedule();
+  }
+
+  /** Pids of local engines, for the supervisor's bookkeeping and tests. */
+  engineList(): EngineDescription[] {
+    return this.registry.ids().map((id) => this.registry.describe(this.registry.get(id)!));
+  }
+
+  // ---------------------------------------------------------------- queries
+
+  private queueStatus(targets?: number[]): ContentOf<"queue_reply"> {
+    const engines: ContentOf<"queue_reply">["engines"] = {};
+    for (const e of this.registry.all()) {
+      if (targets && !targets.includes(e.id)) continue;
+      engines[String(e.id)] = { queue: e.queue.length, completed: e.completed, tasks: e.lbLoad, running: e.queue[0] ?? null };
+    }
+    return { status: "ok", engines, unassigned: this.scheduler.unassigned };
+  }
+
+  private unknownTargets(targets: number[]): number[] {
+    return targets.filter((t) => !this.registry.get(t));
+  }
+
+  private signal(msg: MessageOf<"signal_request">): void {
+    const { targets, signal } = msg.content;
+    const bad = this.unknownTargets(targets);
+    if (bad.length > 0) return this.reply(msg, "signal_reply", { status: "error", ename: "EngineError", evalue: `no engine with id ${bad.join(", ")}`, traceback: [] });
+    const signalled = targets.filter((t) => this.ports.signal(this.registry.get(t)!, signal as NodeJS.Signals));
+    this.reply(msg, "signal_reply", { status: "ok", signalled });
+  }
+
+  private restartEngines(msg: MessageOf<"restart_request">): void {
+    const bad = this.unknownTargets(msg.content.targets);
+    if (bad.length > 0) return this.reply(msg, "restart_reply", { status: "error", ename: "EngineError", evalue: `no engine with id ${bad.join(", ")}`, traceback: [] });
+    const notOurs = msg.content.targets.filter((t) => !this.ports.restart(t));
+    if (notOurs.length > 0) {
+      return this.reply(msg, "restart_reply", { status: "error", ename: "EngineError", evalue: `engine(s) ${notOurs.join(", ")} were not started by this controller; restart them where they run`, traceback: [] });
+    }
+    this.reply(msg, "restart_reply", { status: "ok", restarted: msg.content.targets });
+  }
+
+  /** Drops queued tasks: unassigned ones here, queued-but-not-running ones on their engines. */
+  private abort(msgIds: string[]): string[] {
+    const aborted: string[] = [];
+    const perEngine = new Map<number, string[]>();
+    for (const id of msgIds) {
+      const r = this.records.getLive(id);
+      if (!r) continue;
+      if (this.scheduler.remove(r)) {
+        this.failTask(r, "TaskAborted", `task ${id} was aborted before it started`, "aborted");
+        aborted.push(id);
+      } else if (r.engineId !== undefined) {
+        const engine = this.registry.get(r.engineId);
+        if (engine && engine.queue[0] !== id) {
+          perEngine.set(engine.id, [...(perEngine.get(engine.id) ?? []), id]);
+          aborted.push(id);
+        }
+      }
+    }
+    for (const [engineId, ids] of perEngine) {
+      const engine = this.registry.get(engineId)!;
+      this.ports.toEngine(this.session.encode("abort_request", { msg_ids: ids }, { identities: [engine.identity] }).frames);
+    }
+    return aborted;
+  }
+
+  private shutdown(msg: MessageOf<"shutdown_request">): void {
+    const targets = msg.content.targets ?? this.registry.ids();
+    for (const id of targets) {
+      const e = this.registry.get(id);
+      if (e) this.ports.toEngine(this.session.encode("shutdown_request", { restart: false }, { identities: [e.identity] }).frames);
+    }
+    this.reply(msg, "shutdown_reply", { status: "ok", restart: false });
+    if (msg.content.hub) this.ports.shutdown();
+  }
+
+  // ---------------------------------------------------------------- replies
+
+  /** Fabricate a failed reply for a task that will never reach (or come back from) an engine. */
+  failTask(record: TaskRecord, ename: string, evalue: string, state: "failed" | "aborted" = "failed"): void {
+    if (record.state === "done" || record.state === "failed" || record.state === "aborted") return;
+    this.scheduler.remove(record);
+    const replyType = record.msgType === "apply_request" ? "apply_reply" : "execute_reply";
+    const now = new Date().toISOString();
+    const content = { status: "error" as const, ename, evalue, traceback: [`${ename}: ${evalue}`] };
+    const frames = this.session.encode(replyType, content, {
+      identities: [record.client],
+      parent: record.header,
+      metadata: { engineId: record.engineId ?? null, started: record.started ?? null, completed: now, status: state === "aborted" ? "aborted" : "error" },
+    }).frames;
+    this.records.finish(record, state);
+    this.ports.toClient(frames);
+    this.scheduler.dependencyFinished();
+  }
+
+  private reply<T extends "connection_reply" | "queue_reply" | "signal_reply" | "restart_reply" | "task_abort_reply" | "shutdown_reply" | "stats_reply" | "hub_error">(
+    to: AnyMessage, type: T, content: ContentOf<T>,
+  ): void {
+    this.replyTo(to.identities[0]!, to.header, type, content, false);
+  }
+
+  private replyTo<T extends keyof import("../protocol/messages").ContentMap>(identity: Buffer, parent: Header, type: T, content: ContentOf<T>, toEngine: boolean): void {
+    const frames = this.session.encode(type, content, { identities: [identity], parent }).frames;
+    if (toEngine) this.ports.toEngine(frames);
+    else this.ports.toClient(frames);
+  }
+
+  private publish<T extends "registration_notification" | "unregistration_notification" | "controller_heartbeat">(type: T, content: ContentOf<T>): void {
+    this.ports.notify(this.session.encode(type, content).frames);
+  }
+
+  heartbeatNotice(): void {
+    this.publish("controller_heartbeat", { controller: this.session.id, period: this.options.heartbeatPeriod });
+  }
+}

@@ -1,0 +1,36 @@
+/** `tsparallel controller [--profile P] [--ip A] [--engines N] …`: the controller alone. */
+import { parseArgs } from "node:util";
+import { Controller } from "./controller";
+import { isSchemeName } from "./schemes";
+
+export async function main(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      profile: { type: "string", default: "default" },
+      ip: { type: "string", default: "127.0.0.1" },
+      engines: { type: "string", default: "0" },
+      "restart-engines": { type: "boolean", default: false },
+      heartbeat: { type: "string", default: "1000" },
+      scheme: { type: "string", default: "leastload" },
+      hwm: { type: "string", default: "32" },
+      curve: { type: "boolean", default: false },
+      reuse: { type: "boolean", default: false },
+    },
+  });
+  if (!isSchemeName(values.scheme)) throw new RangeError(`unknown --scheme ${values.scheme}: use leastload, lru, twobin, plainrandom or weighted`);
+  const num = (name: string, v: string, min: number): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < min) throw new RangeError(`--${name} must be a number ≥ ${min}; got ${v}`);
+    return n;
+  };
+  const controller = new Controller({
+    profile: values.profile, ip: values.ip, engines: num("engines", values.engines, 0), restartEngines: values["restart-engines"],
+    heartbeatPeriod: num("heartbeat", values.heartbeat, 10), scheme: values.scheme, hwm: num("hwm", values.hwm, 1), curve: values.curve, reuse: values.reuse,
+  });
+  const stop = (): void => void controller.close();
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
+  await controller.start();
+  await controller.done;
+}

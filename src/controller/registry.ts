@@ -1,0 +1,76 @@
+/** The engines the controller knows: ids are handed out in order and never reused. */
+import type { EngineDescription } from "../protocol/messages";
+
+export interface EngineEntry extends EngineDescription {
+  /** ZeroMQ routing identity of the engine's DEALER (its uuid). */
+  identity: Buffer;
+  cwd: string;
+  registeredAt: number;
+  lastBeat: number;
+  /** msg ids sent to this engine and not answered yet, in the order sent: the head is running. */
+  queue: string[];
+  /** Load-balanced tasks among `queue`. */
+  lbLoad: number;
+  completed: number;
+  /** EWMA of task run time in ms, from engine-reported started/completed. */
+  avgTaskMs: number | undefined;
+  /** Monotonic stamp of the last load-balanced assignment, for LRU ordering. */
+  lastAssigned: number;
+}
+
+export class Registry {
+  private readonly byId = new Map<number, EngineEntry>();
+  private readonly byUuid = new Map<string, EngineEntry>();
+  private nextId = 0;
+
+  get size(): number {
+    return this.byId.size;
+  }
+
+  ids(): number[] {
+    return [...this.byId.keys()].sort((a, b) => a - b);
+  }
+
+  all(): EngineEntry[] {
+    return [...this.byId.values()];
+  }
+
+  get(id: number): EngineEntry | undefined {
+    return this.byId.get(id);
+  }
+
+  getByUuid(uuid: string): EngineEntry | undefined {
+    return this.byUuid.get(uuid);
+  }
+
+  /**
+   * A new id, or the requested one when it is free (an engine re-registering with a restarted
+   * controller keeps its id, as ipyparallel honours requested ids).
+   */
+  add(desc: Omit<EngineEntry, "id" | "registeredAt" | "lastBeat" | "queue" | "lbLoad" | "completed" | "avgTaskMs" | "lastAssigned">, requestedId?: number): EngineEntry {
+    let id: number;
+    if (requestedId !== undefined && Number.isInteger(requestedId) && requestedId >= 0 && !this.byId.has(requestedId)) {
+      id = requestedId;
+      this.nextId = Math.max(this.nextId, id + 1);
+    } else {
+      id = this.nextId++;
+    }
+    const now = Date.now();
+    const entry: EngineEntry = { ...desc, id, registeredAt: now, lastBeat: now, queue: [], lbLoad: 0, completed: 0, avgTaskMs: undefined, lastAssigned: 0 };
+    this.byId.set(id, entry);
+    this.byUuid.set(entry.uuid, entry);
+    return entry;
+  }
+
+  remove(id: number): EngineEntry | undefined {
+    const e = this.byId.get(id);
+    if (!e) return undefined;
+    this.byId.delete(id);
+    this.byUuid.delete(e.uuid);
+    return e;
+  }
+
+  describe(e: EngineEntry): EngineDescription {
+    return { id: e.id, uuid: e.uuid, pid: e.pid, hostname: e.hostname };
+  }
+}

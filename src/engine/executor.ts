@@ -1,0 +1,182 @@
+/**
+ * Runs work in the engine's namespace: the engine's own global object, like tslab's
+ * `runInThisContext`, so values that arrive here are instances of this realm's built-ins (a
+ * pushed Map is `instanceof Map`) and names defined by one request live on for the next.
+ *
+ * Synchronous code runs under `vm` with `breakOnSigint` (an interrupt stops a busy loop) and,
+ * with a time limit, vm's `timeout`; the asynchronous rest races an interrupt/timeout promise.
+ */
+import * as vm from "node:vm";
+import { createRequire, SourceMap } from "node:module";
+import * as path from "node:path";
+import { isReference, REFERENCE_KEY, unpackArgs } from "../protocol/apply";
+import type { ApplyContent } from "../protocol/messages";
+
+export class TaskError extends Error {
+  constructor(readonly ename: string, message: string, readonly traceback: string[]) {
+    super(message);
+    this.name = ename;
+  }
+}
+
+/** What the engine must know about a request to run it. */
+export interface RunOptions {
+  timeLimit?: number;
+  sourceMap?: string;
+  /** The TypeScript source, for code excerpts in tracebacks. */
+  source?: string;
+}
+
+const CALL = Symbol.for("tsparallel.call");
+const callScript = new vm.Script("globalThis[Symbol.for('tsparallel.call')]()", { filename: "tsparallel:call" });
+
+export class Executor {
+  executionCount = 0;
+  private readonly baseline: Set<string>;
+  private readonly functionCache = new Map<string, Function>();
+  private interruptCurrent: ((e: Error) => void) | undefined;
+
+  constructor(readonly cwd: string, globals: Record<string, unknown>) {
+    const g = globalThis as Record<string, unknown>;
+    g.require = createRequire(path.join(cwd, "__engine__.js"));
+    // tslab compiles references to earlier cells' names as `exports.x`: on an engine those
+    // are engine globals, so `exports` is the global object (functions sent from tslab work).
+    g.exports = globalThis;
+    g.module = { exports: globalThis };
+    Object.assign(g, globals);
+    this.baseline = new Set(Object.getOwnPropertyNames(globalThis));
+  }
+
+  /** Interrupt the running task (SIGINT arrives here when no vm script is on the stack). */
+  interrupt(): boolean {
+    const f = this.interruptCurrent;
+    f?.(new TaskError("KeyboardInterrupt", "interrupted by SIGINT", ["KeyboardInterrupt: interrupted by SIGINT"]));
+    return !!f;
+  }
+
+  /** Runs JavaScript produced by the sender's transpile step; resolves to the last expression. */
+  async execute(code: string, opts: RunOptions): Promise<unknown> {
+    const n = ++this.executionCount;
+    const filename = `<cell-${n}>`;
+    const result = await this.guard(opts, filename, () => vm.runInThisContext(code, this.vmOptions(filename, opts)) as Promise<{ value: unknown } | undefined>);
+    return result?.value;
+  }
+
+  async apply(call: ApplyContent["call"], buffers: readonly Buffer[], opts: RunOptions): Promise<unknown> {
+    const args = unpackArgs(buffers).map((a) => (isReference(a) ? this.evaluate(a[REFERENCE_KEY]) : a));
+    if (call.kind === "builtin") return this.builtin(call.name, args);
+    const filename = `<apply:${call.name || "anonymous"}>`;
+    let fn = this.functionCache.get(call.source);
+    if (!fn) {
+      fn = vm.runInThisContext(`(${call.source})`, { filename }) as Function;
+      if (typeof fn !== "function") throw new TaskError("TypeError", "the applied source is not a function", []);
+      if (this.functionCache.size > 256) this.functionCache.clear();
+      this.functionCache.set(call.source, fn);
+    }
+    const f = fn;
+    (globalThis as Record<symbol, unknown>)[CALL] = () => f(...args);
+    return this.guard(opts, filename, () => callScript.runInThisContext(this.vmOptions(filename, opts)));
+  }
+
+  /** Evaluates an expression (a name, `a.b`, `g[1]`) in the namespace: Reference and pull. */
+  evaluate(expr: string): unknown {
+    try {
+      return vm.runInThisContext(`(${expr})`, { filename: "<reference>" });
+    } catch (e) {
+      if (e instanceof ReferenceError) {
+        throw new TaskError("ReferenceError", `${e.message} on this engine; push it first (view.push({ ... })) or define it with execute / %px`, [`ReferenceError: ${e.message}`]);
+      }
+      throw e;
+    }
+  }
+
+  private builtin(name: string, args: unknown[]): unknown {
+    switch (name) {
+      case "push": {
+        const ns = args[0] as Record<string, unknown>;
+        Object.assign(globalThis, ns);
+        return undefined;
+      }
+      case "pull": {
+        const names = args[0];
+        return Array.isArray(names) ? names.map((n) => this.evaluate(String(n))) : this.evaluate(String(names));
+      }
+      case "clear":
+        for (const key of Object.getOwnPropertyNames(globalThis)) {
+          if (!this.baseline.has(key)) delete (globalThis as Record<string, unknown>)[key];
+        }
+        this.functionCache.clear();
+        return undefined;
+      case "info":
+        return { pid: process.pid, cwd: this.cwd, executionCount: this.executionCount };
+      default:
+        throw new TaskError("ValueError", `unknown engine builtin ${name}`, []);
+    }
+  }
+
+  private vmOptions(filename: string, opts: RunOptions): vm.RunningScriptOptions & { filename: string } {
+    return { filename, breakOnSigint: true, ...(opts.timeLimit ? { timeout: opts.timeLimit } : {}) };
+  }
+
+  /** Runs `start` (synchronous part under vm), then awaits its result racing interrupt and time limit. */
+  private async guard<T>(opts: RunOptions, filename: string, start: () => T | Promise<T>): Promise<Awaited<T>> {
+    let timer: NodeJS.Timeout | undefined;
+    const stopped = new Promise<never>((_, reject) => {
+      this.interruptCurrent = reject;
+      if (opts.timeLimit) timer = setTimeout(() => reject(timeLimitError(opts.timeLimit!)), opts.timeLimit);
+    });
+    stopped.catch(() => undefined);
+    try {
+      return await Promise.race([Promise.resolve(start()), stopped]);
+    } catch (e) {
+      throw this.toTaskError(e, filename, opts);
+    } finally {
+      this.interruptCurrent = undefined;
+      clearTimeout(timer);
+    }
+  }
+
+  private toTaskError(e: unknown, filename: string, opts: RunOptions): TaskError {
+    if (e instanceof TaskError) return e;
+    const code = (e as NodeJS.ErrnoException | null)?.code;
+    if (code === "ERR_SCRIPT_EXECUTION_INTERRUPTED") return new TaskError("KeyboardInterrupt", "interrupted by SIGINT", ["KeyboardInterrupt: interrupted by SIGINT"]);
+    if (code === "ERR_SCRIPT_EXECUTION_TIMEOUT") return timeLimitError(opts.timeLimit ?? 0);
+    if (!(e instanceof Error)) return new TaskError("Error", String(e), [`Uncaught ${String(e)}`]);
+    const ename = e.name || "Error";
+    return new TaskError(ename, e.message, traceback(e, filename, opts));
+  }
+}
+
+function timeLimitError(ms: number): TaskError {
+  const msg = `task exceeded its time limit of ${ms} ms and was interrupted`;
+  return new TaskError("TimeoutError", msg, [`TimeoutError: ${msg}`]);
+}
+
+/**
+ * The user's frames only, with transpiled positions mapped back to TypeScript lines through the
+ * sender's source map, and the offending TypeScript line quoted.
+ */
+export function traceback(e: Error, filename: string, opts: RunOptions): string[] {
+  const map = opts.sourceMap ? new SourceMap(JSON.parse(opts.sourceMap) as ConstructorParameters<typeof SourceMap>[0]) : undefined;
+  const sourceLines = opts.source?.split("\n");
+  const lines = (e.stack ?? "").split("\n");
+  const out = [`${e.name}: ${e.message}`];
+  let excerpt: string | undefined;
+  for (const line of lines.slice(1)) {
+    if (!/^\s+at /.test(line)) continue;
+    // Only the user's frames: not the engine's own, nor Node's vm/async_hooks plumbing.
+    if (!/<(cell-\d+|apply:[^>]*|reference)>/.test(line) && !/\((?!node:)[^)]*\)$/.test(line)) continue;
+    if (line.includes("tsparallel:call") || line.includes(path.join("dist", "src", "engine")) || /\(node:|at node:/.test(line)) continue;
+    const mapped = line.replace(/(<cell-\d+>):(\d+):(\d+)/, (all, file: string, l: string, c: string) => {
+      if (!map) return all;
+      const entry = map.findEntry(Number(l) - 1, Number(c) - 1) as { originalLine?: number; originalColumn?: number };
+      if (entry.originalLine === undefined) return all;
+      const tsLine = entry.originalLine + 1;
+      excerpt ??= sourceLines?.[entry.originalLine] !== undefined ? `  ${tsLine} | ${sourceLines[entry.originalLine]!.trimEnd()}` : undefined;
+      return `${file}:${tsLine}:${(entry.originalColumn ?? 0) + 1}`;
+    });
+    out.push(mapped);
+  }
+  if (excerpt) out.splice(1, 0, excerpt);
+  return out;
+}

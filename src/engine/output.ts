@@ -1,0 +1,113 @@
+/**
+ * Engine output capture: stdout/stderr writes and `display()` calls become stream and
+ * display_data messages under the header of the task that produced them.
+ *
+ * The task is found with AsyncLocalStorage, so output from a timer or promise a task started
+ * is still attributed to that task (tslab instead swaps process.stdout globally and sends late
+ * output to whatever cell runs next). Writes are coalesced and flushed before the task's
+ * reply, so output always reaches the client before the result.
+ */
+import { AsyncLocalStorage } from "node:async_hooks";
+import * as util from "node:util";
+import type { Header, MimeBundle } from "../protocol/messages";
+
+export interface OutputSink {
+  stream(parent: Header, name: "stdout" | "stderr", text: string): void;
+  display(parent: Header, data: MimeBundle, metadata: Record<string, unknown>, displayId?: string, update?: boolean): void;
+}
+
+interface TaskContext {
+  parent: Header;
+  pending: { name: "stdout" | "stderr"; text: string } | undefined;
+}
+
+const FLUSH_MS = 20;
+
+export class OutputCapture {
+  private readonly als = new AsyncLocalStorage<TaskContext>();
+  private readonly dirty = new Set<TaskContext>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly sink: OutputSink) {}
+
+  /** Patch process.stdout/stderr once; writes outside any task go to the real streams. */
+  install(): void {
+    for (const name of ["stdout", "stderr"] as const) {
+      const stream = process[name];
+      const real = stream.write.bind(stream) as (chunk: unknown, ...rest: unknown[]) => boolean;
+      stream.write = ((chunk: unknown, ...rest: unknown[]) => {
+        const ctx = this.als.getStore();
+        if (!ctx) return real(chunk, ...rest);
+        this.write(ctx, name, typeof chunk === "string" ? chunk : Buffer.from(chunk as Uint8Array).toString("utf8"));
+        const cb = rest.find((r) => typeof r === "function") as (() => void) | undefined;
+        cb?.();
+        return true;
+      }) as typeof stream.write;
+    }
+  }
+
+  run<T>(parent: Header, fn: () => T): T {
+    return this.als.run({ parent, pending: undefined }, fn);
+  }
+
+  /** The header of the task running in this async context, if any. */
+  current(): Header | undefined {
+    return this.als.getStore()?.parent;
+  }
+
+  display(data: MimeBundle, metadata: Record<string, unknown> = {}, displayId?: string, update = false): void {
+    const ctx = this.als.getStore();
+    if (!ctx) {
+      process.stdout.write(String(data["text/plain"] ?? "") + "\n");
+      return;
+    }
+    this.flushContext(ctx); // keep stdout and displays in the order they happened
+    this.sink.display(ctx.parent, data, metadata, displayId, update);
+  }
+
+  /** Flush everything (before a reply is sent). */
+  flush(): void {
+    for (const ctx of this.dirty) this.flushContext(ctx);
+    this.dirty.clear();
+  }
+
+  private write(ctx: TaskContext, name: "stdout" | "stderr", text: string): void {
+    if (ctx.pending && ctx.pending.name !== name) this.flushContext(ctx);
+    if (ctx.pending) ctx.pending.text += text;
+    else ctx.pending = { name, text };
+    this.dirty.add(ctx);
+    if (ctx.pending.text.length > 64 * 1024) this.flushContext(ctx);
+    this.timer ??= setTimeout(() => {
+      this.timer = undefined;
+      this.flush();
+    }, FLUSH_MS);
+  }
+
+  private flushContext(ctx: TaskContext): void {
+    const p = ctx.pending;
+    ctx.pending = undefined;
+    if (p && p.text) this.sink.stream(ctx.parent, p.name, p.text);
+  }
+}
+
+/** A rich-display helper installed as the engine global `display` (and `display.html`, …). */
+export function makeDisplay(capture: OutputCapture) {
+  const show = (value: unknown): void => capture.display(typeof value === "string" ? { "text/plain": value } : mimeBundle(value));
+  const typed = (mime: string, transform: (v: unknown) => unknown = (v) => v) => (v: unknown) =>
+    capture.display({ [mime]: transform(v), "text/plain": `<${mime}>` });
+  return Object.assign(show, {
+    html: typed("text/html"),
+    markdown: typed("text/markdown"),
+    svg: typed("image/svg+xml"),
+    json: typed("application/json"),
+    png: typed("image/png", (v) => Buffer.from(v as Uint8Array).toString("base64")),
+    text: (v: unknown) => capture.display({ "text/plain": String(v) }),
+  });
+}
+
+/** A value's MIME bundle: `toMimeBundle()` if it has one (e.g. a timeline), else util.inspect. */
+export function mimeBundle(value: unknown): MimeBundle {
+  const hook = (value as { toMimeBundle?: () => MimeBundle } | null)?.toMimeBundle;
+  if (typeof hook === "function") return hook.call(value);
+  return { "text/plain": util.inspect(value, { depth: 4, colors: false }) };
+}

@@ -1,0 +1,96 @@
+/**
+ * Connection files and profile directories.
+ *
+ * `~/.tsparallel/profile_<name>/security/{client,engine}.json`, written 0600 because they hold
+ * the HMAC key (`TSPARALLEL_DIR` overrides the root, as IPYTHONDIR does for ipyparallel).
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+
+export interface ConnectionInfo {
+  transport: "tcp";
+  /** Address to connect to. */
+  ip: string;
+  ports: { clients: number; notification: number; engines: number; heartbeat: number };
+  key: string;
+  signature_scheme: "hmac-sha256";
+  /** Controller's CURVE public key (z85) when encryption is on. */
+  curve_serverkey?: string;
+  controller_pid: number;
+  location: string;
+}
+
+export function rootDir(): string {
+  return process.env.TSPARALLEL_DIR ?? path.join(os.homedir(), ".tsparallel");
+}
+
+export function profileDir(profile = "default"): string {
+  if (!/^[\w.-]+$/.test(profile)) throw new RangeError(`invalid profile name ${JSON.stringify(profile)}: use letters, digits, '.', '_' or '-'`);
+  return path.join(rootDir(), `profile_${profile}`);
+}
+
+export function securityDir(profile = "default"): string {
+  return path.join(profileDir(profile), "security");
+}
+
+export function connectionFile(kind: "client" | "engine" | "controller", profile = "default"): string {
+  return path.join(securityDir(profile), `${kind}.json`);
+}
+
+export function writeSecret(file: string, data: unknown): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, JSON.stringify(data, null, 1) + "\n", { mode: 0o600 });
+  fs.chmodSync(tmp, 0o600);
+  fs.renameSync(tmp, file); // atomic: a reader never sees half a file
+}
+
+export class ConnectionFileError extends Error {
+  override name = "ConnectionFileError";
+  readonly code = "ERR_CONNECTION_FILE";
+}
+
+/** Reads and validates a connection file, with an error that says what to do. */
+export function readConnectionFile(file: string): ConnectionInfo {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, "utf8");
+  } catch {
+    throw new ConnectionFileError(`no connection file at ${file}: start a cluster with \`tsparallel cluster start -n 4\` (or pass the right --profile / file)`);
+  }
+  let info: unknown;
+  try {
+    info = JSON.parse(text);
+  } catch {
+    throw new ConnectionFileError(`connection file ${file} is not valid JSON; restart the cluster to rewrite it`);
+  }
+  const i = info as Partial<ConnectionInfo>;
+  if (typeof i.ip !== "string" || typeof i.key !== "string" || typeof i.ports !== "object" || i.ports === null) {
+    throw new ConnectionFileError(`connection file ${file} lacks ip/key/ports; restart the cluster to rewrite it`);
+  }
+  return info as ConnectionInfo;
+}
+
+export function endpoint(info: Pick<ConnectionInfo, "ip" | "transport">, port: number): string {
+  const host = info.ip.includes(":") ? `[${info.ip}]` : info.ip;
+  return `${info.transport}://${host}:${port}`;
+}
+
+/** Lists profiles that have a security dir. */
+export function listProfiles(): string[] {
+  try {
+    return fs.readdirSync(rootDir()).filter((d) => d.startsWith("profile_")).map((d) => d.slice("profile_".length)).sort();
+  } catch {
+    return [];
+  }
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}

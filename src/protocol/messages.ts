@@ -1,0 +1,227 @@
+/**
+ * Every message tsparallel sends, as one map from `msg_type` to its content type.
+ *
+ * Kernel messages follow https://jupyter-client.readthedocs.io/en/latest/messaging.html;
+ * apply/queue/registration messages follow ipyparallel's (docs: reference/messages). A
+ * `Message<T>` is discriminated on `header.msg_type`, so `switch (msg.header.msg_type)`
+ * narrows `content` (the zeromq.js `EventOfType` idea, instead of jupyterlab's overloads).
+ */
+
+/** Jupyter's error content; also what `RemoteError` is rebuilt from. */
+export interface ErrorContent {
+  status: "error";
+  ename: string;
+  evalue: string;
+  traceback: string[];
+  engine_info?: EngineInfoRef;
+}
+export interface EngineInfoRef {
+  engine_id: number;
+  engine_uuid: string;
+  method: "apply" | "execute";
+}
+export interface OkContent {
+  status: "ok";
+}
+export interface AbortedContent {
+  status: "aborted";
+}
+export type ReplyStatus<T> = (T & OkContent) | ErrorContent | AbortedContent;
+
+export interface EngineDescription {
+  id: number;
+  uuid: string;
+  pid: number;
+  hostname: string;
+}
+
+/** How the controller should route a task: to one engine, or through the load balancer. */
+export type Route =
+  | { kind: "direct"; engine: number }
+  | {
+      kind: "task";
+      /** Engine ids the task may run on (default: any). */
+      targets?: number[];
+      /** msg ids that must finish (successfully) before this task starts. */
+      after?: string[];
+      /** msg ids whose engine this task must run on. */
+      follow?: string[];
+      /** ms to wait for an engine/dependencies before failing with TimeoutError. */
+      timeout?: number;
+      /** times to resubmit after the engine died while running it. */
+      retries?: number;
+    };
+
+export interface TaskMetadata {
+  route?: Route;
+  /** ms of run time before the engine interrupts the task and fails it with TimeoutError. */
+  timeLimit?: number;
+  /** Source map (JSON) of transpiled code, to map tracebacks back to TypeScript lines. */
+  sourceMap?: string;
+  [key: string]: unknown;
+}
+
+export interface ReplyMetadata {
+  engine: string;
+  engineId: number;
+  started: string;
+  completed?: string;
+  [key: string]: unknown;
+}
+
+export interface ContentMap {
+  // ---- Jupyter kernel messages (engines, and the tsparallel kernel itself)
+  execute_request: {
+    code: string;
+    silent: boolean;
+    store_history: boolean;
+    user_expressions: Record<string, string>;
+    allow_stdin: boolean;
+    stop_on_error: boolean;
+  };
+  execute_reply: ReplyStatus<{ execution_count: number; user_expressions?: Record<string, unknown> }> & {
+    execution_count?: number;
+  };
+  execute_input: { code: string; execution_count: number };
+  execute_result: { execution_count: number; data: MimeBundle; metadata: Record<string, unknown> };
+  display_data: { data: MimeBundle; metadata: Record<string, unknown>; transient?: { display_id?: string } };
+  update_display_data: { data: MimeBundle; metadata: Record<string, unknown>; transient: { display_id: string } };
+  clear_output: { wait: boolean };
+  stream: { name: "stdout" | "stderr"; text: string };
+  error: Omit<ErrorContent, "status">;
+  status: { execution_state: "busy" | "idle" | "starting" };
+  kernel_info_request: Record<string, never>;
+  kernel_info_reply: Record<string, unknown>;
+  complete_request: { code: string; cursor_pos: number };
+  complete_reply: Record<string, unknown>;
+  inspect_request: { code: string; cursor_pos: number; detail_level: number };
+  inspect_reply: Record<string, unknown>;
+  is_complete_request: { code: string };
+  is_complete_reply: { status: "complete" | "incomplete" | "invalid" | "unknown"; indent?: string };
+  comm_info_request: { target_name?: string };
+  comm_info_reply: { status: "ok"; comms: Record<string, unknown> };
+  history_request: Record<string, unknown>;
+  history_reply: { status: "ok"; history: unknown[] };
+  interrupt_request: Record<string, never>;
+  interrupt_reply: { status: "ok" };
+
+  // ---- engine work (buffers carry the apply payload and the result)
+  apply_request: ApplyContent;
+  apply_reply: ReplyStatus<object>;
+
+  // ---- engine control (controller → engine)
+  abort_request: { msg_ids: string[] };
+  abort_reply: { status: "ok"; aborted: string[] };
+  clear_request: Record<string, never>;
+  clear_reply: { status: "ok" };
+  shutdown_request: { restart: boolean; targets?: number[]; hub?: boolean };
+  shutdown_reply: { status: "ok"; restart: boolean };
+
+  // ---- registration (engine ↔ controller)
+  registration_request: { uuid: string; pid: number; hostname: string; cwd: string; requested_id?: number };
+  registration_reply: ReplyStatus<{ id: number; heartbeat_period: number; controller: string }>;
+  unregistration_request: { id: number };
+
+  // ---- client queries (client ↔ controller)
+  connection_request: Record<string, never>;
+  connection_reply: { status: "ok"; engines: EngineDescription[]; controller: string; heartbeat_period: number };
+  queue_request: { targets?: number[]; verbose?: boolean };
+  queue_reply: { status: "ok"; engines: Record<string, QueueStatus>; unassigned: number };
+  signal_request: { targets: number[]; signal: string };
+  signal_reply: ReplyStatus<{ signalled: number[] }>;
+  restart_request: { targets: number[] };
+  restart_reply: ReplyStatus<{ restarted: number[] }>;
+  task_abort_request: { msg_ids: string[] };
+  task_abort_reply: { status: "ok"; aborted: string[] };
+  stats_request: Record<string, never>;
+  stats_reply: { status: "ok"; rss: number; heap: number; records: number; dropped: Record<string, number> };
+  hub_error: ErrorContent;
+
+  // ---- notifications (controller PUB → clients)
+  registration_notification: EngineDescription;
+  unregistration_notification: EngineDescription & { reason: string };
+  controller_heartbeat: { controller: string; period: number };
+}
+
+export interface ApplyContent {
+  /** What to call: user function source (evaluated in the engine namespace) or an engine builtin. */
+  call: { kind: "source"; source: string; name: string } | { kind: "builtin"; name: BuiltinName };
+}
+export type BuiltinName = "push" | "pull" | "clear" | "info";
+
+export interface QueueStatus {
+  queue: number;
+  completed: number;
+  tasks: number;
+  running?: string | null;
+}
+
+export type MimeBundle = Record<string, unknown>;
+
+export type MsgType = keyof ContentMap;
+export type ContentOf<T extends MsgType> = ContentMap[T];
+
+export interface Header<T extends MsgType = MsgType> {
+  msg_id: string;
+  msg_type: T;
+  session: string;
+  username: string;
+  date: string;
+  version: string;
+}
+
+export interface Message<T extends MsgType = MsgType> {
+  identities: Buffer[];
+  header: Header<T>;
+  /** `{}` when the message answers nothing. */
+  parent_header: Header | Record<string, never>;
+  metadata: Record<string, unknown>;
+  content: ContentOf<T>;
+  buffers: Buffer[];
+}
+
+/** The union of every concrete message: `switch` on `msg.header.msg_type` narrows it. */
+export type AnyMessage = { [T in MsgType]: Message<T> }[MsgType];
+export type MessageOf<T extends MsgType> = Extract<AnyMessage, { header: { msg_type: T } }>;
+
+const MSG_TYPES: ReadonlySet<string> = new Set<keyof ContentMap>([
+  "execute_request", "execute_reply", "execute_input", "execute_result", "display_data", "update_display_data",
+  "clear_output", "stream", "error", "status", "kernel_info_request", "kernel_info_reply", "complete_request",
+  "complete_reply", "inspect_request", "inspect_reply", "is_complete_request", "is_complete_reply",
+  "comm_info_request", "comm_info_reply", "history_request", "history_reply", "interrupt_request",
+  "interrupt_reply", "apply_request", "apply_reply", "abort_request", "abort_reply", "clear_request",
+  "clear_reply", "shutdown_request", "shutdown_reply", "registration_request", "registration_reply",
+  "unregistration_request", "connection_request", "connection_reply", "queue_request", "queue_reply",
+  "signal_request", "signal_reply", "restart_request", "restart_reply", "task_abort_request", "task_abort_reply",
+  "stats_request", "stats_reply", "hub_error", "registration_notification", "unregistration_notification",
+  "controller_heartbeat",
+]);
+
+export function isMsgType(t: unknown): t is MsgType {
+  return typeof t === "string" && MSG_TYPES.has(t);
+}
+
+export function hasParent(m: Message): m is Message & { parent_header: Header } {
+  return typeof (m.parent_header as Partial<Header>).msg_id === "string";
+}
+
+/** The parent's msg_id, or "" when the message answers nothing. */
+export function parentId(m: Message): string {
+  return (m.parent_header as Partial<Header>).msg_id ?? "";
+}
+
+/** Messages an engine publishes while it runs a task (the iopub family). */
+export const OUTPUT_TYPES = new Set<MsgType>([
+  "stream", "display_data", "update_display_data", "execute_result", "error", "execute_input", "clear_output",
+]);
+export type OutputMessage = MessageOf<
+  "stream" | "display_data" | "update_display_data" | "execute_result" | "error" | "execute_input" | "clear_output"
+>;
+export function isOutput(m: AnyMessage): m is OutputMessage {
+  return OUTPUT_TYPES.has(m.header.msg_type);
+}
+
+/** Type guard: TypeScript does not narrow `msg` from a switch on the nested `msg.header.msg_type`. */
+export function isMsg<T extends MsgType>(m: AnyMessage, type: T): m is MessageOf<T> {
+  return m.header.msg_type === type;
+}

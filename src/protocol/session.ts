@@ -1,0 +1,128 @@
+/**
+ * A signing session: turns typed messages into frames and frames back into typed messages.
+ *
+ * Decoding never throws: a malformed, oversized, badly signed or replayed message returns
+ * `undefined` and is counted in `dropped` by reason (the hostile-traffic tests read these
+ * counters), so one bad peer can never take a receive loop down.
+ */
+import { randomUUID } from "node:crypto";
+import {
+  DEFAULT_LIMITS, type DropReason, type Envelope, type Limits, ReplayGuard, Signer, WireError, joinFrames, splitFrames,
+} from "./wire";
+import { type AnyMessage, type ContentOf, type Header, type Message, type MsgType, isMsgType } from "./messages";
+
+export interface SendOptions {
+  parent?: Header | Record<string, never>;
+  metadata?: Record<string, unknown>;
+  buffers?: readonly Buffer[];
+  identities?: readonly Buffer[];
+  /** Use this msg_id instead of a fresh one. */
+  msgId?: string;
+}
+
+export type DropCounts = Record<DropReason, number>;
+
+export class Session {
+  readonly id = randomUUID();
+  readonly dropped: DropCounts = { malformed: 0, "bad-signature": 0, replayed: 0, oversized: 0, "unknown-type": 0 };
+  /** Last drop, for logs and tests. */
+  lastDrop: { reason: DropReason; message: string } | undefined;
+  private readonly signer: Signer;
+  private readonly replay = new ReplayGuard();
+  private counter = 0;
+
+  constructor(
+    readonly key: string,
+    readonly username = "tsparallel",
+    readonly limits: Limits = DEFAULT_LIMITS,
+  ) {
+    this.signer = new Signer(key);
+  }
+
+  /** msg ids are `<session>_<n>`: unique without a uuid per message (ipyparallel does the same). */
+  newMsgId(): string {
+    return `${this.id}_${++this.counter}`;
+  }
+
+  header<T extends MsgType>(msgType: T, msgId = this.newMsgId()): Header<T> {
+    return { msg_id: msgId, msg_type: msgType, session: this.id, username: this.username, date: new Date().toISOString(), version: "5.3" };
+  }
+
+  /** Frames for a new message; returns the header so callers can track the msg_id. */
+  encode<T extends MsgType>(msgType: T, content: ContentOf<T>, opts: SendOptions = {}): { frames: Buffer[]; header: Header<T> } {
+    const header = this.header(msgType, opts.msgId);
+    const parts = [
+      Buffer.from(JSON.stringify(header)),
+      Buffer.from(JSON.stringify(opts.parent ?? {})),
+      Buffer.from(JSON.stringify(opts.metadata ?? {})),
+      Buffer.from(JSON.stringify(content)),
+    ];
+    return { frames: joinFrames(opts.identities ?? [], this.signer.sign(parts), parts, opts.buffers ?? []), header };
+  }
+
+  /** Verifies and parses; `undefined` (counted) for anything that is not a valid signed message. */
+  decode(frames: readonly Buffer[]): AnyMessage | undefined {
+    const env = this.open(frames);
+    return env && this.parse(env);
+  }
+
+  /** Framing, size limits, signature and replay checks, without JSON parsing. */
+  open(frames: readonly Buffer[]): Envelope | undefined {
+    let env: Envelope;
+    try {
+      env = splitFrames(frames, this.limits);
+    } catch (e) {
+      return this.drop(e instanceof WireError ? e.reason : "malformed", String(e));
+    }
+    if (!this.signer.verify(env.signature, env.parts)) return this.drop("bad-signature", "HMAC signature does not match");
+    if (!this.replay.admit(env.signature)) return this.drop("replayed", "signature seen before");
+    return env;
+  }
+
+  parse(env: Envelope): AnyMessage | undefined {
+    let header: unknown, parent: unknown, metadata: unknown, content: unknown;
+    try {
+      header = JSON.parse(env.parts[0].toString("utf8"));
+      parent = JSON.parse(env.parts[1].toString("utf8"));
+      metadata = JSON.parse(env.parts[2].toString("utf8"));
+      content = JSON.parse(env.parts[3].toString("utf8"));
+    } catch (e) {
+      return this.drop("malformed", `invalid JSON: ${String(e)}`);
+    }
+    if (!isObject(header) || typeof header.msg_id !== "string" || typeof header.session !== "string") {
+      return this.drop("malformed", "header lacks msg_id/session");
+    }
+    if (!isMsgType(header.msg_type)) return this.drop("unknown-type", `unknown msg_type ${String(header.msg_type)}`);
+    if (!isObject(parent) || !isObject(metadata) || !isObject(content)) {
+      return this.drop("malformed", "parent_header, metadata and content must be objects");
+    }
+    const msg: Message = {
+      identities: env.identities,
+      header: header as unknown as Header,
+      parent_header: parent as unknown as Header,
+      metadata,
+      content: content as ContentOf<MsgType>,
+      buffers: env.buffers,
+    };
+    return msg as AnyMessage;
+  }
+
+  /** Re-address an already signed message without touching its signature or bytes. */
+  static forward(identities: readonly Buffer[], env: Envelope): Buffer[] {
+    return joinFrames(identities, env.signature, env.parts, env.buffers);
+  }
+
+  get droppedTotal(): number {
+    return Object.values(this.dropped).reduce((a, b) => a + b, 0);
+  }
+
+  private drop(reason: DropReason, message: string): undefined {
+    this.dropped[reason]++;
+    this.lastDrop = { reason, message };
+    return undefined;
+  }
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}

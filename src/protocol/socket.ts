@@ -1,0 +1,73 @@
+/**
+ * Socket plumbing shared by every role: a serial outbox (zeromq.js allows one pending send per
+ * socket, as in its examples/queue/queue.ts) and a receive loop that survives any handler error.
+ */
+import type * as zmq from "zeromq";
+
+export type Frames = Buffer[];
+
+export class Outbox {
+  private readonly queue: Frames[] = [];
+  private draining = false;
+  private closed = false;
+  /** Sends that failed (peer gone, socket closing): counted, never thrown at the caller. */
+  failures = 0;
+
+  constructor(private readonly socket: zmq.Writable & { closed: boolean }) {}
+
+  /** Queue frames; resolves once handed to ZeroMQ. Never rejects. */
+  send(frames: Frames): void {
+    if (this.closed) return;
+    this.queue.push(frames);
+    if (!this.draining) void this.drain();
+  }
+
+  get pending(): number {
+    return this.queue.length;
+  }
+
+  close(): void {
+    this.closed = true;
+    this.queue.length = 0;
+  }
+
+  private async drain(): Promise<void> {
+    this.draining = true;
+    try {
+      let frames: Frames | undefined;
+      while ((frames = this.queue.shift()) !== undefined) {
+        if (this.closed || this.socket.closed) return;
+        try {
+          await this.socket.send(frames);
+        } catch {
+          this.failures++;
+        }
+      }
+    } finally {
+      this.draining = false;
+    }
+  }
+}
+
+/**
+ * Runs `handle` for every message until the socket closes. A handler error is logged and the
+ * loop goes on: one bad message must never stop a role (STYLE practice 5).
+ */
+export async function receiveLoop(
+  socket: AsyncIterable<Frames> & { closed: boolean },
+  handle: (frames: Frames) => void | Promise<void>,
+  onError: (e: unknown) => void,
+): Promise<void> {
+  try {
+    for await (const frames of socket) {
+      try {
+        await handle(frames);
+      } catch (e) {
+        onError(e);
+      }
+    }
+  } catch (e) {
+    // A closed socket ends the iteration with an error on some versions: that is a normal end.
+    if (!socket.closed) onError(e);
+  }
+}

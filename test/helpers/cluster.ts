@@ -1,0 +1,59 @@
+/**
+ * Test fixtures: a real controller and real engine processes in a private TSPARALLEL_DIR, with a
+ * fast heartbeat; every process is killed by pid in teardown, whatever state the test left.
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { Cluster, type ClusterOptions } from "../../src/client/cluster";
+import type { Client } from "../../src/client/client";
+
+let counter = 0;
+export const testRoot = fs.mkdtempSync(path.join(os.tmpdir(), "tsparallel-test-"));
+process.env.TSPARALLEL_DIR = testRoot;
+
+export interface TestCluster {
+  cluster: Cluster;
+  rc: Client;
+  profile: string;
+  pids(): Promise<number[]>;
+  stop(): Promise<void>;
+}
+
+export async function startCluster(n: number, opts: ClusterOptions = {}): Promise<TestCluster> {
+  const profile = `t${process.pid}_${++counter}`;
+  const cluster = await Cluster.start({ n, profile, heartbeatPeriod: 200, timeout: 60_000, ...opts });
+  const rc = cluster.client;
+  const known = new Set<number>();
+  const pids = async (): Promise<number[]> => {
+    const list = (await rc.engines()).map((e) => e.pid);
+    list.forEach((p) => known.add(p));
+    return list;
+  };
+  await pids();
+  rc.on("registration", (e: { pid: number }) => known.add(e.pid));
+  return {
+    cluster, rc, profile, pids,
+    stop: async () => {
+      await cluster.stop();
+      for (const pid of known) killQuietly(pid);
+    },
+  };
+}
+
+export function killQuietly(pid: number, signal: NodeJS.Signals = "SIGKILL"): void {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    /* already gone */
+  }
+}
+
+/** Polls until `cond` holds, failing after `ms` (a deadline, not a sleep). */
+export async function until(cond: () => boolean | Promise<boolean>, ms = 10_000, what = "condition"): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

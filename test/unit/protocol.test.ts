@@ -1,0 +1,96 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Session } from "../../src/protocol/session";
+import { DELIMITER, Signer, splitFrames } from "../../src/protocol/wire";
+import { UnserializableError, deserialize, serialize } from "../../src/protocol/serialize";
+import { functionSource } from "../../src/protocol/apply";
+
+test("a signed message round-trips and a tampered one is dropped and counted", () => {
+  const a = new Session("k");
+  const b = new Session("k");
+  const { frames } = a.encode("stream", { name: "stdout", text: "hi" }, { identities: [Buffer.from("id")] });
+  const msg = b.decode(frames);
+  assert.equal(msg?.header.msg_type, "stream");
+  assert.deepEqual(msg?.identities.map(String), ["id"]);
+  const tampered = frames.map((f) => Buffer.from(f));
+  tampered[tampered.length - 1] = Buffer.from(JSON.stringify({ name: "stdout", text: "evil" }));
+  assert.equal(b.decode(tampered), undefined);
+  assert.equal(b.dropped["bad-signature"], 1);
+});
+
+test("a replayed message is rejected", () => {
+  const a = new Session("k");
+  const b = new Session("k");
+  const { frames } = a.encode("status", { execution_state: "idle" });
+  assert.ok(b.decode(frames));
+  assert.equal(b.decode(frames), undefined);
+  assert.equal(b.dropped.replayed, 1);
+});
+
+test("a wrong key, missing delimiter, bad JSON, unknown type and too many frames are each counted", () => {
+  const b = new Session("right");
+  assert.equal(b.decode(new Session("wrong").encode("status", { execution_state: "idle" }).frames), undefined);
+  assert.equal(b.decode([Buffer.from("x"), Buffer.from("y")]), undefined);
+  const parts = ["{", "{}", "{}", "{}"].map((p) => Buffer.from(p));
+  assert.equal(b.decode([DELIMITER, new Signer("right").sign(parts), ...parts]), undefined);
+  const hdr = [JSON.stringify({ msg_id: "1", session: "s", msg_type: "nonsense" }), "{}", "{}", "{}"].map((p) => Buffer.from(p));
+  assert.equal(b.decode([DELIMITER, new Signer("right").sign(hdr), ...hdr]), undefined);
+  assert.equal(b.decode(Array.from({ length: 5000 }, () => Buffer.alloc(1))), undefined);
+  assert.deepEqual(b.dropped, { malformed: 2, "bad-signature": 1, replayed: 0, oversized: 1, "unknown-type": 1 });
+});
+
+test("limits are checked before parsing", () => {
+  assert.throws(() => splitFrames([DELIMITER, Buffer.alloc(0), Buffer.alloc(100), Buffer.alloc(0), Buffer.alloc(0), Buffer.alloc(0)], { maxFrames: 10, maxJsonBytes: 10, maxMessageBytes: 1000 }), /JSON part of 100 bytes/);
+});
+
+const table: Array<[string, unknown]> = [
+  ["number", 3.5], ["string", "héllo"], ["bigint", 12345678901234567890n], ["null", null], ["undefined", undefined],
+  ["nested", { a: [1, { b: "c" }], d: { e: true } }], ["Map", new Map<unknown, unknown>([["k", 1], [2, [3]]])], ["Set", new Set([1, "a"])],
+  ["Date", new Date("2024-05-06T07:08:09Z")], ["RegExp", /ab+c/gi], ["Float64Array small", new Float64Array([1.5, -2])],
+  ["Int32Array large", Int32Array.from({ length: 100_000 }, (_, i) => i - 50_000)], ["BigInt64Array", new BigInt64Array([1n, -2n])],
+  ["Uint8Array", new Uint8Array([1, 2, 3])], ["ArrayBuffer", new Uint8Array([9, 8]).buffer],
+];
+for (const [name, value] of table) {
+  test(`structured clone round trip: ${name}`, () => {
+    assert.deepEqual(deserialize(serialize(value)), value);
+  });
+}
+
+test("a large typed array travels out of band without a copy and respects byteOffset", () => {
+  const backing = new Float64Array(20_000).map((_, i) => i);
+  const view = backing.subarray(100, 19_000);
+  const frames = serialize({ view });
+  assert.equal(frames.length, 2);
+  assert.equal(frames[1]!.buffer, backing.buffer, "the frame shares the array's memory");
+  const back = deserialize(frames) as { view: Float64Array };
+  assert.ok(back.view instanceof Float64Array);
+  assert.deepEqual(back.view, view);
+});
+
+test("a misaligned out-of-band frame is copied to an aligned one", () => {
+  const arr = new Float64Array(10_000).fill(2.5);
+  const [main, oob] = serialize(arr);
+  const shifted = Buffer.alloc(oob!.length + 1).subarray(1);
+  oob!.copy(shifted);
+  assert.deepEqual(deserialize([main!, shifted]), arr);
+});
+
+test("unserializable values name their path", () => {
+  assert.throws(() => serialize([1, { cb: () => 1 }], "args"), (e: unknown) => e instanceof UnserializableError && e.path === "args[1].cb");
+  assert.throws(() => serialize({ s: Symbol("x") }), /value\.s: Symbol\(x\)/);
+  class Secret {
+    #hidden = 1;
+    get h(): number {
+      return this.#hidden;
+    }
+  }
+  assert.throws(() => serialize({ m: new Map([["k", new Secret()]]) }), /value\.m\.get\("k"\): an instance of class Secret/);
+});
+
+test("function sources become expressions, including method shorthand", () => {
+  const obj = { double(x: number) { return x * 2; }, async later() { return 1; } };
+  assert.match(functionSource(obj.double).source, /^function double\(x\)/);
+  assert.match(functionSource(obj.later).source, /^async function later\(\)/);
+  assert.match(functionSource((a: number) => a).source, /^\(a\) => a/);
+  assert.throws(() => functionSource(Math.max), /native function max/);
+});
