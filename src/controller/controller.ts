@@ -117,7 +117,6 @@ export class Controller {
       routeLoop(this.engines, this.session, (m, env) => this.hub.onEngineMessage(m, env), this.log),
       hb.start(this.log),
     );
-    this.heartbeatDrops = hb.dropped;
     const period = this.hub.options.heartbeatPeriod;
     this.timers.push(
       setInterval(() => this.hub.checkEngines(), Math.min(period, 250)),
@@ -139,8 +138,6 @@ export class Controller {
     this.log(`listening on ${this.info.ip} ports ${JSON.stringify(ports)}${curve ? " (CURVE)" : ""}`);
     return this.info;
   }
-
-  heartbeatDrops: { count: number } = { count: 0 };
 
   async close(): Promise<void> {
     if (this.closed) return;

@@ -45,7 +45,6 @@ export function routeLoop(socket: zmq.Router, session: Session, handle: (msg: No
  */
 export class HeartbeatRole {
   readonly outbox: Outbox;
-  readonly dropped = { count: 0 };
   private readonly key: Buffer;
   private readonly lastSeq = new Map<string, number>();
 
@@ -60,15 +59,21 @@ export class HeartbeatRole {
 
   private onBeat(frames: Buffer[]): void {
     const [identity, seqFrame, mac] = frames;
+    // Drops are counted in the controller session's counters, so stats() covers every socket.
+    const dropped = this.hub.session.dropped;
     if (frames.length !== 3 || !identity || !seqFrame || !mac || seqFrame.length > 20 || identity.length > 64) {
-      this.dropped.count++;
+      dropped.malformed++;
       return;
     }
     const uuid = identity.toString("latin1");
     const expected = Buffer.from(beatMac(this.key, uuid, seqFrame.toString()));
     const seq = Number(seqFrame.toString());
-    if (mac.length !== expected.length || !timingSafeEqual(mac, expected) || !Number.isSafeInteger(seq) || seq <= (this.lastSeq.get(uuid) ?? -1)) {
-      this.dropped.count++;
+    if (mac.length !== expected.length || !timingSafeEqual(mac, expected) || !Number.isSafeInteger(seq)) {
+      dropped["bad-signature"]++;
+      return;
+    }
+    if (seq <= (this.lastSeq.get(uuid) ?? -1)) {
+      dropped.replayed++;
       return;
     }
     this.lastSeq.set(uuid, seq);

@@ -87,6 +87,12 @@ export class Engine {
         const got = await Promise.race([reply, delay(1000).then(() => undefined)]);
         if (got && got.content.status === "ok") {
           this.id = got.content.id;
+          if (this.controller && got.content.controller !== this.controller) {
+            // A restarted controller knows none of our tasks and their clients have failed them:
+            // drop the queued ones and stop the running one so the engine is free for new work.
+            this.queue.length = 0;
+            this.executor.interrupt();
+          }
           this.controller = got.content.controller;
           this.lostSince = undefined;
           this.startHeart(got.content.heartbeat_period);
@@ -168,7 +174,9 @@ export class Engine {
     this.running = true;
     try {
       let task: Task | undefined;
-      while ((task = this.queue.shift()) !== undefined) await this.run(task);
+      // Yield to the event loop before each task, so control messages that arrived meanwhile
+      // (an abort sent while a busy loop held the thread) are read before the task starts.
+      while ((await new Promise<void>((r) => setImmediate(r)), (task = this.queue.shift())) !== undefined) await this.run(task);
     } finally {
       this.running = false;
     }

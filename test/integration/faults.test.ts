@@ -1,0 +1,127 @@
+import { afterEach, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import * as path from "node:path";
+import { type TestCluster, killQuietly, startCluster, until } from "../helpers/cluster";
+import { EngineError, RemoteError, TaskAborted, TimeoutError } from "../../src/client/index";
+
+describe("faults: engines die, tasks are interrupted, the controller restarts", () => {
+  let t: TestCluster | undefined;
+  afterEach(async () => {
+    await t?.stop();
+    t = undefined;
+  });
+
+  test("SIGKILL an engine during a load-balanced map of 2,000 tasks: all results correct and in order", async () => {
+    t = await startCluster(3);
+    const [victim] = await t.pids();
+    const lv = t.rc.loadBalancedView({ retries: 2 });
+    const xs = Array.from({ length: 2000 }, (_, i) => i);
+    const ar = lv.map(async (x: number) => { await new Promise((r) => setTimeout(r, 1)); return x * 3; }, xs);
+    await until(() => ar.progress > 200, 30_000, "200 tasks done");
+    killQuietly(victim!);
+    const out = await ar.get({ timeout: 60_000 });
+    assert.deepEqual(out, xs.map((x) => x * 3));
+    await until(() => t!.rc.ids.length === 2, 5000, "the dead engine to leave rc.ids");
+  });
+
+  test("SIGKILL during a DirectView apply fails with EngineError quickly; the cluster stays usable", async () => {
+    t = await startCluster(2);
+    const pids = await t.pids();
+    const ar = t.rc.view(0).apply(async () => new Promise((r) => setTimeout(r, 60_000)));
+    await until(async () => (await t!.rc.queueStatus())["0"]?.queue === 1, 5000, "task running");
+    const killedAt = Date.now();
+    killQuietly(pids[0]!);
+    await assert.rejects(ar.get({ timeout: 5000 }), (e: unknown) => e instanceof EngineError && /Engine 0 died while running/.test(e.message));
+    assert.ok(Date.now() - killedAt < 5000);
+    assert.deepEqual(t.rc.ids, [1]);
+    assert.equal(await t.rc.view(1).apply(() => 5), 5);
+    await assert.rejects(async () => t!.rc.view(0), /no engine with id 0/);
+  });
+
+  test("a SIGSTOPped engine is declared lost by heartbeat and its queued LB task moves on", async () => {
+    t = await startCluster(2);
+    const pids = await t.pids();
+    const stopped = pids[0]!;
+    // The stopped engine is alive as a process: only missed heartbeats reveal it.
+    process.kill(stopped, "SIGSTOP");
+    try {
+      const lost = new Promise<{ id: number; reason: string }>((r) => t!.rc.once("unregistration", r));
+      const info = await lost;
+      assert.equal(info.id, 0);
+      assert.match(info.reason, /missed heartbeats/);
+      assert.equal(await t.rc.loadBalancedView().apply(() => process.pid), pids[1]);
+    } finally {
+      process.kill(stopped, "SIGCONT");
+    }
+  });
+
+  test("interrupt stops a busy loop; timeLimit fails a task with TimeoutError; abort drops queued tasks", async () => {
+    t = await startCluster(1);
+    const e0 = t.rc.view(0);
+    const busy = e0.execute("while (true) {}");
+    await until(async () => (await t!.rc.queueStatus())["0"]?.queue === 1, 5000, "loop running");
+    const queued = e0.apply(() => "never");
+    await until(async () => (await t!.rc.queueStatus())["0"]?.queue === 2, 5000, "second task queued");
+    assert.deepEqual(await queued.abort(), queued.msgIds);
+    await t.rc.interrupt(0);
+    await assert.rejects(busy.get(), (e: unknown) => e instanceof RemoteError && e.ename === "KeyboardInterrupt");
+    await assert.rejects(queued.get(), (e: unknown) => e instanceof TaskAborted);
+    const lv = t.rc.loadBalancedView({ timeLimit: 200 });
+    await assert.rejects(lv.apply(() => { for (;;) { /* spin */ } }).get(), (e: unknown) => e instanceof TimeoutError && /time limit of 200 ms/.test(e.message));
+    await assert.rejects(lv.apply(() => new Promise((r) => setTimeout(r, 5000))).get(), TimeoutError);
+    const slow = t.rc.view(0).apply(async () => new Promise((r) => setTimeout(r, 60_000)));
+    await until(async () => (await t!.rc.queueStatus())["0"]?.queue === 1, 5000, "slow task running");
+    await slow.cancel();
+    await assert.rejects(slow.get(), /KeyboardInterrupt/);
+    assert.equal(await e0.apply(() => 1), 1, "the engine still works");
+  });
+
+  test("dependencies: after/follow order tasks, impossible and unknown ones fail, timeout fires", async () => {
+    t = await startCluster(2);
+    const lv = t.rc.loadBalancedView();
+    const first = lv.apply(async () => { await new Promise((r) => setTimeout(r, 100)); return Date.now(); });
+    const second = lv.with({ after: [first], follow: [first] }).apply(() => Date.now());
+    const [a, b] = [await first, await second];
+    assert.ok(b >= a);
+    assert.equal(second.metadata[0]!.engineId, first.metadata[0]!.engineId);
+    await assert.rejects(lv.with({ after: ["no-such-msg"] }).apply(() => 1).get(), /unknown dependency/);
+    const failing = lv.apply(() => { throw new Error("x"); });
+    await failing.wait();
+    await assert.rejects(lv.with({ after: [failing] }).apply(() => 1).get(), /cannot run/);
+    const long = lv.apply(async () => new Promise((r) => setTimeout(r, 1000)));
+    await assert.rejects(lv.with({ timeout: 100, after: [long] }).apply(() => 1).get(), (e: unknown) => e instanceof TimeoutError && /within its timeout of 100 ms/.test(e.message));
+  });
+
+  test("restartEngine replaces an engine with a new id and pid; --restart-engines revives killed ones", async () => {
+    t = await startCluster(1, { restartEngines: true });
+    const [pid0] = await t.pids();
+    await t.rc.restartEngine(0);
+    await until(() => t!.rc.ids.length === 1 && t!.rc.ids[0] !== 0, 10_000, "restarted engine");
+    const [pid1] = await t.pids();
+    assert.notEqual(pid1, pid0);
+    killQuietly(pid1!);
+    await until(async () => (await t!.pids()).some((p) => p !== pid1) && t!.rc.ids.length === 1, 10_000, "engine revived");
+    assert.equal(await t.rc.view().apply(() => 2).then((r) => r[0]), 2);
+  });
+
+  test("controller restart: engines re-register with their ids, in-flight tasks fail, clients go on", async () => {
+    t = await startCluster(2);
+    const rc = t.rc;
+    const inflight = rc.view(0).apply(async () => new Promise((r) => setTimeout(r, 60_000)));
+    await until(async () => (await rc.queueStatus())["0"]?.queue === 1, 5000, "task running");
+    killQuietly(t.cluster.pid);
+    const cli = path.join(__dirname, "..", "..", "src", "cli.js");
+    const again = spawn(process.execPath, [cli, "controller", "--profile", t.profile, "--reuse", "--heartbeat", "200"], { stdio: "ignore" });
+    try {
+      const t0 = Date.now();
+      await assert.rejects(inflight.get({ timeout: 20_000 }), (e: unknown) => e instanceof EngineError && /controller restarted/.test(e.message));
+      await until(async () => (await rc.engines()).length === 2, 20_000, "engines to re-register");
+      assert.deepEqual((await rc.engines()).map((e) => e.id).sort(), [0, 1]);
+      assert.deepEqual(await rc.view().apply(() => 3), [3, 3]);
+      console.log("restart handled in", Date.now() - t0);
+    } finally {
+      killQuietly(again.pid!, "SIGTERM");
+    }
+  });
+});
