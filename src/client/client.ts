@@ -81,7 +81,9 @@ export class Client extends EventEmitter {
     } catch (e) {
       this.close();
       if (e instanceof TimeoutError) {
-        throw new TsParallelError(`the controller at ${endpoint(this.info, this.info.ports.clients)} did not answer within ${timeout} ms; is the cluster running? Start one with \`tsparallel cluster start -n 4\``);
+        // A wrong key looks the same as no controller from here: the controller drops (and counts)
+        // unsigned messages without answering, so the message names both causes.
+        throw new TsParallelError(`the controller at ${endpoint(this.info, this.info.ports.clients)} did not answer within ${timeout} ms: the cluster is not running (start one with \`tsparallel cluster start -n 4\`) or the connection file's key is stale (restart the cluster to rewrite it)`);
       }
       throw e;
     }

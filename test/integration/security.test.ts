@@ -1,0 +1,45 @@
+import { afterEach, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { type TestCluster, startCluster, until } from "../helpers/cluster";
+import { Client } from "../../src/client/client";
+import { connectionFile, readConnectionFile } from "../../src/protocol/connection";
+
+describe("security and shutdown", () => {
+  let t: TestCluster | undefined;
+  afterEach(async () => {
+    await t?.stop();
+    t = undefined;
+  });
+
+  test("--curve encrypts: the connection file carries the server key and clients and engines still work", async () => {
+    t = await startCluster(2, { controllerArgs: ["--curve"] });
+    const info = readConnectionFile(connectionFile("client", t.profile));
+    assert.match(info.curve_serverkey ?? "", /^.{40}$/);
+    const secret = JSON.parse(fs.readFileSync(connectionFile("controller", t.profile), "utf8")) as { curve?: { secretKey: string } };
+    assert.ok(secret.curve?.secretKey && !JSON.stringify(info).includes(secret.curve.secretKey), "the server secret stays out of client.json");
+    assert.deepEqual(await t.rc.view().apply((x: number) => x + 1, 1), [2, 2]);
+  });
+
+  test("a client with the wrong key is told what may be wrong, and nothing crashes", async () => {
+    t = await startCluster(1);
+    const info = readConnectionFile(connectionFile("client", t.profile));
+    const forged = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "tsp-key-")), "client.json");
+    fs.writeFileSync(forged, JSON.stringify({ ...info, key: "wrong" }));
+    await assert.rejects(Client.connect({ file: forged, timeout: 500, activate: false }), /did not answer within 500 ms: the cluster is not running .* or the connection file's key is stale/);
+    assert.ok(((await t.rc.stats()).dropped["bad-signature"] ?? 0) >= 1);
+    assert.equal(await t.rc.view(0).apply(() => 1), 1);
+  });
+
+  test("shutdown stops engines, then the controller with hub: true", async () => {
+    t = await startCluster(2);
+    await t.rc.shutdown({ targets: 1 });
+    await until(() => t!.rc.ids.length === 1, 5000, "engine 1 to stop");
+    assert.deepEqual(t.rc.ids, [0]);
+    const exited = new Promise((r) => t!.cluster.process.once("exit", r));
+    await t.rc.shutdown({ hub: true });
+    await exited;
+  });
+});
