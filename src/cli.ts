@@ -6,9 +6,7 @@ const USAGE = `usage: tsparallel <command>
   cluster list                        list clusters with their engine counts
   controller [--profile P] [--ip A] [--engines N] [--scheme S] [--hwm N] [--reuse]
   engine [--profile P | --file engine.json]
-  install [--user | --prefix P]       register the Jupyter kernel "TypeScript (tsparallel)"
-  kernel --config-path F              the kernel (Jupyter starts it)
-  notebook                            start a cluster and Jupyter Notebook on notebooks/ (npm start)`;
+`;
 
 async function run(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
