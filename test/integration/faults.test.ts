@@ -30,10 +30,8 @@ describe("faults: engines die, tasks are interrupted, the controller restarts", 
     const pids = await t.pids();
     const ar = t.rc.view(0).apply(async () => new Promise((r) => setTimeout(r, 60_000)));
     await until(async () => (await t!.rc.queueStatus())["0"]?.queue === 1, 5000, "task running");
-    const killedAt = Date.now();
     killQuietly(pids[0]!);
     await assert.rejects(ar.get({ timeout: 5000 }), (e: unknown) => e instanceof EngineError && /Engine 0 died while running/.test(e.message));
-    assert.ok(Date.now() - killedAt < 5000);
     assert.deepEqual(t.rc.ids, [1]);
     assert.equal(await t.rc.view(1).apply(() => 5), 5);
     await assert.rejects(async () => t!.rc.view(0), /no engine with id 0/);
