@@ -41,6 +41,8 @@ export class Controller {
   private readonly heartbeat = new zmq.Router();
   private readonly notification = new zmq.Publisher();
   private supervisor: Supervisor | undefined;
+  /** The connection file being reused (`--reuse`): same ports and key as before. */
+  private readonly previous: ConnectionInfo | undefined;
   private timers: NodeJS.Timeout[] = [];
   private loops: Promise<void>[] = [];
   private closed = false;
@@ -50,7 +52,7 @@ export class Controller {
 
   constructor(private readonly opts: ControllerOptions = {}) {
     this.log = opts.log ?? ((l) => process.stderr.write(`[controller] ${l}\n`));
-    const previous = opts.reuse ? tryRead(connectionFile("client", opts.profile)) : undefined;
+    const previous = (this.previous = opts.reuse ? tryRead(connectionFile("client", opts.profile)) : undefined);
     this.session = new Session(previous?.key ?? randomBytes(32).toString("hex"), "controller");
     const clientsOut = new Outbox(this.clients);
     const enginesOut = new Outbox(this.engines);
@@ -85,7 +87,7 @@ export class Controller {
 
   async start(): Promise<ConnectionInfo> {
     const { profile, ip = "127.0.0.1" } = this.opts;
-    const previous = this.opts.reuse ? tryRead(connectionFile("client", profile)) : undefined;
+    const previous = this.previous;
     const secret: ControllerSecret = (this.opts.reuse ? tryReadJson<ControllerSecret>(connectionFile("controller", profile)) : undefined) ?? {};
     if (this.opts.curve && !secret.curve) secret.curve = zmq.curveKeyPair();
     const curve = this.opts.curve || previous?.curve_serverkey ? secret.curve : undefined;

@@ -241,7 +241,7 @@ export class Hub {
     this.scheduler.schedule();
   }
 
-  /** Pids of local engines, for the supervisor's bookkeeping and tests. */
+  /** Registered engines (id, uuid, pid, host), sorted by id: connection_reply's list. */
   engineList(): EngineDescription[] {
     return this.registry.ids().map((id) => this.registry.describe(this.registry.get(id)!));
   }

@@ -2,6 +2,7 @@
  * Test fixtures: a real controller and real engine processes in a private TSPARALLEL_DIR, with a
  * fast heartbeat; every process is killed by pid in teardown, whatever state the test left.
  */
+import { afterEach } from "node:test";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -56,4 +57,14 @@ export async function until(cond: () => boolean | Promise<boolean>, ms = 10_000,
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/** One cluster per test in a suite, stopped after each test whatever happened. */
+export function clusterPerTest(): { start(n: number, opts?: ClusterOptions): Promise<TestCluster> } {
+  let current: TestCluster | undefined;
+  afterEach(async () => {
+    await current?.stop();
+    current = undefined;
+  });
+  return { start: async (n, opts) => (current = await startCluster(n, opts)) };
 }

@@ -1,19 +1,16 @@
-import { afterEach, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import * as path from "node:path";
-import { type TestCluster, killQuietly, startCluster, until } from "../helpers/cluster";
+import { type TestCluster, clusterPerTest, killQuietly, until } from "../helpers/cluster";
 import { EngineError, RemoteError, TaskAborted, TimeoutError } from "../../src/client/index";
 
 describe("faults: engines die, tasks are interrupted, the controller restarts", () => {
+  const clusters = clusterPerTest();
   let t: TestCluster | undefined;
-  afterEach(async () => {
-    await t?.stop();
-    t = undefined;
-  });
 
   test("SIGKILL an engine during a load-balanced map of 2,000 tasks: all results correct and in order", async () => {
-    t = await startCluster(3);
+    t = await clusters.start(3);
     const [victim] = await t.pids();
     const lv = t.rc.loadBalancedView({ retries: 2 });
     const xs = Array.from({ length: 2000 }, (_, i) => i);
@@ -26,7 +23,7 @@ describe("faults: engines die, tasks are interrupted, the controller restarts", 
   });
 
   test("SIGKILL during a DirectView apply fails with EngineError quickly; the cluster stays usable", async () => {
-    t = await startCluster(2);
+    t = await clusters.start(2);
     const pids = await t.pids();
     const ar = t.rc.view(0).apply(async () => new Promise((r) => setTimeout(r, 60_000)));
     await until(async () => (await t!.rc.queueStatus())["0"]?.queue === 1, 5000, "task running");
@@ -38,7 +35,7 @@ describe("faults: engines die, tasks are interrupted, the controller restarts", 
   });
 
   test("a SIGSTOPped engine is declared lost by heartbeat and its queued LB task moves on", async () => {
-    t = await startCluster(2);
+    t = await clusters.start(2);
     const pids = await t.pids();
     const stopped = pids[0]!;
     // The stopped engine is alive as a process: only missed heartbeats reveal it.
@@ -55,7 +52,7 @@ describe("faults: engines die, tasks are interrupted, the controller restarts", 
   });
 
   test("interrupt stops a busy loop; timeLimit fails a task with TimeoutError; abort drops queued tasks", async () => {
-    t = await startCluster(1);
+    t = await clusters.start(1);
     const e0 = t.rc.view(0);
     const busy = e0.execute("while (true) {}");
     await until(async () => (await t!.rc.queueStatus())["0"]?.queue === 1, 5000, "loop running");
@@ -76,7 +73,7 @@ describe("faults: engines die, tasks are interrupted, the controller restarts", 
   });
 
   test("dependencies: after/follow order tasks, impossible and unknown ones fail, timeout fires", async () => {
-    t = await startCluster(2);
+    t = await clusters.start(2);
     const lv = t.rc.loadBalancedView();
     const first = lv.apply(async () => { await new Promise((r) => setTimeout(r, 100)); return Date.now(); });
     const second = lv.with({ after: [first], follow: [first] }).apply(() => Date.now());
@@ -92,7 +89,7 @@ describe("faults: engines die, tasks are interrupted, the controller restarts", 
   });
 
   test("restartEngine replaces an engine with a new id and pid; --restart-engines revives killed ones", async () => {
-    t = await startCluster(1, { restartEngines: true });
+    t = await clusters.start(1, { restartEngines: true });
     const [pid0] = await t.pids();
     await t.rc.restartEngine(0);
     await until(() => t!.rc.ids.length === 1 && t!.rc.ids[0] !== 0, 10_000, "restarted engine");
@@ -104,7 +101,7 @@ describe("faults: engines die, tasks are interrupted, the controller restarts", 
   });
 
   test("controller restart: engines re-register with their ids, in-flight tasks fail, clients go on", async () => {
-    t = await startCluster(2);
+    t = await clusters.start(2);
     const rc = t.rc;
     const inflight = rc.view(0).apply(async () => new Promise((r) => setTimeout(r, 60_000)));
     await until(async () => (await rc.queueStatus())["0"]?.queue === 1, 5000, "task running");

@@ -1,21 +1,18 @@
-import { afterEach, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { type TestCluster, startCluster, until } from "../helpers/cluster";
+import { type TestCluster, clusterPerTest, until } from "../helpers/cluster";
 import { Client } from "../../src/client/client";
 import { connectionFile, readConnectionFile } from "../../src/protocol/connection";
 
 describe("security and shutdown", () => {
+  const clusters = clusterPerTest();
   let t: TestCluster | undefined;
-  afterEach(async () => {
-    await t?.stop();
-    t = undefined;
-  });
 
   test("--curve encrypts: the connection file carries the server key and clients and engines still work", async () => {
-    t = await startCluster(2, { controllerArgs: ["--curve"] });
+    t = await clusters.start(2, { controllerArgs: ["--curve"] });
     const info = readConnectionFile(connectionFile("client", t.profile));
     assert.match(info.curve_serverkey ?? "", /^.{40}$/);
     const secret = JSON.parse(fs.readFileSync(connectionFile("controller", t.profile), "utf8")) as { curve?: { secretKey: string } };
@@ -24,7 +21,7 @@ describe("security and shutdown", () => {
   });
 
   test("a client with the wrong key is told what may be wrong, and nothing crashes", async () => {
-    t = await startCluster(1);
+    t = await clusters.start(1);
     const info = readConnectionFile(connectionFile("client", t.profile));
     const forged = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "tsp-key-")), "client.json");
     fs.writeFileSync(forged, JSON.stringify({ ...info, key: "wrong" }));
@@ -34,7 +31,7 @@ describe("security and shutdown", () => {
   });
 
   test("shutdown stops engines, then the controller with hub: true", async () => {
-    t = await startCluster(2);
+    t = await clusters.start(2);
     await t.rc.shutdown({ targets: 1 });
     await until(() => t!.rc.ids.length === 1, 5000, "engine 1 to stop");
     assert.deepEqual(t.rc.ids, [0]);
