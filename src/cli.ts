@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 /** `tsparallel` dispatcher: each command's module is loaded only when used. */
 const USAGE = `usage: tsparallel <command>
+  install [--user | --prefix P]       register the Jupyter kernel "TypeScript (tsparallel)"
+  kernel --config-path F              the kernel itself (Jupyter starts it)
   cluster start [-n N] [--profile P] [--daemon] [--restart-engines] [--ip A] [--curve]
   cluster stop [--profile P]          stop a cluster (controller and engines)
   cluster list                        list clusters with their engine counts
@@ -15,6 +17,10 @@ async function run(argv: string[]): Promise<void> {
       return (await import("./cluster-cli")).main(rest);
     case "controller":
       return (await import("./controller/main")).main(rest);
+    case "install":
+      return (await import("./kernel/install")).main(rest);
+    case "kernel":
+      return (await import("./kernel/main")).main(rest);
     case "engine":
       return (await import("./engine/main")).main(rest);
     case undefined:

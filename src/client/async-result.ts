@@ -3,7 +3,11 @@
  * as they arrive, in submission order or, with `ordered: false`, as they finish), with
  * ipyparallel's metadata and timings. Rendering lives in magics/, not here.
  */
+import { randomUUID } from "node:crypto";
+import * as util from "node:util";
+import { getDisplayHook } from "./display";
 import { CompositeError, TimeoutError } from "./errors";
+import { progressBundle, progressText } from "./progress";
 import type { OutputEvent, Task, TaskMetadata } from "./task";
 
 export interface ResultHost {
@@ -133,6 +137,34 @@ export class AsyncResult<T = unknown> implements Promise<T>, AsyncIterable<unkno
   /** Drop this result's tasks that have not started (they fail with TaskAborted). */
   async abort(): Promise<string[]> {
     return this.host.abort(this.tasks.filter((t) => !t.ready).map((t) => t.msgId));
+  }
+
+  /**
+   * Waits with a live progress line, `map: 12/12 tasks finished after 3 s`: a display updated in
+   * place in a notebook, a `\r` line on stderr elsewhere. Resolves when ready (or after `timeout` ms).
+   */
+  async waitInteractive(opts: { interval?: number; timeout?: number; label?: string } = {}): Promise<boolean> {
+    const label = opts.label ?? this.label;
+    const hook = getDisplayHook();
+    const id = `tsparallel-progress-${randomUUID()}`;
+    const show = (): void => {
+      if (hook) hook.update(id, progressBundle(this, label));
+      else process.stderr.write(`\r${progressText(this, label)}`);
+    };
+    if (hook) hook.display(progressBundle(this, label), {}, id);
+    const timer = setInterval(show, opts.interval ?? 100);
+    try {
+      return await this.wait(opts.timeout);
+    } finally {
+      clearInterval(timer);
+      show();
+      if (!hook) process.stderr.write("\n");
+    }
+  }
+
+  /** `<AsyncResult(execute): 3/4 done>`, as a cell shows a non-blocking `%px`. */
+  [util.inspect.custom](): string {
+    return `<AsyncResult(${this.label}): ${this.ready() ? (this.tasks.every((t) => t.metadata.status === "ok") ? "finished" : "failed") : `${this.progress}/${this.length} done`}>`;
   }
 
   /** Abort queued tasks and interrupt running ones (SIGINT on their engines). */

@@ -3,6 +3,7 @@
  * own tasks (in order, so a task's output always arrives before its result); one SUB hears
  * engine (un)registrations and the controller's heartbeat.
  */
+import * as util from "node:util";
 import { EventEmitter } from "node:events";
 import * as zmq from "zeromq";
 import { Session } from "../protocol/session";
@@ -175,6 +176,17 @@ export class Client extends EventEmitter {
   /** Dropped-message counters of this client's own session. */
   get dropped(): Readonly<Record<string, number>> {
     return this.session.dropped;
+  }
+
+  /** `<Client: 4 engines, profile default>` instead of a dump of sockets. */
+  [util.inspect.custom](): string {
+    return `<Client: ${this.engineIds.length} engines${this.closed ? ", closed" : ""}>`;
+  }
+
+  /** Makes this client, and a view on all its engines, what `%px` (or `%px<suffix>`) runs on. */
+  activate(suffix = ""): DirectView {
+    setActive(this);
+    return this.view().activate(suffix);
   }
 
   /** Closes the sockets and rejects everything pending, so a script that closes its client exits. */

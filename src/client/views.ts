@@ -3,6 +3,7 @@
  * target, the payload serialized once); a LoadBalancedView lets the controller's scheduler
  * pick the engine per task.
  */
+import * as util from "node:util";
 import { functionSource, packApply } from "../protocol/apply";
 import type { ApplyContent, Route, TaskMetadata } from "../protocol/messages";
 import { transpile } from "../transpile/transpile";
@@ -31,7 +32,7 @@ export type AnyFunction = (...args: never[]) => unknown;
 export type PerEngine<S extends boolean, R> = S extends true ? R : R[];
 
 abstract class View implements ResultHost {
-  constructor(protected readonly client: Client) {}
+  constructor(readonly client: Client) {}
 
   abort(msgIds: string[]): Promise<string[]> {
     return this.client.abort(msgIds);
@@ -73,6 +74,17 @@ abstract class View implements ResultHost {
 export class DirectView<S extends boolean = boolean> extends View {
   constructor(client: Client, readonly targets: Targets = "all") {
     super(client);
+  }
+
+  /** `<DirectView [0, 2]>`, as ipyparallel shows a view. */
+  [util.inspect.custom](): string {
+    let ids: string;
+    try {
+      ids = `[${this.ids.join(", ")}]`;
+    } catch {
+      ids = JSON.stringify(this.targets);
+    }
+    return `<DirectView ${ids}>`;
   }
 
   /** Engine ids this view addresses right now ("all" is evaluated at each call). */

@@ -18,7 +18,8 @@ import { type ConnectionInfo, endpoint } from "../protocol/connection";
 import { type AnyMessage, type Header, type MessageOf, type TaskMetadata, type MsgType, type ContentOf, isMsg } from "../protocol/messages";
 import { UnserializableError, serialize } from "../protocol/serialize";
 import { Executor, TaskError } from "./executor";
-import { OutputCapture, makeDisplay, mimeBundle } from "./output";
+import { mimeBundle } from "../client/display";
+import { OutputCapture, makeDisplay } from "./output";
 import type { HeartConfig, HeartEvent } from "./heart";
 
 export interface EngineOptions {

@@ -8,7 +8,7 @@
  * reply, so output always reaches the client before the result.
  */
 import { AsyncLocalStorage } from "node:async_hooks";
-import * as util from "node:util";
+import { mimeBundle } from "../client/display";
 import type { Header, MimeBundle } from "../protocol/messages";
 
 export interface OutputSink {
@@ -103,11 +103,4 @@ export function makeDisplay(capture: OutputCapture) {
     png: typed("image/png", (v) => Buffer.from(v as Uint8Array).toString("base64")),
     text: (v: unknown) => capture.display({ "text/plain": String(v) }),
   });
-}
-
-/** A value's MIME bundle: `toMimeBundle()` if it has one (e.g. a timeline), else util.inspect. */
-export function mimeBundle(value: unknown): MimeBundle {
-  const hook = (value as { toMimeBundle?: () => MimeBundle } | null)?.toMimeBundle;
-  if (typeof hook === "function") return hook.call(value);
-  return { "text/plain": util.inspect(value, { depth: 4, colors: false }) };
 }

@@ -11,7 +11,7 @@
  * Every edit stays on its line and the prefix sits on line 1, so esbuild's source map still maps
  * lines of the output back to the TypeScript (column 1 of line 1 shifts by `prefixLength`).
  */
-import { transformSync, type TransformFailure } from "esbuild";
+import { stop, transformSync, type TransformFailure } from "esbuild";
 import * as acorn from "acorn";
 import MagicString from "magic-string";
 
@@ -34,10 +34,7 @@ type Node = acorn.Node & Record<string, unknown>;
 export function transpile(source: string, filename = "cell.ts"): Transpiled {
   let js: string, map: string;
   try {
-    const out = transformSync(source, {
-      loader: "ts", format: "esm", target: "node20", sourcemap: "external", sourcefile: filename,
-      tsconfigRaw: { compilerOptions: { verbatimModuleSyntax: true, experimentalDecorators: true } },
-    });
+    const out = transformWithLiveService(source, filename);
     js = out.code;
     map = out.map;
   } catch (e) {
@@ -50,6 +47,25 @@ export function transpile(source: string, filename = "cell.ts"): Transpiled {
     );
   }
   return { code: rewrite(js), map, source };
+}
+
+/**
+ * esbuild runs a helper process in our process group, so a Ctrl-C sent to a notebook kernel's
+ * group (jupyter_client interrupts with killpg) kills it, and every later call would fail with
+ * "The service is no longer running". esbuild.stop() drops the dead service; the retry starts anew.
+ */
+function transformWithLiveService(source: string, filename: string): ReturnType<typeof transformSync> {
+  const run = (): ReturnType<typeof transformSync> => transformSync(source, {
+    loader: "ts", format: "esm", target: "node20", sourcemap: "external", sourcefile: filename,
+    tsconfigRaw: { compilerOptions: { verbatimModuleSyntax: true, experimentalDecorators: true } },
+  });
+  try {
+    return run();
+  } catch (e) {
+    if (!/service (is no longer running|was stopped)/.test(String((e as Error).message))) throw e;
+    void stop();
+    return run();
+  }
 }
 
 /** The top-level rewrite (exported for unit tests). */

@@ -1,0 +1,117 @@
+/**
+ * Ordinary cells, run exactly as tslab runs them: its converter (a TypeScript watch program that
+ * type-checks each cell against the declarations of earlier ones) and its executor. What is
+ * ours is the capture around it: the last expression comes back as a value (tslab prints it),
+ * exceptions and type errors as structured errors (tslab prints those too), and line numbers
+ * are shifted when the code is one segment of a cell that also holds magics.
+ */
+import * as util from "node:util";
+import { type Converter, createConverter, isCompleteCode } from "tslab/dist/converter";
+import { type Executor, createExecutor } from "tslab/dist/executor";
+import { printQuickInfo } from "tslab/dist/inspect";
+import { lendToRequire, missingPackages, mountInTypeScript } from "./own-packages";
+
+export interface CellError {
+  ename: string;
+  evalue: string;
+  traceback: string[];
+}
+
+export type LocalOutcome = { ok: true; value?: { value: unknown } } | { ok: false; error: CellError };
+
+/** tslab's own TypeScript (a fork, 5.0): the compiler that checks cells. */
+export function tslabTypeScript(): { version: string; sys: Parameters<typeof mountInTypeScript>[0] } {
+  return require(require.resolve("@tslab/typescript-for-tslab", { paths: [require.resolve("tslab")] })) as ReturnType<typeof tslabTypeScript>;
+}
+
+export class LocalRunner {
+  private readonly executor: Executor;
+  private captured: { value?: { value: unknown }; errors: unknown[][] } = { errors: [] };
+
+  constructor(cwd: string) {
+    // tslab's compiler host reads through this module's `sys`: lend it what the folder lacks.
+    mountInTypeScript(tslabTypeScript().sys, missingPackages(cwd));
+    lendToRequire();
+    let node: Converter | undefined;
+    const converters = {
+      get node(): Converter {
+        return (node ??= createConverter({ isJS: false, isBrowser: false }));
+      },
+      get browser(): Converter {
+        throw new Error("/** @browser */ cells are not supported by the tsparallel kernel");
+      },
+      close: () => node?.close(),
+    };
+    void converters.node; // build the TypeScript program now (about 1.3 s), not in the first cell
+    this.executor = createExecutor(cwd, converters, {
+      log: (value: unknown) => (this.captured.value = { value }),
+      error: (...args: unknown[]) => this.captured.errors.push(args),
+    });
+  }
+
+  /** Runs `code` (lines numbered from `firstLine` in the cell, for messages). */
+  async run(code: string, firstLine = 1): Promise<LocalOutcome> {
+    this.captured = { errors: [] };
+    const ok = await this.executor.execute(code);
+    const { value, errors } = this.captured;
+    if (ok) return value ? { ok: true, value } : { ok: true };
+    return { ok: false, error: toCellError(errors, firstLine - 1) };
+  }
+
+  interrupt(): void {
+    this.executor.interrupt();
+  }
+
+  complete(code: string, cursor: number): { matches: string[]; start: number; end: number } {
+    const info = this.executor.complete(code, cursor);
+    return { matches: info.candidates, start: info.start, end: info.end };
+  }
+
+  inspect(code: string, cursor: number): string | undefined {
+    const info = this.executor.inspect(code, cursor);
+    return info ? printQuickInfo(info) : undefined;
+  }
+
+  isComplete(code: string): { status: "complete" | "incomplete"; indent?: string } {
+    const r = isCompleteCode(code);
+    return r.completed ? { status: "complete" } : { status: "incomplete", indent: r.indent ?? "" };
+  }
+
+  close(): void {
+    this.executor.close();
+  }
+}
+
+/**
+ * tslab reports a type error as `error("%s%d:%d - %s", file, line, col, text)` and an exception
+ * as `error(exception)`: turn either into Jupyter's ename/evalue/traceback.
+ */
+function toCellError(errors: unknown[][], lineShift: number): CellError {
+  const diagnostics = errors.filter((a) => a.length > 1 && typeof a[0] === "string" && a[0].includes("%d:%d"));
+  if (diagnostics.length > 0) {
+    const lines = diagnostics.map(([fmt, file, line, col, text]) => util.format(fmt, file, Number(line) + lineShift, col, flatten(text)));
+    return { ename: "TSError", evalue: lines[0]!, traceback: lines };
+  }
+  const thrown = errors[0]?.[0];
+  if (thrown instanceof Error) {
+    const interrupted = (thrown as { code?: string }).code === "ERR_SCRIPT_EXECUTION_INTERRUPTED" || thrown.message === "Interrupted asynchronously";
+    if (interrupted) return { ename: "KeyboardInterrupt", evalue: "interrupted", traceback: ["KeyboardInterrupt: the cell was interrupted"] };
+    return { ename: thrown.name, evalue: thrown.message, traceback: cleanStack(thrown) };
+  }
+  const text = errors.map((a) => util.format(...a)).join("\n") || "the cell failed";
+  return { ename: "Error", evalue: text, traceback: [text] };
+}
+
+function flatten(text: unknown): string {
+  // TypeScript diagnostic chains: { messageText, next: [...] }.
+  if (typeof text === "string") return text;
+  const chain = text as { messageText?: unknown; next?: unknown[] } | undefined;
+  if (!chain || typeof chain !== "object") return String(text);
+  return [flatten(chain.messageText), ...(chain.next ?? []).map(flatten)].join(" ");
+}
+
+/** The user's frames only: the kernel's and tslab's own frames say nothing to them. */
+function cleanStack(e: Error): string[] {
+  const lines = (e.stack ?? `${e.name}: ${e.message}`).split("\n");
+  return lines.filter((l, i) => i === 0 || !/node_modules[\\/]tslab|[\\/]dist[\\/]src[\\/]kernel[\\/]|node:internal|\(node:/.test(l));
+}

@@ -1,0 +1,303 @@
+/**
+ * `%px`, `%%px`, `%pxresult`, `%pxconfig` and `%autopx` (with view suffixes: `%px_even`), built
+ * only on the public client API: the active view executes the code, `AsyncResult.onOutput`
+ * streams what engines print while they run, and render.ts formats it as ipyparallel does.
+ */
+import * as os from "node:os";
+import type { AsyncResult } from "../client/async-result";
+import { Client } from "../client/client";
+import { getActiveClient, getActiveView, setActive } from "../client/active";
+import { CompositeError, RemoteError, TsParallelError } from "../client/errors";
+import { progressBundle } from "../client/progress";
+import type { OutputEvent, Task } from "../client/task";
+import type { DirectView } from "../client/views";
+import { connectionFile, isAlive, readConnectionFile } from "../protocol/connection";
+import type { MimeBundle } from "../protocol/messages";
+import { TranspileError } from "../transpile/transpile";
+import { type CellFlags, DEFAULT_PX, type PxOptions, UsageError, parseCellFlags, parseConfigFlags, parseResultFlags } from "./args";
+import { type Rendered, renderDisplay, renderOutputs, renderResult, streamText, verboseLine } from "./render";
+
+/** Where a cell's outputs go (the kernel implements it on iopub). */
+export interface CellIO {
+  /** Unique per cell: display ids are built from it. */
+  readonly cellId: string;
+  stream(name: "stdout" | "stderr", text: string): void;
+  display(data: MimeBundle, metadata?: Record<string, unknown>, displayId?: string): void;
+  update(displayId: string, data: MimeBundle, metadata?: Record<string, unknown>): void;
+  /** An error shown now; the cell's own error is its outcome. */
+  error(e: CellError): void;
+}
+
+export interface CellError {
+  ename: string;
+  evalue: string;
+  traceback: string[];
+}
+
+export type MagicOutcome = { ok: true; value?: { value: unknown } } | { ok: false; error: CellError; shown?: boolean };
+
+/** What the kernel lends the magics: its local runner (for `--local` and `-o NAME`). */
+export interface LocalCells {
+  run(code: string, firstLine: number): Promise<MagicOutcome>;
+}
+
+const NAMES = /^(pxresult|pxconfig|autopx|px|result)(_\w+)?$/;
+const NO_CLUSTER = "start one with `tsparallel cluster start -n 4` (or `await Cluster.start({ n: 4 })` in a cell), then run this cell again";
+
+export class ParallelMagics {
+  private readonly config = new Map<string, PxOptions>();
+  private readonly last = new Map<string, AsyncResult<unknown>>();
+  /** The suffix `%autopx` was enabled with, or undefined. */
+  autopx: string | undefined;
+  private running: { client: Client; ids: number[]; signal: string; io: CellIO; interrupted: boolean; ar: AsyncResult<unknown> } | undefined;
+
+  constructor(private readonly local: LocalCells) {}
+
+  static knows(name: string): boolean {
+    return NAMES.test(name);
+  }
+
+  async line(name: string, args: string, io: CellIO, line: number): Promise<MagicOutcome> {
+    return this.guard(async () => {
+      const [magic, suffix] = this.parseName(name, "%");
+      switch (magic) {
+        case "px":
+          return this.execute(args, suffix, { options: this.options(suffix), local: false, out: undefined }, io, line);
+        case "pxresult":
+        case "result":
+          return this.result(suffix, args, io);
+        case "pxconfig":
+          this.config.set(suffix, parseConfigFlags(args, this.options(suffix)));
+          return { ok: true };
+        case "autopx":
+          this.autopx = this.autopx === undefined ? suffix : undefined;
+          io.stream("stdout", `%autopx ${this.autopx === undefined ? "disabled" : "enabled"}\n`);
+          return { ok: true };
+        default:
+          throw new UsageError(`unknown magic %${name}`);
+      }
+    });
+  }
+
+  async cell(name: string, args: string, body: string, io: CellIO, bodyLine: number): Promise<MagicOutcome> {
+    return this.guard(async () => {
+      const [magic, suffix] = this.parseName(name, "%%");
+      if (magic !== "px") throw new UsageError(`%%${name} is a line magic: write it as %${name} on its own line`);
+      return this.execute(body, suffix, parseCellFlags(args, this.options(suffix)), io, bodyLine);
+    });
+  }
+
+  /** A cell while `%autopx` is on: the whole cell runs as `%%px`. */
+  async autoCell(code: string, io: CellIO): Promise<MagicOutcome> {
+    const suffix = this.autopx ?? "";
+    return this.guard(() => this.execute(code, suffix, { options: this.options(suffix), local: false, out: undefined }, io, 1));
+  }
+
+  /** Ctrl-C / interrupt_request during a blocking %px: signal the engines. True if one was running. */
+  interrupt(): boolean {
+    const r = this.running;
+    if (!r) return false;
+    r.interrupted = true;
+    r.io.stream("stderr", `Received Keyboard Interrupt. Sending signal ${r.signal} to engines...\n`);
+    void r.ar.abort().catch(() => undefined);
+    if (r.signal !== "0") void r.client.interrupt(r.ids, r.signal).catch(() => undefined);
+    return true;
+  }
+
+  private options(suffix: string): PxOptions {
+    return this.config.get(suffix) ?? DEFAULT_PX;
+  }
+
+  private parseName(name: string, sigil: string): [string, string] {
+    const m = NAMES.exec(name);
+    if (!m) throw new UsageError(`unknown magic ${sigil}${name}: the tsparallel kernel knows %px, %%px, %pxresult, %pxconfig and %autopx`);
+    return [m[1]!, m[2] ?? ""];
+  }
+
+  private async execute(code: string, suffix: string, flags: CellFlags, io: CellIO, firstLine: number): Promise<MagicOutcome> {
+    const opts = flags.options;
+    const base = await this.view(suffix);
+    const view = opts.targets !== undefined ? base.client.view(targetSpec(opts.targets)) : base;
+    const ids = view.ids;
+    if (opts.verbose) io.stream("stdout", verboseLine(opts.block, opts.targets, ids));
+    let ar: AsyncResult<unknown>;
+    try {
+      ar = view.execute(code);
+    } catch (e) {
+      if (e instanceof TranspileError) {
+        const line = e.line + firstLine - 1;
+        const evalue = `${e.message.replace(/\s*\(line \d+.*\)$/, "")} (cell line ${line})`;
+        return { ok: false, error: { ename: "SyntaxError", evalue, traceback: [`SyntaxError: ${evalue}`, `  ${e.lineText}`, "nothing was sent to the engines"] } };
+      }
+      throw e;
+    }
+    this.last.set(suffix, ar);
+    // Subscribe before anything else can yield, or early output of fast engines is missed.
+    const stop = opts.block && opts.stream ? this.streamLive(ar, io) : () => undefined;
+    if (flags.out) {
+      const bound = await this.bind(flags.out, ar);
+      if (!bound.ok) return bound;
+    }
+    const localOutcome = flags.local ? await this.local.run(code, firstLine) : undefined;
+    if (!opts.block) return localOutcome && !localOutcome.ok ? localOutcome : { ok: true, value: { value: ar } };
+
+    this.running = { client: view.client, ids, signal: opts.signal, io, interrupted: false, ar };
+    try {
+      await this.waitWithProgress(ar, opts.progressAfter, io);
+    } finally {
+      stop();
+      this.running = undefined;
+    }
+    if (!opts.stream) publish(io, renderOutputs(ar.metadata, opts.groupBy));
+    const failed = failure(ar, "%px");
+    if (failed) return { ok: false, error: failed, shown: opts.stream };
+    return localOutcome ?? { ok: true };
+  }
+
+  private async result(suffix: string, args: string, io: CellIO): Promise<MagicOutcome> {
+    const { groupBy, out } = parseResultFlags(args, this.options(suffix));
+    const ar = this.last.get(suffix);
+    if (!ar) throw new UsageError(`%pxresult recalls last %px${suffix} result, which has not yet been used.`);
+    if (out) {
+      const bound = await this.bind(out, ar);
+      if (!bound.ok) return bound;
+    }
+    await this.waitWithProgress(ar, this.options(suffix).progressAfter, io);
+    publish(io, renderOutputs(ar.metadata, groupBy));
+    const failed = failure(ar, "%pxresult");
+    return failed ? { ok: false, error: failed } : { ok: true };
+  }
+
+  /** The view for a suffix; with none active, the default profile's running cluster. */
+  private async view(suffix: string): Promise<DirectView> {
+    const active = getActiveView(suffix);
+    if (active) {
+      checkController(active.client);
+      return active;
+    }
+    if (suffix) throw new UsageError(`%px${suffix} has no view: activate one with view.activate("${suffix}")`);
+    let client = getActiveClient();
+    if (client) checkController(client);
+    client ??= await connectDefault();
+    return client.view().activate("");
+  }
+
+  /** Declares `name` in the notebook (typed, for later cells) as the AsyncResult. */
+  private bind(name: string, ar: AsyncResult<unknown>): Promise<MagicOutcome> {
+    (globalThis as Record<symbol, unknown>)[OUT] = ar;
+    return this.local.run(`const ${name} = (globalThis as any)[Symbol.for("tsparallel.out")] as import("tsparallel").AsyncResult<unknown>;`, 1);
+  }
+
+  /** Engine output as it arrives: one in-place display per engine and stream, like ipyparallel in a kernel. */
+  private streamLive(ar: AsyncResult<unknown>, io: CellIO): () => void {
+    const shown = new Set<string>();
+    const off = ar.onOutput((e: OutputEvent, t: Task) => {
+      const engine = t.metadata.engineId;
+      if (e.type === "stream") {
+        const id = `${io.cellId}-${e.name}-${engine}`;
+        const data = { "text/plain": streamText(engine, e.name, t.metadata[e.name]).replace(/\n$/, "") };
+        if (shown.has(id)) io.update(id, data);
+        else (shown.add(id), io.display(data, { engine }, id));
+      } else if (e.type === "display_data") {
+        publish(io, renderDisplay(engine, e.data, e.metadata), e.displayId && `${e.displayId}-${engine}`);
+      } else if (e.type === "update_display_data") {
+        io.update(`${e.displayId}-${engine}`, e.data, { ...e.metadata, engine });
+      } else if (e.type === "execute_result") {
+        publish(io, renderResult(engine, e.executionCount, e.data));
+      }
+    });
+    for (const t of ar.tasks) t.done.catch((err: unknown) => io.error(engineError(err)));
+    return off;
+  }
+
+  /** Waits for `ar`; after `progressAfter` seconds shows `%px: 3/4 tasks finished after 2 s`, updated in place. */
+  private async waitWithProgress(ar: AsyncResult<unknown>, progressAfter: number, io: CellIO): Promise<void> {
+    const done = ar.wait();
+    const interruptGiveUp = new Promise<void>((resolve) => {
+      const poll = setInterval(() => {
+        if (ar.ready()) clearInterval(poll);
+        else if (this.running?.interrupted) setTimeout(() => (clearInterval(poll), resolve()), 5000).unref();
+      }, 100);
+      poll.unref();
+    });
+    const settled = Promise.race([done, interruptGiveUp]);
+    if (progressAfter < 0 || (await Promise.race([settled.then(() => true), delay(progressAfter * 1000).then(() => false)]))) return;
+    const id = `${io.cellId}-progress`;
+    io.display(progressBundle(ar, "%px"), {}, id);
+    const timer = setInterval(() => io.update(id, progressBundle(ar, "%px")), 500);
+    try {
+      await settled;
+    } finally {
+      clearInterval(timer);
+      io.update(id, progressBundle(ar, "%px"));
+    }
+  }
+
+  /** Any error becomes the cell's error, in one line where it is ours (no cluster, bad flag). */
+  private async guard(run: () => Promise<MagicOutcome>): Promise<MagicOutcome> {
+    try {
+      return await run();
+    } catch (e) {
+      const err = e as Error;
+      return { ok: false, error: { ename: err.name || "Error", evalue: err.message, traceback: [`${err.name}: ${err.message}`] } };
+    }
+  }
+}
+
+const OUT = Symbol.for("tsparallel.out");
+
+function publish(io: CellIO, items: readonly Rendered[], displayId?: string): void {
+  for (const r of items) {
+    if (r.kind === "stream") io.stream(r.name, r.text);
+    else io.display(r.data, r.metadata, displayId || undefined);
+  }
+}
+
+/** `-t [0,2]` (Python list style) is accepted as `0,2`. */
+function targetSpec(text: string): string {
+  return text.trim().replace(/^\[(.*)\]$/, "$1");
+}
+
+function engineError(e: unknown): CellError {
+  if (e instanceof RemoteError) return { ename: e.ename, evalue: e.evalue, traceback: e.render().split("\n") };
+  const err = e as Error;
+  const engine = (e as { engineId?: number }).engineId;
+  return { ename: err.name, evalue: err.message, traceback: [`[${engine ?? "?"}:execute]: ${err.name}: ${err.message}`] };
+}
+
+/** The cell's error when engines failed: the one error, or all of them as a CompositeError. */
+function failure(ar: AsyncResult<unknown>, method: string): CellError | undefined {
+  const errors = ar.tasks.map((t) => t.error).filter((e): e is Error => e !== undefined);
+  if (errors.length === 0) return undefined;
+  if (errors.length === 1) return engineError(errors[0]);
+  const c = new CompositeError(errors, method);
+  return { ename: c.name, evalue: `one or more exceptions raised in ${method}`, traceback: c.message.split("\n") };
+}
+
+/** A client whose controller has stopped gives one line, and is dropped so the next %px reconnects. */
+function checkController(client: Client): void {
+  const { controller_pid: pid, location } = client.info;
+  if (location === os.hostname() && !isAlive(pid)) {
+    setActive(undefined, client);
+    client.close();
+    throw new TsParallelError(`the cluster this notebook was using has stopped (controller pid ${pid} is gone): ${NO_CLUSTER}`);
+  }
+}
+
+async function connectDefault(): Promise<Client> {
+  const file = connectionFile("client", "default");
+  let pid: number;
+  try {
+    pid = readConnectionFile(file).controller_pid;
+  } catch {
+    throw new TsParallelError(`no cluster is running for profile "default": ${NO_CLUSTER}`);
+  }
+  if (!isAlive(pid)) throw new TsParallelError(`no cluster is running for profile "default" (its controller, pid ${pid}, has exited): ${NO_CLUSTER}`);
+  return Client.connect({ timeout: 5000 });
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms).unref());
+}
+
+export { UsageError };
