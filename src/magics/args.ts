@@ -87,7 +87,7 @@ function parse(magic: string, args: string, options: NonNullable<ParseArgsConfig
     if (e instanceof UsageError) throw e;
     const what = /'([^']+)'/.exec((e as Error).message)?.[1];
     const code = (e as { code?: string }).code;
-    const problem = code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" ? `unknown option ${what}` : code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" ? `option ${what?.split(" ")[0] ?? ""} needs a value` : (e as Error).message.split("\n")[0];
+    const problem = code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" ? `unknown option ${what}` : code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" ? `option ${what?.replace(/ <value>$/, "").replace(", ", "/") ?? ""} needs a value` : (e as Error).message.split("\n")[0];
     throw new UsageError(`${magic}: ${problem} (options: ${HELP[magic]})`);
   }
 }

@@ -185,7 +185,7 @@ export class ParallelMagics {
   /** Declares `name` in the notebook (typed, for later cells) as the AsyncResult. */
   private bind(name: string, ar: AsyncResult<unknown>): Promise<MagicOutcome> {
     (globalThis as Record<symbol, unknown>)[OUT] = ar;
-    return this.local.run(`const ${name} = (globalThis as any)[Symbol.for("tsparallel.out")] as import("tsparallel").AsyncResult<unknown>;`, 1);
+    return this.local.run(`const ${name} = (globalThis as any)[Symbol.for("tsparallel.out")] as import("tsparallel").AsyncResult<import("tsparallel").ExecuteReply[]>;`, 1);
   }
 
   /** Engine output as it arrives: one in-place display per engine and stream, like ipyparallel in a kernel. */

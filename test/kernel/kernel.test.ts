@@ -1,0 +1,162 @@
+/**
+ * The tsparallel kernel through a real Jupyter client (jupyter_client from Debian), against real
+ * clusters: the iopub messages of every magic and option, errors, "run all" stopping at a
+ * failed cell, interrupts and a cluster that is missing or stopped.
+ */
+import { strict as assert } from "node:assert";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { test } from "node:test";
+import { clusterPerTest, testRoot } from "../helpers/cluster";
+import { type CellResult, messages, runCells, textOf } from "../helpers/jupyter";
+
+const clusters = clusterPerTest();
+
+/** A folder with no node_modules anywhere above it: cells must still type-check and import tsparallel. */
+function bareFolder(): string {
+  const dir = fs.mkdtempSync(path.join("/tmp", "tsp-nb-"));
+  assert.ok(!fs.existsSync(path.join(path.dirname(dir), "node_modules")));
+  return dir;
+}
+
+/** Streamed outputs arrive in engine-finishing order: compare them as sorted lines. */
+function sortedLines(text: string): string {
+  return text.split("\n").filter(Boolean).sort().join("\n");
+}
+
+function ok(r: CellResult | undefined, what: string): CellResult {
+  assert.ok(r, `${what}: no result`);
+  assert.equal(r.reply.status, "ok", `${what}: ${r.reply.ename}: ${r.reply.evalue}\n${textOf(r)}`);
+  return r;
+}
+function failed(r: CellResult | undefined, what: string): CellResult {
+  assert.ok(r, `${what}: no result`);
+  assert.equal(r.reply.status, "error", `${what} should fail:\n${textOf(r)}`);
+  return r;
+}
+
+test("ordinary cells behave as tslab, with execute_input, execute_result and error messages", async () => {
+  const cwd = bareFolder();
+  const { results: r, alive } = await runCells([
+    { code: "const x: number = 1 + 1;\nx * 21" },
+    { code: 'console.log("hi"); import * as os from "os"; os.platform()' },
+    { code: 'let bad: number = "str"' },
+    { code: "const v = await Promise.resolve(7); v * 6" },
+    { code: 'import { Client } from "tsparallel"; typeof Client.connect' },
+    { code: 'throw new RangeError("boom")' },
+    { code: "%nosuch 1" },
+    { code: "%px 1 + 1" },
+    { batch: ['throw new Error("stop here")', "1", "2"] },
+    { code: '"runs at once after an error"' },
+  ], cwd);
+  const first = ok(r[0], "x * 21");
+  assert.deepEqual(messages(first, "execute_input")[0]?.content, { code: "const x: number = 1 + 1;\nx * 21", execution_count: 1 });
+  assert.equal(messages(first, "execute_result")[0]?.content.data?.["text/plain"], "42");
+  assert.equal(first.reply.execution_count, 1);
+  const second = ok(r[1], "console.log + import");
+  assert.equal(textOf(second), "hi\n'linux'\n");
+  const typeError = failed(r[2], "type error");
+  assert.equal(typeError.reply.ename, "TSError");
+  assert.match(String(typeError.reply.evalue), /^1:5 - Type 'string' is not assignable to type 'number'/);
+  assert.equal(messages(typeError, "error").length, 1);
+  assert.equal(messages(ok(r[3], "top-level await"), "execute_result")[0]?.content.data?.["text/plain"], "42");
+  assert.equal(textOf(ok(r[4], "import tsparallel from a bare folder")), "'function'\n");
+  const thrown = failed(r[5], "throw");
+  assert.deepEqual([thrown.reply.ename, thrown.reply.evalue], ["RangeError", "boom"]);
+  assert.match(String(failed(r[6], "unknown magic").reply.evalue), /unknown magic %nosuch/);
+  const noCluster = failed(r[7], "%px with no cluster");
+  assert.match(String(noCluster.reply.evalue), /no cluster is running for profile "default".*tsparallel cluster start -n 4/);
+  assert.equal(noCluster.reply.evalue?.includes("\n"), false, "one line");
+  assert.deepEqual(r[8]?.batch?.map((b) => b.status), ["error", "aborted", "aborted"]);
+  assert.equal(textOf(ok(r[9], "cell right after an error")), "'runs at once after an error'\n");
+  assert.equal(alive, true);
+});
+
+test("%px, %%px flags, %pxresult, %pxconfig, %autopx and activated views, streamed from 2 engines", async () => {
+  await clusters.start(2, { profile: "default" });
+  const { results: r, alive } = await runCells([
+    /* 0 */ { code: '%px const who: string = "engine" + (1 as number); console.log(who)' },
+    /* 1 */ { code: "const here = 5\n%px const r = 2 * 3;\nhere + 1" },
+    /* 2 */ { code: "%%px --targets 1\nr * 7" },
+    /* 3 */ { code: '%%px -t ::2 --noblock\nawait new Promise((res) => setTimeout(res, 200)); "late"' },
+    /* 4 */ { code: "%pxresult" },
+    /* 5 */ { code: '%%px --no-stream --group-outputs engine\nconsole.log("e" + 1); 9' },
+    /* 6 */ { code: "%pxconfig --targets 0 --verbose" },
+    /* 7 */ { code: "%px 100 + 1" },
+    /* 8 */ { code: "%pxconfig --targets all --no-verbose" },
+    /* 9 */ { code: "%%px -o saved\n3 + 4" },
+    /* 10 */ { code: "(await saved).map(String).join(' ')" },
+    /* 11 */ { code: "%%px --local\nconst both: number = 11; both" },
+    /* 12 */ { code: '%%px\nconst n: number = 1;\nthrow new TypeError("bad " + n)' },
+    /* 13 */ { code: "%%px\nconst a: number = ;" },
+    /* 14 */ { code: "%%px --bogus\n1" },
+    /* 15 */ { code: "%%px -t 7\n1" },
+    /* 16 */ { code: "%autopx" },
+    /* 17 */ { code: "process.pid > 0" },
+    /* 18 */ { code: "%autopx" },
+    /* 19 */ { code: "%%px --progress-after 0\nawait new Promise((res) => setTimeout(res, 300)); 1" },
+    /* 20 */ { code: '%px display.html("<b>bold</b>")' },
+    /* 21 */ { code: 'import { Client } from "tsparallel";\nconst rc = await Client.connect();\nrc.view(1).activate("_one");' },
+    /* 22 */ { code: '%px_one "one"' },
+    /* 23 */ { code: "%px_two 1" },
+    /* 24 */ { code: "%%px\nwhile (true) {}", interrupt_after: 1.5 },
+    /* 25 */ { code: '%px "still alive"' },
+    /* 26 */ { code: '%%px -t 0\nprocess.kill(process.pid, "SIGKILL")' },
+    /* 27 */ { code: '%px "after a death"' },
+  ], testRoot);
+  assert.equal(sortedLines(textOf(ok(r[0], "%px line"))), "[stdout:0] engine1\n[stdout:1] engine1");
+  assert.equal(textOf(ok(r[1], "local lines around %px")), "6\n");
+  const t1 = textOf(ok(r[2], "--targets 1"));
+  assert.match(t1, /^Out\[1:\d+\]: 42\n$/);
+  assert.match(String(messages(ok(r[3], "--noblock"), "execute_result")[0]?.content.data?.["text/plain"]), /<AsyncResult\(execute\)/);
+  assert.match(textOf(ok(r[4], "%pxresult")), /^Out\[0:\d+\]: 'late'\n$/);
+  assert.match(textOf(ok(r[5], "--no-stream -e")), /^\[stdout:0\] e1\nOut\[0:\d+\]: 9\n\[stdout:1\] e1\nOut\[1:\d+\]: 9\n$/);
+  assert.match(textOf(ok(r[7], "%pxconfig targets + verbose")), /^Parallel execution on engine\(s\): \[0\]\nOut\[0:\d+\]: 101\n$/);
+  assert.match(textOf(ok(r[10], "-o NAME")), /<ExecuteReply\[\d+\]: 7> <ExecuteReply\[\d+\]: 7>/);
+  const local = ok(r[11], "--local");
+  assert.match(sortedLines(textOf(local)), /^11\nOut\[0:\d+\]: 11\nOut\[1:\d+\]: 11$/);
+  assert.match(textOf(local), /\n11\n$/, "the local result comes last");
+  const remoteError = failed(r[12], "remote TypeError");
+  assert.equal(messages(remoteError, "error").length, 2, "one error per engine, streamed");
+  assert.match(textOf(remoteError), /\[0:execute\]: TypeError: bad 1\n[^]*2 \| throw new TypeError\("bad " \+ n\)/);
+  const syntax = failed(r[13], "syntax error");
+  assert.equal(syntax.reply.ename, "SyntaxError");
+  assert.match(textOf(syntax), /cell line 2[^]*nothing was sent to the engines/);
+  assert.match(String(failed(r[14], "bad flag").reply.evalue), /^%%px: unknown option --bogus \(options: /);
+  assert.match(String(failed(r[15], "bad target").reply.evalue), /no engine with id 7; registered engines are \[0, 1\]/);
+  assert.equal(textOf(ok(r[16], "%autopx on")), "%autopx enabled\n");
+  assert.match(sortedLines(textOf(ok(r[17], "autopx cell"))), /^Out\[0:\d+\]: true\nOut\[1:\d+\]: true$/);
+  assert.equal(textOf(ok(r[18], "%autopx off")), "%autopx disabled\n");
+  const progress = ok(r[19], "--progress-after 0");
+  assert.ok(messages(progress, "update_display_data").length > 0);
+  assert.match(textOf(progress), /%px: .* 2\/2 tasks finished after/);
+  const rich = ok(r[20], "display");
+  assert.match(textOf(rich), /\[output:0\]\n/);
+  assert.equal(messages(rich, "display_data").filter((m) => m.content.data?.["text/html"] === "<b>bold</b>").length, 2);
+  assert.match(textOf(ok(r[22], "%px_one")), /^Out\[1:\d+\]: 'one'\n$/);
+  assert.match(String(failed(r[23], "%px_two").reply.evalue), /%px_two has no view: activate one with view.activate\("_two"\)/);
+  const interrupted = failed(r[24], "interrupt");
+  assert.match(textOf(interrupted), /Received Keyboard Interrupt. Sending signal SIGINT to engines...\n/);
+  assert.match(textOf(interrupted), /\[\d:execute\]: KeyboardInterrupt/);
+  assert.match(sortedLines(textOf(ok(r[25], "after the interrupt"))), /^Out\[0:\d+\]: 'still alive'\nOut\[1:\d+\]: 'still alive'$/);
+  assert.match(textOf(failed(r[26], "engine dies")), /\[0:execute\]: EngineError/);
+  assert.match(textOf(ok(r[27], "after the death")), /^Out\[1:\d+\]: 'after a death'\n$/);
+  assert.equal(alive, true);
+});
+
+test("%px against a cluster that stopped says how to start one, and the kernel lives on", async () => {
+  await clusters.start(2, { profile: "default" });
+  const { results: r, alive } = await runCells([
+    { code: "%px 1" },
+    { code: 'import { Client } from "tsparallel";\nconst rc = await Client.connect({ activate: false });\nconst pid = rc.info.controller_pid;\nawait rc.shutdown({ hub: true });\nconst gone = () => { try { process.kill(pid, 0); return false; } catch { return true; } };\nwhile (!gone()) await new Promise((res) => setTimeout(res, 20));' },
+    { code: "%px 2" },
+    { code: '"kernel alive"' },
+  ]);
+  ok(r[0], "%px before the stop");
+  ok(r[1], "stopping the cluster");
+  const stopped = failed(r[2], "%px after the stop");
+  assert.match(String(stopped.reply.evalue), /stopped .*tsparallel cluster start -n 4/);
+  assert.equal(String(stopped.reply.evalue).includes("\n"), false);
+  assert.equal(textOf(ok(r[3], "next cell")), "'kernel alive'\n");
+  assert.equal(alive, true);
+});
