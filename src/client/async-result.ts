@@ -5,6 +5,7 @@
  */
 import { randomUUID } from "node:crypto";
 import * as util from "node:util";
+import { type Chart, vegaLite } from "./charts";
 import { getDisplayHook } from "./display";
 import { CompositeError, TimeoutError } from "./errors";
 import { progressBundle, progressText } from "./progress";
@@ -143,7 +144,7 @@ export class AsyncResult<T = unknown> implements Promise<T>, AsyncIterable<unkno
    * Waits with a live progress line, `map: 12/12 tasks finished after 3 s`: a display updated in
    * place in a notebook, a `\r` line on stderr elsewhere. Resolves when ready (or after `timeout` ms).
    */
-  async waitInteractive(opts: { interval?: number; timeout?: number; label?: string } = {}): Promise<boolean> {
+  async waitInteractive(opts: { interval?: number; timeout?: number; label?: string } = {}): Promise<void> {
     const label = opts.label ?? this.label;
     const hook = getDisplayHook();
     const id = `tsparallel-progress-${randomUUID()}`;
@@ -154,12 +155,39 @@ export class AsyncResult<T = unknown> implements Promise<T>, AsyncIterable<unkno
     if (hook) hook.display(progressBundle(this, label), {}, id);
     const timer = setInterval(show, opts.interval ?? 100);
     try {
-      return await this.wait(opts.timeout);
+      await this.wait(opts.timeout);
     } finally {
       clearInterval(timer);
       show();
       if (!hook) process.stderr.write("\n");
     }
+  }
+
+  /**
+   * When each task ran on which engine: bars per engine over time, coloured by task order
+   * (seed 002's seaborn plot), as an SVG chart that displays itself in a notebook.
+   */
+  async timeline(opts: { title?: string; width?: number } = {}): Promise<Chart> {
+    const ran = this.tasks.map((t, order) => ({ ...t.metadata, order })).filter((m) => m.started && m.completed && m.engineId !== undefined);
+    if (ran.length === 0) throw new TimeoutError("no task has finished yet: await the result before drawing its timeline");
+    const t0 = Math.min(...ran.map((m) => m.started!.getTime()));
+    const values = ran.map((m) => ({ engine: m.engineId, start: (m.started!.getTime() - t0) / 1000, end: (m.completed!.getTime() - t0) / 1000, order: m.order }));
+    return vegaLite({
+      $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+      title: opts.title ?? `${this.label}: ${ran.length} tasks on ${new Set(values.map((v) => v.engine)).size} engines`,
+      width: opts.width ?? 560,
+      height: { step: 22 },
+      background: "white",
+      data: { values },
+      mark: { type: "bar", stroke: "white", strokeWidth: 0.5 },
+      encoding: {
+        y: { field: "engine", type: "ordinal", title: "engine" },
+        x: { field: "start", type: "quantitative", title: "seconds since the first task started" },
+        x2: { field: "end" },
+        color: { field: "order", type: "quantitative", title: "task order", scale: { scheme: "viridis" } },
+        tooltip: [{ field: "order" }, { field: "engine" }, { field: "start" }, { field: "end" }],
+      },
+    });
   }
 
   /** `<AsyncResult(execute): 3/4 done>`, as a cell shows a non-blocking `%px`. */

@@ -13,3 +13,5 @@ export {
 } from "./errors";
 export { UnserializableError } from "../protocol/serialize";
 export { TranspileError } from "../transpile/transpile";
+export { Chart, Table, table, vegaLite } from "./charts";
+export { getDisplayHook, type DisplayHook } from "./display";
