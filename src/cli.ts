@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** `tsparallel` dispatcher: each command's module is loaded only when used. */
 const USAGE = `usage: tsparallel <command>
+  start [-n N] [--port P] [--dir D]    kernelspec + cluster + Jupyter Notebook on notebooks/ (npm start)
   install [--user | --prefix P]       register the Jupyter kernel "TypeScript (tsparallel)"
   kernel --config-path F              the kernel itself (Jupyter starts it)
   cluster start [-n N] [--profile P] [--daemon] [--restart-engines] [--ip A] [--curve]
@@ -17,6 +18,8 @@ async function run(argv: string[]): Promise<void> {
       return (await import("./cluster-cli")).main(rest);
     case "controller":
       return (await import("./controller/main")).main(rest);
+    case "start":
+      return (await import("./start")).main(rest);
     case "install":
       return (await import("./kernel/install")).main(rest);
     case "kernel":
