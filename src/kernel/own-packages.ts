@@ -40,7 +40,7 @@ export function mountInTypeScript(sys: TsSys, mounts: ReadonlyMap<string, string
       children.get(dir)!.add(path.basename(child));
     }
   }
-  const orig = { ...sys, fileExists: sys.fileExists, readFile: sys.readFile, directoryExists: sys.directoryExists, getDirectories: sys.getDirectories, readDirectory: sys.readDirectory, realpath: sys.realpath, watchFile: sys.watchFile };
+  const orig = { fileExists: sys.fileExists, readFile: sys.readFile, directoryExists: sys.directoryExists, getDirectories: sys.getDirectories, readDirectory: sys.readDirectory, realpath: sys.realpath, watchFile: sys.watchFile };
   sys.fileExists = (p) => orig.fileExists.call(sys, toReal(p));
   sys.readFile = (p, enc) => orig.readFile.call(sys, toReal(p), enc);
   sys.directoryExists = (p) => children.has(p) || orig.directoryExists.call(sys, toReal(p));

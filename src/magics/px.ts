@@ -214,9 +214,13 @@ export class ParallelMagics {
   private async waitWithProgress(ar: AsyncResult<unknown>, progressAfter: number, io: CellIO): Promise<void> {
     const done = ar.wait();
     const interruptGiveUp = new Promise<void>((resolve) => {
+      // After an interrupt, engines get 5 s to report; a wedged one must not hang the kernel.
       const poll = setInterval(() => {
         if (ar.ready()) clearInterval(poll);
-        else if (this.running?.interrupted) setTimeout(() => (clearInterval(poll), resolve()), 5000).unref();
+        else if (this.running?.interrupted) {
+          clearInterval(poll);
+          setTimeout(resolve, 5000).unref();
+        }
       }, 100);
       poll.unref();
     });
