@@ -10,7 +10,7 @@ import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { Cluster } from "./client/cluster";
 import { install, kernelsDir } from "./kernel/install";
-import { connectionFile, isAlive, readConnectionFile } from "./protocol/connection";
+import { connectionFile, isAlive, recordedControllerPid } from "./protocol/connection";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 const JUPYTER_CANDIDATES = ["/usr/bin/jupyter", "jupyter"];
@@ -70,14 +70,10 @@ function whichSync(cmd: string): boolean {
 
 /** The default profile's running cluster is used as it is (and left running); otherwise one is started. */
 async function startOrReuseCluster(n: number): Promise<Cluster | undefined> {
-  try {
-    const pid = readConnectionFile(connectionFile("client", "default")).controller_pid;
-    if (isAlive(pid)) {
-      console.log(`Using the running cluster (controller pid ${pid})`);
-      return undefined;
-    }
-  } catch {
-    /* none yet */
+  const pid = recordedControllerPid(connectionFile("client", "default"));
+  if (pid !== undefined && isAlive(pid)) {
+    console.log(`Using the running cluster (controller pid ${pid})`);
+    return undefined;
   }
   const cluster = await Cluster.start({ n, profile: "default" });
   console.log(`Cluster started: ${cluster.client.ids.length} engines (profile "default")`);

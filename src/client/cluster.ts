@@ -6,7 +6,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { connectionFile, isAlive, readConnectionFile } from "../protocol/connection";
+import { connectionFile, isAlive, recordedControllerPid } from "../protocol/connection";
 import { Client } from "./client";
 import { TimeoutError, TsParallelError } from "./errors";
 
@@ -54,7 +54,7 @@ export class Cluster {
     const profile = opts.profile ?? "default";
     const timeout = opts.timeout ?? 60_000;
     const clientFile = connectionFile("client", profile);
-    const existing = tryPid(clientFile);
+    const existing = recordedControllerPid(clientFile);
     if (existing !== undefined && existing !== process.pid && isAlive(existing)) {
       throw new TsParallelError(`a cluster is already running for profile "${profile}" (controller pid ${existing}); stop it with \`tsparallel cluster stop --profile ${profile}\` or use another profile`);
     }
@@ -72,7 +72,7 @@ export class Cluster {
     else child.unref();
     try {
       const deadline = Date.now() + timeout;
-      await waitFor(() => tryPid(clientFile) === child.pid, child, deadline, opts.signal, () => `the controller did not write ${clientFile} within ${timeout} ms; see ${logFile}`);
+      await waitFor(() => recordedControllerPid(clientFile) === child.pid, child, deadline, opts.signal, () => `the controller did not write ${clientFile} within ${timeout} ms; see ${logFile}`);
       const client = await Client.connect({ profile, timeout: Math.max(1000, deadline - Date.now()) });
       await Promise.race([
         client.waitForEngines(n, { timeout: Math.max(1, deadline - Date.now()) }),
@@ -101,14 +101,6 @@ export class Cluster {
       clearTimeout(timer);
     }
     process.off("exit", this.onExit);
-  }
-}
-
-function tryPid(file: string): number | undefined {
-  try {
-    return readConnectionFile(file).controller_pid;
-  } catch {
-    return undefined;
   }
 }
 

@@ -11,7 +11,7 @@ import { CompositeError, RemoteError, TsParallelError } from "../client/errors";
 import { progressBundle } from "../client/progress";
 import type { OutputEvent, Task } from "../client/task";
 import type { DirectView } from "../client/views";
-import { connectionFile, isAlive, readConnectionFile } from "../protocol/connection";
+import { connectionFile, isAlive, recordedControllerPid } from "../protocol/connection";
 import type { MimeBundle } from "../protocol/messages";
 import { TranspileError } from "../transpile/transpile";
 import { type CellFlags, DEFAULT_PX, type PxOptions, UsageError, parseCellFlags, parseConfigFlags, parseResultFlags } from "./args";
@@ -49,7 +49,7 @@ export class ParallelMagics {
   private readonly last = new Map<string, AsyncResult<unknown>>();
   /** The suffix `%autopx` was enabled with, or undefined. */
   autopx: string | undefined;
-  private running: { client: Client; ids: number[]; signal: string; io: CellIO; interrupted: boolean; ar: AsyncResult<unknown> } | undefined;
+  private running: { client: Client; ids: number[]; signal: string; io: CellIO; ar: AsyncResult<unknown>; giveUp: () => void } | undefined;
 
   constructor(private readonly local: LocalCells) {}
 
@@ -97,10 +97,21 @@ export class ParallelMagics {
   interrupt(): boolean {
     const r = this.running;
     if (!r) return false;
-    r.interrupted = true;
+    // Engines get 5 s to report the interrupt; a wedged one must not hang the kernel.
+    setTimeout(r.giveUp, 5000).unref();
     r.io.stream("stderr", `Received Keyboard Interrupt. Sending signal ${r.signal} to engines...\n`);
     void r.ar.abort().catch(() => undefined);
-    if (r.signal !== "0") void r.client.interrupt(r.ids, r.signal).catch(() => undefined);
+    if (r.signal === "0") return true;
+    void r.client.interrupt(r.ids, r.signal).catch(() => undefined);
+    // A task still on its way to an engine when the signal lands (the engine ignores SIGINT while
+    // idle) would start afterwards and run on: signal the engines of unfinished tasks again until
+    // every one has answered, as a user pressing Interrupt again would.
+    const again = setInterval(() => {
+      const pending = [...new Set(r.ar.tasks.filter((t) => !t.ready).map((t) => t.metadata.engineId))].filter((id): id is number => id !== undefined);
+      if (pending.length === 0 || this.running !== r) clearInterval(again);
+      else void r.client.interrupt(pending, r.signal).catch(() => undefined);
+    }, 250);
+    again.unref();
     return true;
   }
 
@@ -133,25 +144,28 @@ export class ParallelMagics {
     }
     this.last.set(suffix, ar);
     // Subscribe before anything else can yield, or early output of fast engines is missed.
-    const stop = opts.block && opts.stream ? this.streamLive(ar, io) : () => undefined;
-    if (flags.out) {
-      const bound = await this.bind(flags.out, ar);
-      if (!bound.ok) return bound;
-    }
-    const localOutcome = flags.local ? await this.local.run(code, firstLine) : undefined;
-    if (!opts.block) return localOutcome && !localOutcome.ok ? localOutcome : { ok: true, value: { value: ar } };
-
-    this.running = { client: view.client, ids, signal: opts.signal, io, interrupted: false, ar };
+    const stopStreaming = opts.block && opts.stream ? this.streamLive(ar, io) : () => undefined;
     try {
-      await this.waitWithProgress(ar, opts.progressAfter, io);
+      if (flags.out) {
+        const bound = await this.bind(flags.out, ar);
+        if (!bound.ok) return bound;
+      }
+      const localOutcome = flags.local ? await this.local.run(code, firstLine) : undefined;
+      if (!opts.block) return localOutcome && !localOutcome.ok ? localOutcome : { ok: true, value: { value: ar } };
+
+      let giveUp!: () => void;
+      const interruptedLong = new Promise<void>((resolve) => (giveUp = resolve));
+      this.running = { client: view.client, ids, signal: opts.signal, io, ar, giveUp };
+      await this.waitWithProgress(ar, Promise.race([ar.wait(), interruptedLong]), opts.progressAfter, io);
+      stopStreaming();
+      if (!opts.stream) publish(io, renderOutputs(ar.metadata, opts.groupBy));
+      const failed = failure(ar, "%px");
+      if (failed) return { ok: false, error: failed, shown: opts.stream };
+      return localOutcome ?? { ok: true };
     } finally {
-      stop();
+      stopStreaming();
       this.running = undefined;
     }
-    if (!opts.stream) publish(io, renderOutputs(ar.metadata, opts.groupBy));
-    const failed = failure(ar, "%px");
-    if (failed) return { ok: false, error: failed, shown: opts.stream };
-    return localOutcome ?? { ok: true };
   }
 
   private async result(suffix: string, args: string, io: CellIO): Promise<MagicOutcome> {
@@ -162,7 +176,7 @@ export class ParallelMagics {
       const bound = await this.bind(out, ar);
       if (!bound.ok) return bound;
     }
-    await this.waitWithProgress(ar, this.options(suffix).progressAfter, io);
+    await this.waitWithProgress(ar, ar.wait(), this.options(suffix).progressAfter, io);
     publish(io, renderOutputs(ar.metadata, groupBy));
     const failed = failure(ar, "%pxresult");
     return failed ? { ok: false, error: failed } : { ok: true };
@@ -188,43 +202,58 @@ export class ParallelMagics {
     return this.local.run(`const ${name} = (globalThis as any)[Symbol.for("tsparallel.out")] as import("tsparallel").AsyncResult<import("tsparallel").ExecuteReply[]>;`, 1);
   }
 
-  /** Engine output as it arrives: one in-place display per engine and stream, like ipyparallel in a kernel. */
+  /**
+   * Engine output as it arrives: one in-place display per engine and stream, like ipyparallel in a
+   * kernel. A display holds all the text so far, so updates are coalesced (one per 50 ms per display)
+   * lest a print loop resend a growing text once per line. Returns the stop function (idempotent).
+   */
   private streamLive(ar: AsyncResult<unknown>, io: CellIO): () => void {
     const shown = new Set<string>();
+    const dirty = new Map<string, () => string>();
+    let timer: NodeJS.Timeout | undefined;
+    const flush = (): void => {
+      timer = undefined;
+      for (const [id, text] of dirty) io.update(id, { "text/plain": text() });
+      dirty.clear();
+    };
+    let active = true;
     const off = ar.onOutput((e: OutputEvent, t: Task) => {
       const engine = t.metadata.engineId;
       if (e.type === "stream") {
         const id = `${io.cellId}-${e.name}-${engine}`;
-        const data = { "text/plain": streamText(engine, e.name, t.metadata[e.name]).replace(/\n$/, "") };
-        if (shown.has(id)) io.update(id, data);
-        else (shown.add(id), io.display(data, { engine }, id));
-      } else if (e.type === "display_data") {
-        publish(io, renderDisplay(engine, e.data, e.metadata), e.displayId && `${e.displayId}-${engine}`);
-      } else if (e.type === "update_display_data") {
-        io.update(`${e.displayId}-${engine}`, e.data, { ...e.metadata, engine });
-      } else if (e.type === "execute_result") {
-        publish(io, renderResult(engine, e.executionCount, e.data));
+        const text = (): string => streamText(engine, e.name, t.metadata[e.name]).replace(/\n$/, "");
+        if (!shown.has(id)) {
+          shown.add(id);
+          io.display({ "text/plain": text() }, { engine }, id);
+        } else {
+          dirty.set(id, text);
+          timer ??= setTimeout(flush, 50);
+        }
+        return;
       }
+      flush(); // keep each engine's text ahead of what it displayed next
+      if (e.type === "display_data") publish(io, renderDisplay(engine, e.data, e.metadata), e.displayId && `${e.displayId}-${engine}`);
+      else if (e.type === "update_display_data") io.update(`${e.displayId}-${engine}`, e.data, { ...e.metadata, engine });
+      else if (e.type === "execute_result") publish(io, renderResult(engine, e.executionCount, e.data));
     });
-    for (const t of ar.tasks) t.done.catch((err: unknown) => io.error(engineError(err)));
-    return off;
+    for (const t of ar.tasks) {
+      t.done.catch((err: unknown) => {
+        if (!active) return;
+        flush();
+        io.error(engineError(err));
+      });
+    }
+    return () => {
+      if (!active) return;
+      active = false;
+      off();
+      clearTimeout(timer);
+      flush();
+    };
   }
 
-  /** Waits for `ar`; after `progressAfter` seconds shows `%px: 3/4 tasks finished after 2 s`, updated in place. */
-  private async waitWithProgress(ar: AsyncResult<unknown>, progressAfter: number, io: CellIO): Promise<void> {
-    const done = ar.wait();
-    const interruptGiveUp = new Promise<void>((resolve) => {
-      // After an interrupt, engines get 5 s to report; a wedged one must not hang the kernel.
-      const poll = setInterval(() => {
-        if (ar.ready()) clearInterval(poll);
-        else if (this.running?.interrupted) {
-          clearInterval(poll);
-          setTimeout(resolve, 5000).unref();
-        }
-      }, 100);
-      poll.unref();
-    });
-    const settled = Promise.race([done, interruptGiveUp]);
+  /** Waits for `settled`; after `progressAfter` seconds shows `%px: 3/4 tasks finished after 2 s`, updated in place. */
+  private async waitWithProgress(ar: AsyncResult<unknown>, settled: Promise<unknown>, progressAfter: number, io: CellIO): Promise<void> {
     if (progressAfter < 0 || (await Promise.race([settled.then(() => true), delay(progressAfter * 1000).then(() => false)]))) return;
     const id = `${io.cellId}-progress`;
     io.display(progressBundle(ar, "%px"), {}, id);
@@ -289,13 +318,8 @@ function checkController(client: Client): void {
 }
 
 async function connectDefault(): Promise<Client> {
-  const file = connectionFile("client", "default");
-  let pid: number;
-  try {
-    pid = readConnectionFile(file).controller_pid;
-  } catch {
-    throw new TsParallelError(`no cluster is running for profile "default": ${NO_CLUSTER}`);
-  }
+  const pid = recordedControllerPid(connectionFile("client", "default"));
+  if (pid === undefined) throw new TsParallelError(`no cluster is running for profile "default": ${NO_CLUSTER}`);
   if (!isAlive(pid)) throw new TsParallelError(`no cluster is running for profile "default" (its controller, pid ${pid}, has exited): ${NO_CLUSTER}`);
   return Client.connect({ timeout: 5000 });
 }

@@ -94,3 +94,12 @@ export function isAlive(pid: number): boolean {
     return (e as NodeJS.ErrnoException).code === "EPERM";
   }
 }
+
+/** The controller pid a connection file records, or undefined when there is no readable file. */
+export function recordedControllerPid(file: string): number | undefined {
+  try {
+    return readConnectionFile(file).controller_pid;
+  } catch {
+    return undefined;
+  }
+}

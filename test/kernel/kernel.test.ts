@@ -99,7 +99,7 @@ test("%px, %%px flags, %pxresult, %pxconfig, %autopx and activated views, stream
     /* 21 */ { code: 'import { Client } from "tsparallel";\nconst rc = await Client.connect();\nrc.view(1).activate("_one");' },
     /* 22 */ { code: '%px_one "one"' },
     /* 23 */ { code: "%px_two 1" },
-    /* 24 */ { code: "%%px\nwhile (true) {}", interrupt_after: 1.5 },
+    /* 24 */ { code: '%%px\ndisplay("spinning"); // a display is sent at once, before the loop blocks the engine\nwhile (true) {}', interrupt_on: "spinning" },
     /* 25 */ { code: '%px "still alive"' },
     /* 26 */ { code: '%%px -t 0\nprocess.kill(process.pid, "SIGKILL")' },
     /* 27 */ { code: '%px "after a death"' },

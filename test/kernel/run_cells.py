@@ -1,7 +1,9 @@
 """Runs cells on a kernel through jupyter_client and prints, per cell, the execute_reply and
 every iopub message it caused, as one JSON document on stdout.
 
-input (stdin, JSON): {"kernel": name, "cwd": dir, "cells": [{"code": str, "interrupt_after": s?, "stop_on_error": bool?} | {"batch": [str]}]}
+input (stdin, JSON): {"kernel": name, "cwd": dir, "cells": [{"code": str, "interrupt_on": text?, "stop_on_error": bool?} | {"batch": [str]}]}
+`interrupt_on`: interrupt the kernel (as a front end's Interrupt does) once an output shows that text,
+so the interrupt lands while the cell is known to be running, however loaded the machine is.
 Run by Debian's /usr/bin/python3 (jupyter_client 7). The kernel is shut down in `finally`.
 """
 import json, sys, time
@@ -27,9 +29,6 @@ try:
         interrupted = False
         iopub = []
         while True:
-            if cell.get("interrupt_after") is not None and not interrupted and time.time() - started > cell["interrupt_after"]:
-                km.interrupt_kernel()
-                interrupted = True
             try:
                 m = kc.get_iopub_msg(timeout=0.2)
             except Exception:
@@ -38,6 +37,9 @@ try:
                 continue
             if m["parent_header"].get("msg_id") != msg_id:
                 continue
+            if cell.get("interrupt_on") and not interrupted and cell["interrupt_on"] in json.dumps(m["content"]):
+                km.interrupt_kernel()
+                interrupted = True
             iopub.append({"msg_type": m["msg_type"], "content": m["content"]})
             if m["msg_type"] == "status" and m["content"]["execution_state"] == "idle":
                 break
