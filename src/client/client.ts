@@ -9,7 +9,7 @@ import * as zmq from "zeromq";
 import { Session } from "../protocol/session";
 import { Outbox, receiveLoop } from "../protocol/socket";
 import { type ConnectionInfo, connectionFile, endpoint, readConnectionFile } from "../protocol/connection";
-import { type AnyMessage, type ContentOf, type MsgType, type TaskMetadata as WireTaskMetadata, isMsg, parentId } from "../protocol/messages";
+import { type AnyMessage, type ContentOf, type MsgType, type QueueStatus, type TaskMetadata as WireTaskMetadata, isMsg, parentId } from "../protocol/messages";
 import { deserialize } from "../protocol/serialize";
 import { EngineError, NoEnginesError, RemoteError, TimeoutError, TsParallelError } from "./errors";
 import { Task } from "./task";
@@ -132,7 +132,8 @@ export class Client extends EventEmitter {
 
   // ---------------------------------------------------------------- control
 
-  async queueStatus(targets?: Targets): Promise<Record<string, { queue: number; completed: number; tasks: number }> & { unassigned: number }> {
+  /** Per engine: tasks queued there, completed, load-balanced ones held, and the msg id at the head (running or next). */
+  async queueStatus(targets?: Targets): Promise<Record<string, QueueStatus> & { unassigned: number }> {
     const ids = targets === undefined ? undefined : resolveTargets(targets, this.engineIds).ids;
     const reply = await this.query("queue_request", ids ? { targets: ids } : {});
     return Object.assign({}, reply.engines, { unassigned: reply.unassigned });

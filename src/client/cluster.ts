@@ -9,6 +9,7 @@ import * as path from "node:path";
 import { connectionFile, isAlive, recordedControllerPid } from "../protocol/connection";
 import { Client } from "./client";
 import { TimeoutError, TsParallelError } from "./errors";
+import { nodeFlags } from "../node-flags";
 
 export interface ClusterOptions {
   /** Engines to start (default: the number of CPUs). */
@@ -61,7 +62,7 @@ export class Cluster {
     const logFile = opts.logFile ?? path.join(path.dirname(path.dirname(clientFile)), "log", "controller.log");
     fs.mkdirSync(path.dirname(logFile), { recursive: true });
     const log = fs.openSync(logFile, "a");
-    const args = [CLI, "controller", "--profile", profile, "--engines", String(n), ...(opts.restartEngines ? ["--restart-engines"] : []),
+    const args = [...nodeFlags(), CLI, "controller", "--profile", profile, "--engines", String(n), ...(opts.restartEngines ? ["--restart-engines"] : []),
       ...(opts.heartbeatPeriod ? ["--heartbeat", String(opts.heartbeatPeriod)] : []), ...(opts.controllerArgs ?? [])];
     const child = spawn(process.execPath, args, { cwd: opts.cwd ?? process.cwd(), stdio: ["ignore", log, log], detached: true });
     fs.closeSync(log);

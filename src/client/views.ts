@@ -66,7 +66,11 @@ abstract class View implements ResultHost {
     const { source, name } = this.applyCall(f) as { source: string; name: string };
     const args = nseqs === 1 ? "s0[i]" : Array.from({ length: nseqs }, (_, k) => `s${k}[i]`).join(", ");
     const params = Array.from({ length: nseqs }, (_, k) => `s${k}`).join(", ");
-    const body = `async function map_${name || "f"}(${params}) { const f = (${source}); const n = Math.min(${params.split(", ").map((p) => `${p}.length`).join(", ")}); const out = new Array(n); for (let i = 0; i < n; i++) { let r = f(${args}); if (r !== null && typeof r === "object" && typeof r.then === "function") r = await r; out[i] = r; } return out; }`;
+    // Synchronous until f returns a promise: a chunk of plain results comes back as a value, so
+    // the engine can start the next task at once instead of after a promise turn.
+    const thenable = "r !== null && typeof r === \"object\" && typeof r.then === \"function\"";
+    const body = `function map_${name || "f"}(${params}) { const f = (${source}); const n = Math.min(${params.split(", ").map((p) => `${p}.length`).join(", ")}); const out = new Array(n); `
+      + `for (let i = 0; i < n; i++) { const r = f(${args}); if (${thenable}) return (async () => { out[i] = await r; for (i++; i < n; i++) { const r = f(${args}); out[i] = ${thenable} ? await r : r; } return out; })(); out[i] = r; } return out; }`;
     return { kind: "source", source: body, name: name || "f" };
   }
 }

@@ -7,6 +7,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import * as path from "node:path";
+import { nodeFlags } from "../node-flags";
 
 export interface SupervisorOptions {
   engineFile: string;
@@ -37,7 +38,7 @@ export class Supervisor {
 
   private spawnOne(): void {
     const cli = path.join(__dirname, "..", "cli.js");
-    const child = spawn(process.execPath, [cli, "engine", "--file", this.opts.engineFile], {
+    const child = spawn(process.execPath, [...nodeFlags(), cli, "engine", "--file", this.opts.engineFile], {
       cwd: this.opts.cwd,
       stdio: ["ignore", "inherit", "inherit"],
       env: { ...process.env, TSPARALLEL_SUPERVISED: "1" },

@@ -3,22 +3,21 @@
  * time in a persistent namespace, streaming output while they run.
  *
  *   controller ─► DEALER ─► control messages (abort, shutdown): handled at once
- *                        └► execute/apply requests: queued, run in order by `Executor`
+ *                        └► execute/apply requests: queued, run in order by `TaskQueue` (tasks.ts)
  *   Executor output ─► OutputCapture ─► stream/display_data ─► controller ─► client
  */
 import * as os from "node:os";
 import * as path from "node:path";
 import { randomUUID } from "node:crypto";
 import { Worker } from "node:worker_threads";
-import * as util from "node:util";
 import * as zmq from "zeromq";
 import { Session } from "../protocol/session";
 import { Outbox, receiveLoop } from "../protocol/socket";
 import { type ConnectionInfo, endpoint } from "../protocol/connection";
-import { type AnyMessage, type Header, type MessageOf, type TaskMetadata, type MsgType, type ContentOf, isMsg } from "../protocol/messages";
-import { UnserializableError, serialize } from "../protocol/serialize";
-import { Executor, TaskError } from "./executor";
-import { mimeBundle } from "../client/display";
+import { type AnyMessage, type Header, type MessageOf, type MsgType, type ContentOf, isMsg } from "../protocol/messages";
+import { Executor } from "./executor";
+import { TaskQueue } from "./tasks";
+import { onSigint } from "./sigint";
 import { OutputCapture, makeDisplay } from "./output";
 import type { HeartConfig, HeartEvent } from "./heart";
 
@@ -29,7 +28,6 @@ export interface EngineOptions {
   log?: (line: string) => void;
 }
 
-type Task = MessageOf<"execute_request"> | MessageOf<"apply_request">;
 
 export class Engine {
   readonly uuid = randomUUID();
@@ -39,9 +37,7 @@ export class Engine {
   private readonly outbox: Outbox;
   private readonly capture: OutputCapture;
   private readonly executor: Executor;
-  private readonly queue: Task[] = [];
-  private readonly aborted = new Set<string>();
-  private running = false;
+  private readonly tasks: TaskQueue;
   private heart: Worker | undefined;
   private controller = "";
   private registering: Promise<void> | undefined;
@@ -63,11 +59,16 @@ export class Engine {
           : this.send("display_data", { data, metadata, ...(displayId ? { transient: { display_id: displayId } } : {}) }, parent),
     });
     this.executor = new Executor(opts.cwd ?? process.cwd(), { display: makeDisplay(this.capture) });
+    this.tasks = new TaskQueue(this.executor, this.capture, {
+      send: (type, content, parent, metadata, buffers) => this.send(type, content, parent, metadata, buffers),
+      identity: () => ({ engineId: this.id ?? -1, uuid: this.uuid }),
+      unread: () => this.socket.readable,
+    });
   }
 
   async start(): Promise<void> {
     this.capture.install();
-    process.on("SIGINT", () => {
+    onSigint(() => {
       if (!this.executor.interrupt()) this.log("SIGINT while idle: ignored");
     });
     this.socket.connect(endpoint(this.info, this.info.ports.engines));
@@ -91,8 +92,7 @@ export class Engine {
           if (this.controller && got.content.controller !== this.controller) {
             // A restarted controller knows none of our tasks and their clients have failed them:
             // drop the queued ones and stop the running one so the engine is free for new work.
-            this.queue.length = 0;
-            this.executor.interrupt();
+            this.tasks.clear();
           }
           this.controller = got.content.controller;
           this.lostSince = undefined;
@@ -123,6 +123,17 @@ export class Engine {
     this.heart.unref();
     this.heart.on("message", (e: HeartEvent) => this.onHeart(e));
     this.heart.on("error", (e) => this.log(`heart failed: ${String(e)}`));
+  }
+
+  /** Ask the heart to close its socket and wait for its exit; terminate only if it hangs. */
+  private async stopHeart(): Promise<void> {
+    const heart = this.heart;
+    if (!heart) return;
+    const exited = new Promise<void>((r) => heart.once("exit", () => r()));
+    heart.postMessage("stop");
+    const timer = setTimeout(() => void heart.terminate(), 2000);
+    await exited;
+    clearTimeout(timer);
   }
 
   private onHeart(e: HeartEvent): void {
@@ -156,79 +167,16 @@ export class Engine {
   private handle(msg: AnyMessage): void {
     if (isMsg(msg, "registration_reply")) return this.waitingRegistration?.(msg);
     if (isMsg(msg, "execute_request") || isMsg(msg, "apply_request")) {
-      this.queue.push(msg);
-      if (!this.running) void this.drain();
-      return;
+      return this.tasks.push(msg);
     }
     if (isMsg(msg, "abort_request")) {
-      for (const id of msg.content.msg_ids) this.aborted.add(id);
+      this.tasks.abort(msg.content.msg_ids);
       return this.send("abort_reply", { status: "ok", aborted: msg.content.msg_ids }, msg.header);
     }
     if (isMsg(msg, "shutdown_request")) {
       this.send("shutdown_reply", { status: "ok", restart: false }, msg.header);
       void this.close().then(() => process.exit(0));
       return;
-    }
-  }
-
-  private async drain(): Promise<void> {
-    this.running = true;
-    try {
-      let task: Task | undefined;
-      // Yield to the event loop before each task, so control messages that arrived meanwhile
-      // (an abort sent while a busy loop held the thread) are read before the task starts.
-      while ((await new Promise<void>((r) => setImmediate(r)), (task = this.queue.shift())) !== undefined) await this.run(task);
-    } finally {
-      this.running = false;
-    }
-  }
-
-  private async run(task: Task): Promise<void> {
-    const started = new Date().toISOString();
-    const meta = task.metadata as TaskMetadata;
-    const replyType = isMsg(task, "execute_request") ? "execute_reply" : "apply_reply";
-    const engineInfo = { engine_id: this.id ?? -1, engine_uuid: this.uuid, method: replyType === "execute_reply" ? ("execute" as const) : ("apply" as const) };
-    const replyMeta = (): Record<string, unknown> => ({ engine: this.uuid, engineId: this.id, started, completed: new Date().toISOString() });
-    if (this.aborted.delete(task.header.msg_id)) {
-      return this.send(replyType, { status: "error", ename: "TaskAborted", evalue: `task ${task.header.msg_id} was aborted before it started`, traceback: [], engine_info: engineInfo }, task.header, replyMeta());
-    }
-    const runOpts = {
-      ...(typeof meta.timeLimit === "number" ? { timeLimit: meta.timeLimit } : {}),
-      ...(typeof meta.sourceMap === "string" ? { sourceMap: meta.sourceMap } : {}),
-      ...(typeof meta.source === "string" ? { source: meta.source } : {}),
-    };
-    try {
-      if (isMsg(task, "execute_request")) {
-        const value = await this.capture.run(task.header, () => this.executor.execute(task.content.code, runOpts));
-        const count = this.executor.executionCount;
-        this.capture.flush();
-        if (value !== undefined && !task.content.silent) {
-          this.send("execute_result", { execution_count: count, data: mimeBundle(value), metadata: {} }, task.header);
-        }
-        this.send("execute_reply", { status: "ok", execution_count: count, user_expressions: {} }, task.header, replyMeta());
-      } else {
-        const apply = task as MessageOf<"apply_request">;
-        const value = await this.capture.run(apply.header, () => this.executor.apply(apply.content.call, apply.buffers, runOpts));
-        let buffers: Buffer[];
-        try {
-          buffers = serialize(value, "result");
-        } catch (e) {
-          if (e instanceof UnserializableError) throw new TaskError("UnserializableError", e.message, [`UnserializableError: ${e.message}`]);
-          throw e;
-        }
-        this.capture.flush();
-        this.send("apply_reply", { status: "ok" }, apply.header, replyMeta(), buffers);
-      }
-    } catch (e) {
-      this.capture.flush();
-      const err = e instanceof TaskError ? e : new TaskError((e as Error)?.name ?? "Error", (e as Error)?.message ?? String(e), [util.inspect(e)]);
-      const content = { status: "error" as const, ename: err.ename, evalue: err.message, traceback: err.traceback, engine_info: engineInfo };
-      if (isMsg(task, "execute_request")) {
-        this.send("error", { ename: err.ename, evalue: err.message, traceback: err.traceback, engine_info: engineInfo }, task.header);
-        this.send("execute_reply", { ...content, execution_count: this.executor.executionCount }, task.header, replyMeta());
-      } else {
-        this.send("apply_reply", content, task.header, replyMeta());
-      }
     }
   }
 
@@ -251,7 +199,7 @@ export class Engine {
     this.closed = true;
     this.capture.flush();
     await delay(50); // let the outbox hand the last replies to ZeroMQ
-    await this.heart?.terminate();
+    await this.stopHeart();
     this.outbox.close();
     this.socket.close();
   }

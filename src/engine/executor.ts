@@ -27,6 +27,14 @@ export interface RunOptions {
   source?: string;
 }
 
+/** A task's synchronous start: its function with decoded arguments, ready to call. */
+export type Start = () => unknown;
+export type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return (typeof v === "object" || typeof v === "function") && v !== null && typeof (v as { then?: unknown }).then === "function";
+}
+
 const CALL = Symbol.for("tsparallel.call");
 const callScript = new vm.Script("globalThis[Symbol.for('tsparallel.call')]()", { filename: "tsparallel:call" });
 
@@ -62,20 +70,64 @@ export class Executor {
     return result?.value;
   }
 
-  async apply(call: ApplyContent["call"], buffers: readonly Buffer[], opts: RunOptions): Promise<unknown> {
+  /** Decodes an apply request's arguments and compiles its function; the call runs in `startAll`. */
+  prepareApply(call: ApplyContent["call"], buffers: readonly Buffer[]): Start {
     const args = unpackArgs(buffers).map((a) => (isReference(a) ? this.evaluate(a[REFERENCE_KEY]) : a));
-    if (call.kind === "builtin") return this.builtin(call.name, args);
-    const filename = `<apply:${call.name || "anonymous"}>`;
+    if (call.kind === "builtin") return () => this.builtin(call.name, args);
     let fn = this.functionCache.get(call.source);
     if (!fn) {
-      fn = vm.runInThisContext(`(${call.source})`, { filename }) as Function;
+      fn = vm.runInThisContext(`(${call.source})`, { filename: `<apply:${call.name || "anonymous"}>` }) as Function;
       if (typeof fn !== "function") throw new TaskError("TypeError", "the applied source is not a function", []);
       if (this.functionCache.size > 256) this.functionCache.clear();
       this.functionCache.set(call.source, fn);
     }
     const f = fn;
-    (globalThis as Record<symbol, unknown>)[CALL] = () => f(...args);
-    return this.guard(opts, filename, () => callScript.runInThisContext(this.vmOptions(filename, opts)));
+    return () => f(...args);
+  }
+
+  /**
+   * Runs the synchronous part of each start, in order, inside one vm call with breakOnSigint (and
+   * vm's timeout when `opts.timeLimit` is set): an interrupt stops a busy loop. `done` gets each
+   * synchronous outcome at once, so its reply leaves before a long task later in the batch runs.
+   * Stops after a start that returns a promise (the next task must wait for it) or once
+   * `budgetMs` has passed. `unfinished` is that promise, or the interrupt that stopped the call.
+   */
+  startAll(starts: readonly Start[], opts: RunOptions, budgetMs: number, done: (index: number, outcome: Outcome) => void): { reached: number; unfinished?: Outcome } {
+    let reached = 0;
+    let unfinished: Outcome | undefined;
+    (globalThis as Record<symbol, unknown>)[CALL] = () => {
+      const began = performance.now(); // not before the vm call: starting its watchdog can take a while
+      for (const start of starts) {
+        reached++;
+        let outcome: Outcome;
+        try {
+          outcome = { ok: true, value: start() };
+        } catch (error) {
+          outcome = { ok: false, error };
+        }
+        if (outcome.ok && isThenable(outcome.value)) {
+          unfinished = outcome;
+          return;
+        }
+        done(reached - 1, outcome);
+        if (performance.now() - began > budgetMs) return;
+      }
+    };
+    try {
+      callScript.runInThisContext(this.vmOptions("tsparallel:call", opts));
+    } catch (error) {
+      unfinished = { ok: false, error }; // interrupted or timed out: vm's termination cannot be caught inside
+    } finally {
+      delete (globalThis as Record<symbol, unknown>)[CALL];
+    }
+    return { reached, ...(unfinished ? { unfinished } : {}) };
+  }
+
+  /** A started task's value: awaited (racing interrupt and time limit) when it is a promise. */
+  async settle(outcome: Outcome, opts: RunOptions, filename: string): Promise<unknown> {
+    if (!outcome.ok) throw this.taskError(outcome.error, filename, opts);
+    if (!isThenable(outcome.value)) return outcome.value;
+    return this.guard(opts, filename, () => outcome.value);
   }
 
   /** Evaluates an expression (a name, `a.b`, `g[1]`) in the namespace: Reference and pull. */
@@ -129,14 +181,15 @@ export class Executor {
     try {
       return await Promise.race([Promise.resolve(start()), stopped]);
     } catch (e) {
-      throw this.toTaskError(e, filename, opts);
+      throw this.taskError(e, filename, opts);
     } finally {
       this.interruptCurrent = undefined;
       clearTimeout(timer);
     }
   }
 
-  private toTaskError(e: unknown, filename: string, opts: RunOptions): TaskError {
+  /** What the client sees of an error thrown by user code: KeyboardInterrupt, TimeoutError or the error with its TypeScript trace. */
+  taskError(e: unknown, filename: string, opts: RunOptions): TaskError {
     if (e instanceof TaskError) return e;
     const code = (e as NodeJS.ErrnoException | null)?.code;
     if (code === "ERR_SCRIPT_EXECUTION_INTERRUPTED") return new TaskError("KeyboardInterrupt", "interrupted by SIGINT", ["KeyboardInterrupt: interrupted by SIGINT"]);

@@ -33,7 +33,7 @@ async function main(cfg: HeartConfig): Promise<void> {
   let lastController = "";
   let lastKnown = true;
   let reportedLost = false;
-  setInterval(() => {
+  const beating = setInterval(() => {
     seq++;
     sock.send([String(seq), beatMac(key, cfg.uuid, String(seq))]).catch(() => undefined);
     const silent = Date.now() - lastPong;
@@ -42,6 +42,14 @@ async function main(cfg: HeartConfig): Promise<void> {
       post({ type: "lost", silentMs: silent });
     }
   }, cfg.period);
+  // Close from inside on "stop": terminating a worker that holds a zmq socket aborts the
+  // whole process (a Napi::Error thrown during teardown), so the engine asks instead.
+  parentPort?.once("message", (m: unknown) => {
+    if (m !== "stop") return;
+    clearInterval(beating);
+    sock.close();
+    parentPort?.close();
+  });
   for await (const [controller, status] of sock) {
     lastPong = Date.now();
     reportedLost = false;

@@ -36,6 +36,15 @@ export function unpackArgs(buffers: readonly Buffer[]): unknown[] {
  * expressions and object-method shorthand (`f(x) { … }`, whose toString is not an expression).
  */
 export function functionSource(f: Function): { source: string; name: string } {
+  let known = sourceOf.get(f);
+  if (!known) sourceOf.set(f, (known = sourceOfUncached(f)));
+  return known;
+}
+
+/** Per function object: a hot loop of `apply(f)` reads and checks f's source once. */
+const sourceOf = new WeakMap<Function, { source: string; name: string }>();
+
+function sourceOfUncached(f: Function): { source: string; name: string } {
   const src = Function.prototype.toString.call(f);
   if (/\{\s*\[native code\]\s*\}\s*$/.test(src)) {
     throw new TypeError(`cannot send the native function ${f.name || "(anonymous)"}; wrap it: (...a) => ${f.name || "f"}(...a)`);

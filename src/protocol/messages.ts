@@ -153,7 +153,8 @@ export interface QueueStatus {
   queue: number;
   completed: number;
   tasks: number;
-  running?: string | null;
+  /** msg id at the head of the engine's queue (running, or next to run). */
+  running: string | null;
 }
 
 export type MimeBundle = Record<string, unknown>;

@@ -31,7 +31,24 @@ export class TranspileError extends SyntaxError {
 
 type Node = acorn.Node & Record<string, unknown>;
 
+/**
+ * Recent results by source: a cell or `execute` string run again (a loop of `dview.execute`,
+ * re-running a `%px` cell) costs a Map lookup instead of a synchronous esbuild call (~1-3 ms).
+ */
+const cache = new Map<string, Transpiled>();
+const CACHE_SIZE = 256;
+
 export function transpile(source: string, filename = "cell.ts"): Transpiled {
+  const key = `${filename}\0${source}`;
+  const hit = cache.get(key);
+  if (hit) return hit;
+  const out = transpileUncached(source, filename);
+  if (cache.size >= CACHE_SIZE) cache.delete(cache.keys().next().value as string);
+  cache.set(key, out);
+  return out;
+}
+
+function transpileUncached(source: string, filename: string): Transpiled {
   let js: string, map: string;
   try {
     const out = transformWithLiveService(source, filename);

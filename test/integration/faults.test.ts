@@ -72,6 +72,30 @@ describe("faults: engines die, tasks are interrupted, the controller restarts", 
     assert.equal(await e0.apply(() => 1), 1, "the engine still works");
   });
 
+  test("a burst of applies runs in order across async tasks; SIGINT stops a busy loop inside a burst and the rest still run", async () => {
+    t = await clusters.start(1);
+    const e0 = t.rc.view(0);
+    await e0.apply(() => { (globalThis as Record<string, unknown>).trail = []; });
+    // Sent back to back, these reach the engine as one burst: the async ones must still finish
+    // before the next task starts.
+    const burst = Array.from({ length: 40 }, (_, i) => i % 7 === 3
+      ? e0.apply(async (k: number) => { await new Promise((r) => setTimeout(r, 2)); ((globalThis as Record<string, unknown>).trail as number[]).push(k); }, i)
+      : e0.apply((k: number) => { ((globalThis as Record<string, unknown>).trail as number[]).push(k); }, i));
+    await Promise.all(burst.map((ar) => ar.get()));
+    assert.deepEqual(await e0.apply(() => (globalThis as Record<string, unknown>).trail), Array.from({ length: 40 }, (_, i) => i));
+    const before = e0.apply(() => "before");
+    const spin = e0.apply(() => { for (;;) { /* spin */ } });
+    const after = Array.from({ length: 5 }, (_, i) => e0.apply((k: number) => k * 2, i));
+    await until(async () => (await t!.rc.queueStatus())["0"]?.running === spin.msgIds[0], 5000, "busy loop running");
+    // A SIGINT that lands before the loop starts is ignored (the engine is idle): send until it stops.
+    await until(async () => (await t!.rc.interrupt(0), spin.ready()), 10_000, "the busy loop to stop");
+    assert.equal(await before.get(), "before");
+    await assert.rejects(spin.get(), (e: unknown) => e instanceof RemoteError && e.ename === "KeyboardInterrupt");
+    assert.deepEqual(await Promise.all(after.map((ar) => ar.get())), [0, 2, 4, 6, 8]);
+    process.kill((await t.pids())[0]!, "SIGINT"); // idle: ignored, the engine lives on
+    assert.equal(await e0.apply(() => 7), 7);
+  });
+
   test("dependencies: after/follow order tasks, impossible and unknown ones fail, timeout fires", async () => {
     t = await clusters.start(2);
     const lv = t.rc.loadBalancedView();
