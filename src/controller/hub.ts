@@ -87,7 +87,7 @@ export class Hub {
         return this.shutdown(msg as MessageOf<"shutdown_request">);
       case "stats_request": {
         const mem = process.memoryUsage();
-        return this.reply(msg, "stats_reply", { status: "ok", rss: mem.rss, heap: mem.heapUsed, records: this.records.size, dropped: { ...this.session.dropped } });
+        return this.reply(msg, "stats_reply", { status: "ok", rss: mem.rss, heap: mem.heapUsed, external: mem.external, records: this.records.size, dropped: { ...this.session.dropped } });
       }
       default:
         return this.reply(msg, "hub_error", { status: "error", ename: "ValueError", evalue: `the controller does not handle ${msg.header.msg_type} from clients`, traceback: [] });

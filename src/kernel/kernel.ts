@@ -5,12 +5,11 @@
  * `execute_result`, failures as `error` with ename/evalue/traceback, and honours `stop_on_error`
  * by aborting only the requests already queued, with no 200 ms window that drops new ones.
  */
-import * as tslabJupyter from "tslab/dist/jupyter";
 import { mimeBundle, setDisplayHook } from "../client/display";
 import type { CellIO } from "../magics/px";
 import type { Header, MimeBundle } from "../protocol/messages";
 import type { KernelChannels, Request } from "./channels";
-import { tslabTypeScript } from "./local";
+import { routeTslabDisplays, tslabTypeScriptVersion } from "./local";
 import type { Shell } from "./shell";
 
 const VERSION = (require("../../../package.json") as { version: string }).version;
@@ -32,11 +31,11 @@ export class Kernel {
   start(): void {
     this.captureStdio();
     // tslab.display.* and the library's progress bars publish into the current cell.
-    (tslabJupyter as { lastWriteDisplayData: unknown }).lastWriteDisplayData = (d: { data: MimeBundle; metadata: Record<string, unknown>; transient?: { display_id?: string } }, update: boolean) => {
+    routeTslabDisplays((d, update) => {
       const id = d.transient?.display_id;
       if (update && id) this.io?.update(id, d.data, d.metadata);
       else this.io?.display(d.data, d.metadata, id);
-    };
+    });
     setDisplayHook({
       display: (data, metadata, id) => this.io?.display(data, metadata, id),
       update: (id, data, metadata) => this.io?.update(id, data, metadata),
@@ -76,7 +75,10 @@ export class Kernel {
     const c = req.content as Record<string, unknown>;
     switch (req.header.msg_type) {
       case "kernel_info_request":
-        return this.channels.reply(req, "kernel_info_reply", kernelInfo());
+        this.channels.reply(req, "kernel_info_reply", kernelInfo());
+        // The front end now shows "Kernel ready": build tslab's program while the user types.
+        setTimeout(() => this.shell.warmUp(), 50);
+        return;
       case "execute_request":
         return this.execute(req);
       case "complete_request": {
@@ -233,7 +235,7 @@ function kernelInfo(): Record<string, unknown> {
     implementation_version: VERSION,
     language_info: {
       name: "typescript",
-      version: tslabTypeScript().version,
+      version: tslabTypeScriptVersion(),
       mimetype: "text/x-typescript",
       file_extension: ".ts",
       pygments_lexer: "typescript",

@@ -6,9 +6,8 @@
  * are shifted when the code is one segment of a cell that also holds magics.
  */
 import * as util from "node:util";
-import { type Converter, createConverter, isCompleteCode } from "tslab/dist/converter";
-import { type Executor, createExecutor } from "tslab/dist/executor";
-import { printQuickInfo } from "tslab/dist/inspect";
+import type { Converter } from "tslab/dist/converter";
+import type { Executor } from "tslab/dist/executor";
 import { lendToRequire, missingPackages, mountInTypeScript } from "./own-packages";
 
 export interface CellError {
@@ -19,9 +18,35 @@ export interface CellError {
 
 export type LocalOutcome = { ok: true; value?: { value: unknown } } | { ok: false; error: CellError };
 
+/**
+ * tslab and its TypeScript load on first use (about 0.7 s of require), so that a kernel binds
+ * its sockets and answers kernel_info before paying for them.
+ */
+const tslab = {
+  converter: () => require("tslab/dist/converter") as typeof import("tslab/dist/converter"),
+  executor: () => require("tslab/dist/executor") as typeof import("tslab/dist/executor"),
+  inspect: () => require("tslab/dist/inspect") as typeof import("tslab/dist/inspect"),
+};
+
+type TslabDisplay = (d: { data: Record<string, unknown>; metadata: Record<string, unknown>; transient?: { display_id?: string } }, update: boolean) => void;
+let tslabDisplay: TslabDisplay | undefined;
+
+/** Where `tslab.display.*` publishes; handed to tslab when it loads. */
+export function routeTslabDisplays(f: TslabDisplay): void {
+  tslabDisplay = f;
+}
+
+const TSLAB_TYPESCRIPT = "@tslab/typescript-for-tslab";
+
 /** tslab's own TypeScript (a fork, 5.0): the compiler that checks cells. */
 export function tslabTypeScript(): { version: string; sys: Parameters<typeof mountInTypeScript>[0] } {
-  return require(require.resolve("@tslab/typescript-for-tslab", { paths: [require.resolve("tslab")] })) as ReturnType<typeof tslabTypeScript>;
+  return require(require.resolve(TSLAB_TYPESCRIPT, { paths: [require.resolve("tslab")] })) as ReturnType<typeof tslabTypeScript>;
+}
+
+/** Its version, from package.json: kernel_info must not load the compiler. */
+export function tslabTypeScriptVersion(): string {
+  const pkg = require.resolve(`${TSLAB_TYPESCRIPT}/package.json`, { paths: [require.resolve("tslab")] });
+  return (require(pkg) as { version: string }).version;
 }
 
 export class LocalRunner {
@@ -32,10 +57,11 @@ export class LocalRunner {
     // tslab's compiler host reads through this module's `sys`: lend it what the folder lacks.
     mountInTypeScript(tslabTypeScript().sys, missingPackages(cwd));
     lendToRequire();
+    if (tslabDisplay) (require("tslab/dist/jupyter") as { lastWriteDisplayData: unknown }).lastWriteDisplayData = tslabDisplay;
     let node: Converter | undefined;
     const converters = {
       get node(): Converter {
-        return (node ??= createConverter({ isJS: false, isBrowser: false }));
+        return (node ??= tslab.converter().createConverter({ isJS: false, isBrowser: false }));
       },
       get browser(): Converter {
         throw new Error("/** @browser */ cells are not supported by the tsparallel kernel");
@@ -43,7 +69,7 @@ export class LocalRunner {
       close: () => node?.close(),
     };
     void converters.node; // build the TypeScript program now (about 1.3 s), not in the first cell
-    this.executor = createExecutor(cwd, converters, {
+    this.executor = tslab.executor().createExecutor(cwd, converters, {
       log: (value: unknown) => (this.captured.value = { value }),
       error: (...args: unknown[]) => this.captured.errors.push(args),
     });
@@ -69,11 +95,11 @@ export class LocalRunner {
 
   inspect(code: string, cursor: number): string | undefined {
     const info = this.executor.inspect(code, cursor);
-    return info ? printQuickInfo(info) : undefined;
+    return info ? tslab.inspect().printQuickInfo(info) : undefined;
   }
 
   isComplete(code: string): { status: "complete" | "incomplete"; indent?: string } {
-    const r = isCompleteCode(code);
+    const r = tslab.converter().isCompleteCode(code);
     return r.completed ? { status: "complete" } : { status: "incomplete", indent: r.indent ?? "" };
   }
 

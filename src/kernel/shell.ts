@@ -10,12 +10,24 @@ import { LocalRunner } from "./local";
 export type CellOutcome = MagicOutcome;
 
 export class Shell {
-  readonly local: LocalRunner;
   readonly magics: ParallelMagics;
+  private runner: LocalRunner | undefined;
 
-  constructor(cwd: string) {
-    this.local = new LocalRunner(cwd);
+  constructor(private readonly cwd: string) {
     this.magics = new ParallelMagics({ run: (code, line) => this.runLocal(code, line) });
+  }
+
+  /**
+   * tslab's TypeScript program takes ~2 s to build. Built on first use, not at start, so the
+   * kernel answers kernel_info (a front end's "Kernel ready") at once; `warmUp` builds it
+   * while the user is still typing.
+   */
+  get local(): LocalRunner {
+    return (this.runner ??= new LocalRunner(this.cwd));
+  }
+
+  warmUp(): void {
+    void this.local;
   }
 
   async run(code: string, io: CellIO): Promise<CellOutcome> {

@@ -134,7 +134,7 @@ export interface ContentMap {
   task_abort_request: { msg_ids: string[] };
   task_abort_reply: { status: "ok"; aborted: string[] };
   stats_request: Record<string, never>;
-  stats_reply: { status: "ok"; rss: number; heap: number; records: number; dropped: Record<string, number> };
+  stats_reply: { status: "ok"; rss: number; heap: number; external: number; records: number; dropped: Record<string, number> };
   hub_error: ErrorContent;
 
   // ---- notifications (controller PUB → clients)
