@@ -120,8 +120,17 @@ export class Client extends EventEmitter {
         if (this.engineIds.length >= n) done(undefined);
       };
       const timer = opts.timeout !== undefined ? setTimeout(() => done(new TimeoutError(`only ${this.engineIds.length} of ${n} engines registered after ${opts.timeout} ms`)), opts.timeout) : undefined;
+      // A notification sent before our SUB was joined is lost (PUB/SUB slow joiner): ask the
+      // controller for its list now and then as well.
+      const poll = setInterval(() => {
+        this.engines().then((list) => {
+          this.engineIds = [...new Set([...this.engineIds, ...list.map((e) => e.id)])].sort((a, b) => a - b);
+          check();
+        }, () => undefined);
+      }, 500);
       const done = (e: Error | undefined): void => {
         clearTimeout(timer);
+        clearInterval(poll);
         this.off("registration", check);
         if (e) reject(e);
         else resolve();
