@@ -33,6 +33,8 @@ try:
                 m = kc.get_iopub_msg(timeout=0.2)
             except Exception:
                 if time.time() - started > cell.get("timeout", 60):
+                    # What the earlier cells and this one printed tells a failed CI run's story.
+                    json.dump({"done": results, "hung": iopub}, sys.stderr, indent=1)
                     raise RuntimeError("cell timed out: " + cell["code"])
                 continue
             if m["parent_header"].get("msg_id") != msg_id:
