@@ -5,6 +5,9 @@ import * as path from "node:path";
 import { type TestCluster, clusterPerTest, killQuietly, until } from "../helpers/cluster";
 import { EngineError, RemoteError, TaskAborted, TimeoutError } from "../../src/client/index";
 
+/** For the tests of the heartbeat path itself: a silent engine or controller is noticed within 1 s. */
+const FAST_HEARTBEAT = { heartbeatPeriod: 200 };
+
 describe("faults: engines die, tasks are interrupted, the controller restarts", () => {
   const clusters = clusterPerTest();
   let t: TestCluster | undefined;
@@ -35,7 +38,7 @@ describe("faults: engines die, tasks are interrupted, the controller restarts", 
   });
 
   test("a SIGSTOPped engine is declared lost by heartbeat and its queued LB task moves on", async () => {
-    t = await clusters.start(2);
+    t = await clusters.start(2, FAST_HEARTBEAT);
     const pids = await t.pids();
     const stopped = pids[0]!;
     // The stopped engine is alive as a process: only missed heartbeats reveal it.
@@ -125,7 +128,7 @@ describe("faults: engines die, tasks are interrupted, the controller restarts", 
   });
 
   test("controller restart: engines re-register with their ids, in-flight tasks fail, clients go on", async () => {
-    t = await clusters.start(2);
+    t = await clusters.start(2, FAST_HEARTBEAT);
     const rc = t.rc;
     const inflight = rc.view(0).apply(async () => new Promise((r) => setTimeout(r, 60_000)));
     await until(async () => (await rc.queueStatus())["0"]?.queue === 1, 5000, "task running");

@@ -138,7 +138,7 @@ test("%px, %%px flags, %pxresult, %pxconfig, %autopx and activated views, stream
   const interrupted = failed(r[24], "interrupt");
   assert.match(textOf(interrupted), /Received Keyboard Interrupt. Sending signal SIGINT to engines...\n/);
   assert.match(textOf(interrupted), /\[\d:execute\]: KeyboardInterrupt/);
-  assert.match(sortedLines(textOf(ok(r[25], "after the interrupt"))), /^Out\[0:\d+\]: 'still alive'\nOut\[1:\d+\]: 'still alive'$/);
+  assert.match(sortedLines(textOf(ok(r[25], "after the interrupt"))), /^Out\[0:\d+\]: 'still alive'\nOut\[1:\d+\]: 'still alive'$/, JSON.stringify(r.slice(24, 26)));
   assert.match(textOf(failed(r[26], "engine dies")), /\[0:execute\]: EngineError/);
   assert.match(textOf(ok(r[27], "after the death")), /^Out\[1:\d+\]: 'after a death'\n$/);
   assert.equal(alive, true);
