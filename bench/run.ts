@@ -11,6 +11,7 @@ import * as path from "node:path";
 import { loadBalance, smallCluster, startup } from "./core";
 import { kernel, memoryAtRest, scale64, soak } from "./extra";
 import { type Metric, ours, quick } from "./metrics";
+import { fmt, formatTable, referenceName, targetCell } from "./targets";
 
 process.env.TSPARALLEL_DIR = fs.mkdtempSync(path.join(os.tmpdir(), "tsparallel-bench-"));
 type Reference = Record<string, { value: number; unit: string }>;
@@ -24,28 +25,6 @@ function ipyparallel(): Reference | string {
   const run = spawnSync("/usr/bin/python3", [script, "--out", out, ...(quick ? ["--quick"] : [])], { stdio: ["ignore", "ignore", "inherit"], timeout: 15 * 60_000 });
   if (run.status !== 0 && !fs.existsSync(out)) return `reference script failed (${run.status})`;
   return (JSON.parse(fs.readFileSync(out, "utf8")) as { metrics: Reference }).metrics;
-}
-
-/** ipyparallel names "h startup 4 engines: engines launch->registered"; map ours onto theirs. */
-const ALIASES: Record<string, string> = { "h startup 4 engines (Cluster.start until all registered)": "h startup 4 engines (Cluster.start_and_connect_sync)" };
-
-/** Issue 6's targets: a ratio against ipyparallel, or an absolute bound. */
-const TARGETS: Record<string, { ratio: number } | { atLeast: number } | { atMost: number }> = {
-  "a apply_sync latency median": { ratio: 10 },
-  "c LB map 2000 no-op chunksize=1 throughput": { ratio: 30 },
-  "e push 64 MB": { ratio: 2.5 },
-  "e pull 64 MB": { ratio: 2.5 },
-  "g load_balanced map_async speedup": { atLeast: 11.8 },
-  "h startup 4 engines (Cluster.start until all registered)": { ratio: 8 },
-  "(mem) idle engine RSS (max of 4, before any task)": { atMost: 60 },
-};
-
-function targetCell(name: string, value: number, ratio: number | undefined): string {
-  const t = TARGETS[name];
-  if (!t) return "";
-  if ("ratio" in t) return ratio === undefined ? `≥${t.ratio}× (no reference)` : `${ratio >= t.ratio ? "met" : "MISSED"} (≥${t.ratio}×)`;
-  if ("atLeast" in t) return `${value >= t.atLeast ? "met" : "MISSED"} (≥${t.atLeast})`;
-  return `${value <= t.atMost ? "met" : "MISSED"} (≤${t.atMost})`;
 }
 
 const WORKLOADS: Record<string, () => Promise<unknown>> = { af: smallCluster, g: loadBalance, h: startup, mem: memoryAtRest, scale: scale64, soak, kernel, ipp: async () => undefined };
@@ -63,15 +42,13 @@ async function main(): Promise<void> {
   }
   const rows: string[][] = [["workload", "tsparallel", "ipyparallel", "ratio (×, >1 = tsparallel better)", "target"]];
   const ratios: Record<string, number> = {};
-  const fmt = (v: number): string => (v >= 100 ? v.toFixed(0) : v >= 1 ? v.toFixed(2) : v.toFixed(4));
   for (const [name, m] of Object.entries(ours)) {
-    const theirs = ref[ALIASES[name] ?? (quick ? name.replace(/ 2000 /, " 200 ") : name)] ?? ref[name];
+    const theirs = ref[referenceName(name, quick)] ?? ref[name];
     const ratio = theirs ? (m.better === "higher" ? m.value / theirs.value : theirs.value / m.value) : undefined;
     if (ratio !== undefined) ratios[name] = ratio;
     rows.push([name, `${fmt(m.value)} ${m.unit}`, theirs ? `${fmt(theirs.value)} ${theirs.unit}` : "-", ratio ? ratio.toFixed(2) : "-", targetCell(name, m.value, ratio)]);
   }
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  console.log(rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n"));
+  console.log(formatTable(rows));
   for (const n of notes) console.log(`\nnote: ${n}`);
   const file = path.join(__dirname, "..", "..", "bench", "results", `${new Date().toISOString().replace(/[:.]/g, "-")}${quick ? "-quick" : ""}.json`);
   fs.mkdirSync(path.dirname(file), { recursive: true });

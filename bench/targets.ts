@@ -1,0 +1,37 @@
+/** Issue 6's targets and the name mapping onto ipyparallel's reference metrics, shared by the run and the summary. */
+
+/** ipyparallel names "h startup 4 engines: engines launch->registered"; map ours onto theirs. */
+export const ALIASES: Record<string, string> = { "h startup 4 engines (Cluster.start until all registered)": "h startup 4 engines (Cluster.start_and_connect_sync)" };
+
+/** Issue 6's targets: a ratio against ipyparallel, or an absolute bound. */
+export const TARGETS: Record<string, { ratio: number } | { atLeast: number } | { atMost: number }> = {
+  "a apply_sync latency median": { ratio: 10 },
+  "c LB map 2000 no-op chunksize=1 throughput": { ratio: 30 },
+  "e push 64 MB": { ratio: 2.5 },
+  "e pull 64 MB": { ratio: 2.5 },
+  "g load_balanced map_async speedup": { atLeast: 11.8 },
+  "h startup 4 engines (Cluster.start until all registered)": { ratio: 8 },
+  "(mem) idle engine RSS (max of 4, before any task)": { atMost: 60 },
+};
+
+/** The reference metric that a tsparallel metric is compared with. */
+export function referenceName(name: string, quick: boolean): string {
+  return ALIASES[name] ?? (quick ? name.replace(/ 2000 /, " 200 ") : name);
+}
+
+/** "met (≥10×)" / "MISSED (≤60)" for a metric with a target, "" otherwise. */
+export function targetCell(name: string, value: number, ratio: number | undefined): string {
+  const t = TARGETS[name];
+  if (!t) return "";
+  if ("ratio" in t) return ratio === undefined ? `≥${t.ratio}× (no reference)` : `${ratio >= t.ratio ? "met" : "MISSED"} (≥${t.ratio}×)`;
+  if ("atLeast" in t) return `${value >= t.atLeast ? "met" : "MISSED"} (≥${t.atLeast})`;
+  return `${value <= t.atMost ? "met" : "MISSED"} (≤${t.atMost})`;
+}
+
+/** Fixed-width text table, first row the header. */
+export function formatTable(rows: readonly string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n");
+}
+
+export const fmt = (v: number): string => (v >= 100 ? v.toFixed(0) : v >= 1 ? v.toFixed(2) : v.toFixed(4));
