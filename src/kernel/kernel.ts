@@ -14,11 +14,14 @@ import type { Shell } from "./shell";
 
 const VERSION = (require("../../../package.json") as { version: string }).version;
 const STREAM_FLUSH_MS = 20;
+const WARM_UP_QUIET_MS = 500;
 
 export class Kernel {
   private executionCount = 0;
   private readonly queue: Request[] = [];
   private draining = false;
+  /** Loading tslab blocks the event loop for about a second: it waits for a quiet moment. */
+  private warmUpTimer: NodeJS.Timeout | undefined;
   /** The running cell's outputs; late output (a timer firing after its cell) goes to the last cell. */
   private io: CellOutputs | undefined;
 
@@ -41,13 +44,30 @@ export class Kernel {
       update: (id, data, metadata) => this.io?.update(id, data, metadata),
     });
     process.on("SIGINT", () => this.shell.interrupt());
+    this.warmUpWhenQuiet(2000); // if no front end asks for kernel_info
     this.channels.serve((req) => {
+      if (this.warmUpTimer) this.warmUpWhenQuiet(WARM_UP_QUIET_MS);
       if (req.channel === "control") void this.handle(req);
       else {
         this.queue.push(req);
         void this.drain();
       }
     });
+  }
+
+  /**
+   * Builds tslab's program once the front end has been quiet for `ms`, so that the user's first
+   * cell does not pay for it. Not sooner: jupyter_client asks for kernel_info again when the iopub
+   * status of its first request was lost to a slow subscriber, and that retry must not wait a second.
+   */
+  private warmUpWhenQuiet(ms: number): void {
+    clearTimeout(this.warmUpTimer);
+    this.warmUpTimer = setTimeout(() => {
+      if (this.draining) return this.warmUpWhenQuiet(ms); // a running %px keeps streaming meanwhile
+      this.warmUpTimer = undefined;
+      this.shell.warmUp();
+    }, ms);
+    this.warmUpTimer.unref();
   }
 
   private async drain(): Promise<void> {
@@ -76,8 +96,6 @@ export class Kernel {
     switch (req.header.msg_type) {
       case "kernel_info_request":
         this.channels.reply(req, "kernel_info_reply", kernelInfo());
-        // The front end now shows "Kernel ready": build tslab's program while the user types.
-        setTimeout(() => this.shell.warmUp(), 50);
         return;
       case "execute_request":
         return this.execute(req);

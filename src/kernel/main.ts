@@ -15,8 +15,6 @@ export async function main(argv: string[]): Promise<void> {
   const channels = await KernelChannels.bind(conn, log);
   const shell = new Shell(process.cwd());
   new Kernel(channels, shell, log).start();
-  // Warmed up after the first kernel_info reply (kernel.ts), or now if no front end asks.
-  setTimeout(() => shell.warmUp(), 2000).unref();
   exitWithParent();
 }
 
