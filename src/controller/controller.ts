@@ -38,6 +38,7 @@ export class Controller {
   info!: ConnectionInfo;
   private readonly clients = new zmq.Router();
   private readonly engines = new zmq.Router();
+  private readonly ping = new zmq.Publisher();
   private readonly heartbeat = new zmq.Router();
   private readonly notification = new zmq.Publisher();
   private supervisor: Supervisor | undefined;
@@ -102,6 +103,7 @@ export class Controller {
       clients: await bind(this.clients, previous?.ports.clients),
       notification: await bind(this.notification, previous?.ports.notification),
       engines: await bind(this.engines, previous?.ports.engines),
+      ping: await bind(this.ping, previous?.ports.ping),
       heartbeat: await bind(this.heartbeat, previous?.ports.heartbeat),
     };
     const connectIp = ip === "0.0.0.0" || ip === "*" ? guessAddress() : ip === "::" ? "::1" : ip;
@@ -113,7 +115,7 @@ export class Controller {
     writeSecret(connectionFile("engine", profile), this.info);
     writeSecret(connectionFile("client", profile), this.info);
 
-    const hb = new HeartbeatRole(this.heartbeat, this.info.key, this.hub);
+    const hb = new HeartbeatRole(this.ping, this.heartbeat, this.info.key, this.hub);
     this.loops.push(
       routeLoop(this.clients, this.session, (m, env) => this.hub.onClientMessage(m, env), this.log),
       routeLoop(this.engines, this.session, (m, env) => this.hub.onEngineMessage(m, env), this.log),
@@ -122,7 +124,10 @@ export class Controller {
     const period = this.hub.options.heartbeatPeriod;
     this.timers.push(
       setInterval(() => this.hub.checkEngines(), Math.min(period, 250)),
-      setInterval(() => this.hub.heartbeatNotice(), period),
+      setInterval(() => {
+        hb.ping();
+        this.hub.heartbeatNotice();
+      }, period),
     );
     if (this.opts.engines && this.opts.engines > 0) {
       this.supervisor = new Supervisor({
@@ -146,7 +151,7 @@ export class Controller {
     this.closed = true;
     for (const t of this.timers) clearInterval(t);
     await this.supervisor?.stop();
-    for (const s of [this.clients, this.engines, this.heartbeat, this.notification]) s.close();
+    for (const s of [this.clients, this.engines, this.ping, this.heartbeat, this.notification]) s.close();
     await Promise.allSettled(this.loops);
     this.resolveDone();
   }

@@ -203,12 +203,22 @@ export class Hub {
   }
 
   /** Heartbeats: a beat refreshes the engine; `checkEngines` declares the silent ones lost. */
-  beat(uuid: string): boolean {
+  beat(uuid: string): void {
     const engine = this.registry.getByUuid(uuid);
-    if (!engine) return false;
-    engine.lastBeat = Date.now();
-    return true;
+    if (engine) {
+      engine.lastBeat = Date.now();
+      return;
+    }
+    // A live heart we do not know: an engine declared lost (stopped, then resumed) or registered
+    // with an earlier controller on these ports. Ask it to register again, at most once a period.
+    const now = Date.now();
+    if (now - (this.askedToRegister.get(uuid) ?? 0) < this.options.heartbeatPeriod) return;
+    if (this.askedToRegister.size > 10_000) this.askedToRegister.clear();
+    this.askedToRegister.set(uuid, now);
+    const identity = Buffer.from(uuid, "latin1");
+    this.ports.toEngine(this.session.encode("reregistration_request", { reason: "this controller does not know the engine" }, { identities: [identity] }).frames);
   }
+  private readonly askedToRegister = new Map<string, number>();
 
   checkEngines(): void {
     const now = Date.now();

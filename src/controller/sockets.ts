@@ -1,15 +1,17 @@
 /**
- * The controller's four sockets, one role each:
+ * The controller's five sockets, one role each:
  *   clients  ROUTER  requests, queries and replies to clients (client DEALERs connect)
  *   engines  ROUTER  registration, tasks, engine output (engine DEALERs connect, identity = uuid)
- *   heartbeat ROUTER engine hearts beat here, from a thread that keeps beating while user code runs
+ *   ping     PUB     a signed ping every heartbeat period (engine hearts and watchers subscribe)
+ *   heartbeat ROUTER the pings echoed back by each engine's heart (identity = uuid)
  *   notification PUB registration/unregistration notices and the controller's own heartbeat
  * Receive loops decode and hand typed messages to the hub; nothing else happens here.
  */
-import { createHmac, timingSafeEqual } from "node:crypto";
 import * as zmq from "zeromq";
+import { encodePing, parsePing } from "../protocol/heartbeat";
 import { Session } from "../protocol/session";
 import { Outbox, receiveLoop } from "../protocol/socket";
+import { Signer } from "../protocol/wire";
 import type { Hub } from "./hub";
 
 export interface Curve {
@@ -39,50 +41,55 @@ export function routeLoop(socket: zmq.Router, session: Session, handle: (msg: No
 }
 
 /**
- * Heartbeat frames: `[identity, seq, hmac(key, "<uuid>:<seq>")]`. Signed so a forged beat cannot
- * keep a dead engine "alive"; the reply `[identity, controllerSession, "ok"|"unknown"]` tells the
- * engine the controller is up and whether it must re-register (after a controller restart).
+ * Heartbeats (frames in protocol/heartbeat.ts): `ping()` publishes the next signed ping; an echo
+ * counts for its engine when it is one of the last `misses + 1` pings of this controller and the
+ * first echo of that ping from that uuid. A beat from a uuid the hub does not know (an engine
+ * declared lost, or registered with an earlier controller) makes the hub ask it to register again.
  */
 export class HeartbeatRole {
-  readonly outbox: Outbox;
-  private readonly key: Buffer;
+  private readonly signer: Signer;
+  private seq = 0;
   private readonly lastSeq = new Map<string, number>();
 
-  constructor(private readonly socket: zmq.Router, key: string, private readonly hub: Hub) {
-    this.outbox = new Outbox(socket);
-    this.key = Buffer.from(key);
+  constructor(private readonly pingSocket: zmq.Publisher, private readonly pongSocket: zmq.Router, key: string, private readonly hub: Hub) {
+    this.signer = new Signer(key);
   }
 
   start(log: (l: string) => void): Promise<void> {
-    return receiveLoop(this.socket, (frames) => this.onBeat(frames), (e) => log(`heartbeat error: ${String(e)}`));
+    return receiveLoop(this.pongSocket, (frames) => this.onPong(frames), (e) => log(`heartbeat error: ${String(e)}`));
   }
 
-  private onBeat(frames: Buffer[]): void {
-    const [identity, seqFrame, mac] = frames;
+  ping(): void {
+    this.seq++;
+    this.pingSocket.send(encodePing(this.signer, { controller: this.hub.session.id, seq: this.seq })).catch(() => undefined);
+    // Echoes older than the window are refused anyway: forget the uuids that sent none since.
+    for (const [uuid, seq] of this.lastSeq) if (seq < this.oldestAccepted()) this.lastSeq.delete(uuid);
+  }
+
+  private oldestAccepted(): number {
+    return this.seq - this.hub.options.heartbeatMisses;
+  }
+
+  private onPong(frames: Buffer[]): void {
     // Drops are counted in the controller session's counters, so stats() covers every socket.
     const dropped = this.hub.session.dropped;
-    if (frames.length !== 3 || !identity || !seqFrame || !mac || seqFrame.length > 20 || identity.length > 64) {
+    const [identity, frame] = frames;
+    if (frames.length !== 2 || !identity || !frame || identity.length > 64) {
       dropped.malformed++;
       return;
     }
-    const uuid = identity.toString("latin1");
-    const expected = Buffer.from(beatMac(this.key, uuid, seqFrame.toString()));
-    const seq = Number(seqFrame.toString());
-    if (mac.length !== expected.length || !timingSafeEqual(mac, expected) || !Number.isSafeInteger(seq)) {
-      dropped["bad-signature"]++;
+    const ping = parsePing(this.signer, frame);
+    if (typeof ping === "string") {
+      dropped[ping]++;
       return;
     }
-    if (seq <= (this.lastSeq.get(uuid) ?? -1)) {
+    const uuid = identity.toString("latin1");
+    const stale = ping.controller !== this.hub.session.id || ping.seq > this.seq || ping.seq < this.oldestAccepted();
+    if (stale || ping.seq <= (this.lastSeq.get(uuid) ?? 0)) {
       dropped.replayed++;
       return;
     }
-    this.lastSeq.set(uuid, seq);
-    if (this.lastSeq.size > 100_000) this.lastSeq.clear();
-    const known = this.hub.beat(uuid);
-    this.outbox.send([identity, Buffer.from(this.hub.session.id), Buffer.from(known ? "ok" : "unknown")]);
+    this.lastSeq.set(uuid, ping.seq);
+    this.hub.beat(uuid);
   }
-}
-
-export function beatMac(key: Buffer, uuid: string, seq: string): string {
-  return createHmac("sha256", key).update(`${uuid}:${seq}`).digest("hex");
 }

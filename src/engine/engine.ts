@@ -9,7 +9,6 @@
 import * as os from "node:os";
 import * as path from "node:path";
 import { randomUUID } from "node:crypto";
-import { Worker } from "node:worker_threads";
 import * as zmq from "zeromq";
 import { Session } from "../protocol/session";
 import { Outbox, receiveLoop } from "../protocol/socket";
@@ -19,7 +18,7 @@ import { Executor } from "./executor";
 import { TaskQueue } from "./tasks";
 import { onSigint } from "./sigint";
 import { OutputCapture, makeDisplay } from "./output";
-import type { HeartConfig, HeartEvent } from "./heart";
+import { type ControllerEvent, ControllerWatch, Heart, type HeartConfig } from "./heart";
 
 export interface EngineOptions {
   /** Give up when the controller stays unreachable this long (ms). */
@@ -38,7 +37,8 @@ export class Engine {
   private readonly capture: OutputCapture;
   private readonly executor: Executor;
   private readonly tasks: TaskQueue;
-  private heart: Worker | undefined;
+  private heart: Heart | undefined;
+  private watch: ControllerWatch | undefined;
   private controller = "";
   private registering: Promise<void> | undefined;
   private closed = false;
@@ -115,29 +115,21 @@ export class Engine {
 
   private startHeart(period: number): void {
     if (this.heart) return;
-    const cfg: HeartConfig = {
-      endpoint: endpoint(this.info, this.info.ports.heartbeat), uuid: this.uuid, key: this.info.key, period, misses: 5,
-      ...(this.curveKeys ? { curve: this.curveKeys } : {}),
-    };
-    this.heart = new Worker(path.join(__dirname, "heart.js"), { workerData: cfg });
-    this.heart.unref();
-    this.heart.on("message", (e: HeartEvent) => this.onHeart(e));
-    this.heart.on("error", (e) => this.log(`heart failed: ${String(e)}`));
+    const curve = this.curveKeys ? { curve: this.curveKeys } : {};
+    this.heart = new Heart({
+      pingEndpoint: endpoint(this.info, this.info.ports.ping), pongEndpoint: endpoint(this.info, this.info.ports.heartbeat), uuid: this.uuid, ...curve,
+    }, this.log);
+    this.heart.start();
+    this.watch = new ControllerWatch(endpoint(this.info, this.info.ports.ping), this.info.key, this.curveKeys, period, 5, (e) => this.onController(e));
   }
 
-  /** Ask the heart to close its socket and wait for its exit; terminate only if it hangs. */
   private async stopHeart(): Promise<void> {
-    const heart = this.heart;
-    if (!heart) return;
-    const exited = new Promise<void>((r) => heart.once("exit", () => r()));
-    heart.postMessage("stop");
-    const timer = setTimeout(() => void heart.terminate(), 2000);
-    await exited;
-    clearTimeout(timer);
+    this.watch?.close();
+    await this.heart?.stop();
   }
 
-  private onHeart(e: HeartEvent): void {
-    if (e.type === "lost") {
+  private onController(e: ControllerEvent): void {
+    if (e.type === "silent") {
       this.lostSince ??= Date.now() - e.silentMs;
       this.log(`controller silent for ${e.silentMs} ms; waiting for it to come back`);
       const limit = this.opts.controllerTimeout ?? 30_000;
@@ -152,10 +144,12 @@ export class Engine {
       return;
     }
     this.lostSince = undefined;
-    if (e.controller !== this.controller || !e.known) {
-      this.log(`controller ${e.known ? "changed" : "forgot this engine"}: registering again as ${this.id}`);
-      this.register().catch((err: unknown) => this.log(String(err)));
-    }
+    if (e.controller !== this.controller && !this.registering) this.registerAgain("controller changed");
+  }
+
+  private registerAgain(why: string): void {
+    this.log(`${why}: registering again as ${this.id}`);
+    this.register().catch((err: unknown) => this.log(String(err)));
   }
 
   private onFrames(frames: Buffer[]): void {
@@ -166,6 +160,7 @@ export class Engine {
 
   private handle(msg: AnyMessage): void {
     if (isMsg(msg, "registration_reply")) return this.waitingRegistration?.(msg);
+    if (isMsg(msg, "reregistration_request")) return this.registering ? undefined : this.registerAgain(msg.content.reason);
     if (isMsg(msg, "execute_request") || isMsg(msg, "apply_request")) {
       return this.tasks.push(msg);
     }

@@ -1,68 +1,111 @@
 /**
- * The engine's heart, in a worker thread so it keeps beating while user code holds the main
- * thread (ipyparallel runs its Heart as a C-level zmq device for the same reason). It tells
- * the main thread when the controller answers as someone new, forgets the engine (restart), or
- * stops answering.
+ * The engine's side of the heartbeat (frames in protocol/heartbeat.ts), in two parts:
+ *
+ *   Heart            a native ZeroMQ proxy, SUB (pings) ─► DEALER (identity = uuid) ─► controller.
+ *                    It runs in a libuv thread, so it echoes while user code holds the JavaScript
+ *                    thread, as ipyparallel's C-level heart device does; a worker thread for the
+ *                    same job cost a V8 isolate (10 MB of an idle engine's 63).
+ *   ControllerWatch  reads the same pings on the main thread, conflated to the newest: a new
+ *                    controller id means the controller restarted (register again); silence means
+ *                    it is gone. Nothing here is urgent, so it may wait while user code runs.
  */
-import { parentPort, workerData } from "node:worker_threads";
 import * as zmq from "zeromq";
-import { beatMac } from "../controller/sockets";
+import { parsePing } from "../protocol/heartbeat";
+import { receiveLoop } from "../protocol/socket";
+import { Signer } from "../protocol/wire";
 
 export interface HeartConfig {
-  endpoint: string;
+  pingEndpoint: string;
+  pongEndpoint: string;
   uuid: string;
-  key: string;
-  period: number;
-  misses: number;
   curve?: { serverKey: string; publicKey: string; secretKey: string };
 }
 
-export type HeartEvent = { type: "pong"; controller: string; known: boolean } | { type: "lost"; silentMs: number };
+export class Heart {
+  private proxy: zmq.Proxy<zmq.Subscriber, zmq.Dealer> | undefined;
+  private running: Promise<void> = Promise.resolve();
+  private stopped = false;
 
-async function main(cfg: HeartConfig): Promise<void> {
-  const sock = new zmq.Dealer({ routingId: cfg.uuid, linger: 0, sendHighWaterMark: 2 });
-  if (cfg.curve) {
-    sock.curveServerKey = cfg.curve.serverKey;
-    sock.curvePublicKey = cfg.curve.publicKey;
-    sock.curveSecretKey = cfg.curve.secretKey;
+  constructor(private readonly cfg: HeartConfig, private readonly log: (line: string) => void) {}
+
+  start(): void {
+    const sub = withCurve(new zmq.Subscriber({ linger: 0, receiveHighWaterMark: 4 }), this.cfg.curve);
+    const dealer = withCurve(new zmq.Dealer({ routingId: this.cfg.uuid, linger: 0, sendHighWaterMark: 2 }), this.cfg.curve);
+    sub.subscribe();
+    sub.connect(this.cfg.pingEndpoint);
+    dealer.connect(this.cfg.pongEndpoint);
+    const proxy = (this.proxy = new zmq.Proxy(sub, dealer));
+    this.running = proxy.run().then(
+      () => this.again("it ended"),
+      // A signal that lands on the proxy's thread ends its poll with EINTR; start a new one.
+      (e: unknown) => this.again(String(e)),
+    );
   }
-  sock.connect(cfg.endpoint);
-  const key = Buffer.from(cfg.key);
-  let seq = Date.now() * 1000; // increases across engine restarts with the same uuid
-  let lastPong = Date.now();
-  let lastController = "";
-  let lastKnown = true;
-  let reportedLost = false;
-  const beating = setInterval(() => {
-    seq++;
-    sock.send([String(seq), beatMac(key, cfg.uuid, String(seq))]).catch(() => undefined);
-    const silent = Date.now() - lastPong;
-    if (silent > cfg.period * cfg.misses && !reportedLost) {
-      reportedLost = true;
-      post({ type: "lost", silentMs: silent });
+
+  private again(why: string): void {
+    if (this.stopped) return;
+    this.log(`heart stopped (${why}); starting it again`);
+    setTimeout(() => this.stopped || this.start(), 100).unref();
+  }
+
+  /** Stop the proxy (it closes its sockets); a proxy stuck sending to a gone controller is left to exit. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    try {
+      this.proxy?.terminate();
+    } catch {
+      return; // already ended
     }
-  }, cfg.period);
-  // Close from inside on "stop": terminating a worker that holds a zmq socket aborts the
-  // whole process (a Napi::Error thrown during teardown), so the engine asks instead.
-  parentPort?.once("message", (m: unknown) => {
-    if (m !== "stop") return;
-    clearInterval(beating);
-    sock.close();
-    parentPort?.close();
-  });
-  for await (const [controller, status] of sock) {
-    lastPong = Date.now();
-    reportedLost = false;
-    const c = controller?.toString() ?? "";
-    const known = status?.toString() === "ok";
-    if (c !== lastController || known !== lastKnown) post({ type: "pong", controller: c, known });
-    lastController = c;
-    lastKnown = known;
+    await Promise.race([this.running, new Promise((r) => setTimeout(r, 500).unref())]);
   }
 }
 
-function post(e: HeartEvent): void {
-  parentPort?.postMessage(e);
+export type ControllerEvent = { type: "ping"; controller: string } | { type: "silent"; silentMs: number };
+
+export class ControllerWatch {
+  private readonly socket = new zmq.Subscriber({ conflate: true, linger: 0 });
+  private readonly signer: Signer;
+  private lastPing = Date.now();
+  private reportedSilent = false;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(endpoint: string, key: string, curve: HeartConfig["curve"], period: number, misses: number, onEvent: (e: ControllerEvent) => void) {
+    this.signer = new Signer(key);
+    withCurve(this.socket, curve).subscribe();
+    this.socket.connect(endpoint);
+    void receiveLoop(this.socket, ([frame]) => {
+      const ping = frame && parsePing(this.signer, frame);
+      if (!ping || typeof ping === "string") return; // not from a controller holding our key
+      this.lastPing = Date.now();
+      this.reportedSilent = false;
+      onEvent({ type: "ping", controller: ping.controller });
+    }, () => undefined);
+    let lastTick = Date.now();
+    this.timer = setInterval(() => {
+      const now = Date.now();
+      // After user code held the thread, pings may be waiting unread: judge at the next tick.
+      const late = now - lastTick > 2 * period;
+      lastTick = now;
+      const silent = now - this.lastPing;
+      if (!late && !this.reportedSilent && silent > period * misses) {
+        this.reportedSilent = true;
+        onEvent({ type: "silent", silentMs: silent });
+      }
+    }, period);
+    this.timer.unref();
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    this.socket.close();
+  }
 }
 
-if (parentPort) void main(workerData as HeartConfig);
+function withCurve<S extends zmq.Subscriber | zmq.Dealer>(socket: S, curve: HeartConfig["curve"]): S {
+  if (curve) {
+    socket.curveServerKey = curve.serverKey;
+    socket.curvePublicKey = curve.publicKey;
+    socket.curveSecretKey = curve.secretKey;
+  }
+  return socket;
+}

@@ -12,7 +12,7 @@ export interface ConnectionInfo {
   transport: "tcp";
   /** Address to connect to. */
   ip: string;
-  ports: { clients: number; notification: number; engines: number; heartbeat: number };
+  ports: { clients: number; notification: number; engines: number; ping: number; heartbeat: number };
   key: string;
   signature_scheme: "hmac-sha256";
   /** Controller's CURVE public key (z85) when encryption is on. */

@@ -121,6 +121,8 @@ export interface ContentMap {
   registration_request: { uuid: string; pid: number; hostname: string; cwd: string; requested_id?: number };
   registration_reply: ReplyStatus<{ id: number; heartbeat_period: number; controller: string }>;
   unregistration_request: { id: number };
+  /** Controller → engine whose heart beats but which it does not know: register again. */
+  reregistration_request: { reason: string };
 
   // ---- client queries (client ↔ controller)
   connection_request: Record<string, never>;
@@ -192,7 +194,7 @@ const MSG_TYPES: ReadonlySet<string> = new Set<keyof ContentMap>([
   "comm_info_request", "comm_info_reply", "history_request", "history_reply", "interrupt_request",
   "interrupt_reply", "apply_request", "apply_reply", "abort_request", "abort_reply", "clear_request",
   "clear_reply", "shutdown_request", "shutdown_reply", "registration_request", "registration_reply",
-  "unregistration_request", "connection_request", "connection_reply", "queue_request", "queue_reply",
+  "unregistration_request", "reregistration_request", "connection_request", "connection_reply", "queue_request", "queue_reply",
   "signal_request", "signal_reply", "restart_request", "restart_reply", "task_abort_request", "task_abort_reply",
   "stats_request", "stats_reply", "hub_error", "registration_notification", "unregistration_notification",
   "controller_heartbeat",

@@ -1,8 +1,9 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
+import * as fs from "node:fs";
 import * as path from "node:path";
-import { type TestCluster, clusterPerTest, killQuietly, until } from "../helpers/cluster";
+import { type TestCluster, clusterPerTest, killQuietly, testRoot, until } from "../helpers/cluster";
 import { EngineError, RemoteError, TaskAborted, TimeoutError } from "../../src/client/index";
 
 /** For the tests of the heartbeat path itself: a silent engine or controller is noticed within 1 s. */
@@ -37,7 +38,7 @@ describe("faults: engines die, tasks are interrupted, the controller restarts", 
     await assert.rejects(async () => t!.rc.view(0), /no engine with id 0/);
   });
 
-  test("a SIGSTOPped engine is declared lost by heartbeat and its queued LB task moves on", async () => {
+  test("a SIGSTOPped engine is declared lost by heartbeat, its LB task moves on, and it rejoins when resumed", async () => {
     t = await clusters.start(2, FAST_HEARTBEAT);
     const pids = await t.pids();
     const stopped = pids[0]!;
@@ -52,6 +53,41 @@ describe("faults: engines die, tasks are interrupted, the controller restarts", 
     } finally {
       process.kill(stopped, "SIGCONT");
     }
+    // Its heart echoes again; the controller, which no longer knows it, asks it to register.
+    await until(async () => t!.rc.ids.includes(0), 10_000, "the resumed engine to register again as 0");
+    assert.equal(await t.rc.view(0).apply(() => process.pid), stopped);
+  });
+
+  test("a signal that lands on the heart's native thread restarts the heart; the engine is not lost", async () => {
+    t = await clusters.start(1, FAST_HEARTBEAT);
+    const [pid] = await t.pids();
+    let lost = 0;
+    t.rc.on("unregistration", () => lost++);
+    const log = path.join(testRoot, `profile_${t.profile}`, "log", "controller.log");
+    const restarted = (): boolean => fs.existsSync(log) && /heart stopped \(.*Interrupted system call/.test(fs.readFileSync(log, "utf8"));
+    // SIGINT each of the engine's threads but the main one and ZeroMQ's own (which block signals):
+    // one of them runs the heart's poll, which the signal ends with EINTR. Again until it has
+    // (the proxy's thread may not have started its poll yet).
+    const tgkill = [
+      "import ctypes, platform, sys",
+      "nr = {'x86_64': 234, 'aarch64': 131}[platform.machine()]  # tgkill(2)",
+      "for tid in sys.argv[2:]: ctypes.CDLL(None).syscall(nr, int(sys.argv[1]), int(tid), 2)",
+    ].join("\n");
+    const signalThreads = (): void => {
+      const threads = fs.readdirSync(`/proc/${pid}/task`).filter((tid) => tid !== String(pid) && !/^ZMQbg/.test(fs.readFileSync(`/proc/${pid}/task/${tid}/comm`, "utf8")));
+      execFileSync("/usr/bin/python3", ["-c", tgkill, String(pid), ...threads]);
+    };
+    let signalled = 0;
+    await until(() => {
+      if (restarted()) return true;
+      if (Date.now() - signalled > 500) (signalThreads(), (signalled = Date.now()));
+      return false;
+    }, 20_000, "the engine to log that its heart stopped and starts again");
+    // Beyond the 1 s (5 × 200 ms) a silent heart would take to be declared lost:
+    await new Promise((r) => setTimeout(r, 2000));
+    assert.equal(lost, 0);
+    assert.deepEqual(t.rc.ids, [0]);
+    assert.equal(await t.rc.view(0).apply(() => process.pid), pid);
   });
 
   test("interrupt stops a busy loop; timeLimit fails a task with TimeoutError; abort drops queued tasks", async () => {

@@ -4,13 +4,16 @@ import { randomBytes } from "node:crypto";
 import * as zmq from "zeromq";
 import { type TestCluster, startCluster, until } from "../helpers/cluster";
 import { Session } from "../../src/protocol/session";
+import { encodePing } from "../../src/protocol/heartbeat";
+import { Signer } from "../../src/protocol/wire";
 import { connectionFile, endpoint, readConnectionFile } from "../../src/protocol/connection";
 import { isAlive } from "../../src/protocol/connection";
 
 /**
  * At least 10,000 forged, replayed, truncated, oversized and random messages at every socket the
- * controller listens on (engines listen on none: they only connect out). Afterwards nothing has
- * died, the cluster computes correctly, and the drop counters account for every bad message.
+ * controller reads from (its ping PUB reads nothing; engines listen on none: they only connect
+ * out). Afterwards nothing has died, the cluster computes correctly, and the drop counters
+ * account for every bad message.
  */
 describe("hostile traffic", () => {
   let t: TestCluster;
@@ -26,16 +29,24 @@ describe("hostile traffic", () => {
     const honest = new Session(info.key);
     let sent = 0;
     const sockets: zmq.Dealer[] = [];
+    // The heartbeat socket takes echoed pings: a real one (echoed once honestly, then replayed)
+    // and ones signed with the wrong key.
+    const pings = new zmq.Subscriber({ linger: 0 });
+    pings.subscribe();
+    pings.connect(endpoint(info, info.ports.ping));
+    const [ping] = await pings.receive();
+    pings.close();
+    assert.ok(ping);
     for (const port of [info.ports.clients, info.ports.engines, info.ports.heartbeat]) {
       const sock = new zmq.Dealer({ linger: 0, sendHighWaterMark: 0 });
       sockets.push(sock);
       sock.connect(endpoint(info, port));
-      const valid = honest.encode("stats_request", {}).frames; // for replays: sent once honestly below
-      const replayable = port !== info.ports.heartbeat;
-      if (replayable) await sock.send(valid);
+      const heart = port === info.ports.heartbeat;
+      const valid = heart ? [ping] : honest.encode("stats_request", {}).frames; // for replays: sent once honestly here
+      await sock.send(valid);
       for (let i = 0; i < 2500; i++) {
-        await sock.send(forger.encode("queue_request", {}).frames); // forged: wrong key
-        await sock.send(replayable ? valid : [Buffer.from("1"), Buffer.from("1"), Buffer.from("x".repeat(64))]); // replayed / forged beat
+        await sock.send(heart ? encodePing(new Signer("not-the-key"), { controller: "forged", seq: i }) : forger.encode("queue_request", {}).frames); // forged: wrong key
+        await sock.send(valid); // replayed
         const v = honest.encode("queue_request", {}).frames;
         await sock.send(v.slice(0, 2 + (i % 3))); // truncated
         await sock.send(Array.from({ length: 1 + (i % 5) }, () => randomBytes(1 + (i % 50)))); // random frames
