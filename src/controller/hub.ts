@@ -10,7 +10,7 @@
  */
 import * as os from "node:os";
 import { Session } from "../protocol/session";
-import type { Envelope } from "../protocol/wire";
+import { type Envelope, detachEnvelope } from "../protocol/wire";
 import {
   type AnyMessage, type ContentOf, type EngineDescription, type Header, type MessageOf, type Route, isMsg, parentId,
 } from "../protocol/messages";
@@ -97,8 +97,10 @@ export class Hub {
   private submit(msg: MessageOf<"apply_request" | "execute_request">, env: Envelope, client: Buffer): void {
     const route = (msg.metadata.route ?? { kind: "task" }) as Route;
     const record: TaskRecord = {
-      msgId: msg.header.msg_id, msgType: msg.header.msg_type, client, route, state: "pending", engineId: undefined,
-      submitted: Date.now(), stdout: "", stderr: "", envelope: env, retriesLeft: route.kind === "task" ? (route.retries ?? 0) : 0,
+      // A copy: the received frame is a view into ZeroMQ's receive chunk (8 KB or more, shared by
+      // every message decoded from it), which a kept record would pin, unseen by V8's GC.
+      msgId: msg.header.msg_id, msgType: msg.header.msg_type, client: Buffer.from(client), route, state: "pending", engineId: undefined,
+      submitted: Date.now(), stdout: "", stderr: "", envelope: route.kind === "task" ? detachEnvelope(env) : env, retriesLeft: route.kind === "task" ? (route.retries ?? 0) : 0,
       blacklist: new Set(),
     };
     record.header = msg.header;

@@ -76,6 +76,22 @@ export function splitFrames(frames: readonly Buffer[], limits: Limits = DEFAULT_
   };
 }
 
+/**
+ * The envelope with its small frames copied out of ZeroMQ's receive chunks, for a message kept a
+ * while (a queued task): a received frame is a view into a chunk of 8 KB or more shared with its
+ * neighbours, and V8, told only the frame's length, would let old views pin hundreds of MB.
+ * Large frames have a chunk of their own, of their own size, and are kept as they are.
+ */
+export function detachEnvelope(env: Envelope): Envelope {
+  const copy = (b: Buffer): Buffer => (b.length < 64 * 1024 ? Buffer.from(b) : b);
+  return {
+    identities: env.identities.map(copy),
+    signature: copy(env.signature),
+    parts: env.parts.map(copy) as Envelope["parts"],
+    buffers: env.buffers.map(copy),
+  };
+}
+
 export function joinFrames(identities: readonly Buffer[], signature: Buffer, parts: readonly Buffer[], buffers: readonly Buffer[]): Buffer[] {
   return [...identities, DELIMITER, signature, ...parts, ...buffers];
 }

@@ -1,7 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Session } from "../../src/protocol/session";
-import { DELIMITER, Signer, splitFrames } from "../../src/protocol/wire";
+import { DELIMITER, Signer, detachEnvelope, splitFrames } from "../../src/protocol/wire";
+import { encodePing, parsePing } from "../../src/protocol/heartbeat";
 import { UnserializableError, deserialize, serialize } from "../../src/protocol/serialize";
 import { functionSource } from "../../src/protocol/apply";
 
@@ -93,4 +94,27 @@ test("function sources become expressions, including method shorthand", () => {
   assert.match(functionSource(obj.later).source, /^async function later\(\)/);
   assert.match(functionSource((a: number) => a).source, /^\(a\) => a/);
   assert.throws(() => functionSource(Math.max), /native function max/);
+});
+
+test("detachEnvelope copies small frames out of the shared receive chunk and keeps large ones", () => {
+  const chunk = Buffer.alloc(8192, 7); // as ZeroMQ's decoder hands frames over: views into one chunk
+  const frames = [chunk.subarray(0, 16), DELIMITER, chunk.subarray(16, 80), ...[0, 1, 2, 3].map((i) => chunk.subarray(100 + i * 200, 300 + i * 200))];
+  const big = Buffer.alloc(64 * 1024, 1);
+  const env = splitFrames([...frames, big]);
+  const copy = detachEnvelope(env);
+  for (const [a, b] of [[env.identities[0]!, copy.identities[0]!], [env.signature, copy.signature], ...env.parts.map((p, i) => [p, copy.parts[i]!])] as [Buffer, Buffer][]) {
+    assert.deepEqual(b, a);
+    assert.notEqual(b.buffer, chunk.buffer, "a small frame must not stay a view into the chunk");
+  }
+  assert.equal(copy.buffers[0], big);
+});
+
+test("a ping survives its echo; a forged, altered or malformed one is named", () => {
+  const signer = new Signer("k");
+  const ping = encodePing(signer, { controller: "c-1:x", seq: 42 });
+  assert.deepEqual(parsePing(signer, ping), { controller: "c-1:x", seq: 42 });
+  assert.equal(parsePing(new Signer("other"), ping), "bad-signature");
+  assert.equal(parsePing(signer, Buffer.from(ping.toString().replace(":42:", ":43:"))), "bad-signature");
+  assert.equal(parsePing(signer, Buffer.from("nonsense")), "malformed");
+  assert.equal(parsePing(signer, Buffer.alloc(300, 58)), "oversized");
 });
