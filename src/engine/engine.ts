@@ -7,7 +7,6 @@
  *   Executor output ─► OutputCapture ─► stream/display_data ─► controller ─► client
  */
 import * as os from "node:os";
-import * as path from "node:path";
 import { randomUUID } from "node:crypto";
 import * as zmq from "zeromq";
 import { Session } from "../protocol/session";
