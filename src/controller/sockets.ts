@@ -10,7 +10,7 @@
 import * as zmq from "zeromq";
 import { encodePing, parsePing } from "../protocol/heartbeat";
 import { Session } from "../protocol/session";
-import { Outbox, receiveLoop } from "../protocol/socket";
+import { receiveLoop } from "../protocol/socket";
 import { Signer } from "../protocol/wire";
 import type { Hub } from "./hub";
 
