@@ -9,6 +9,7 @@ import * as util from "node:util";
 import type { Converter } from "tslab/dist/converter";
 import type { Executor } from "tslab/dist/executor";
 import { lendToRequire, missingPackages, mountInTypeScript } from "./own-packages";
+import { fixForTslab } from "./tslab-fixes";
 
 export interface CellError {
   ename: string;
@@ -78,7 +79,7 @@ export class LocalRunner {
   /** Runs `code` (lines numbered from `firstLine` in the cell, for messages). */
   async run(code: string, firstLine = 1): Promise<LocalOutcome> {
     this.captured = { errors: [] };
-    const ok = await this.executor.execute(code);
+    const ok = await this.executor.execute(fixForTslab(tslabTypeScript() as unknown as typeof import("typescript"), code));
     const { value, errors } = this.captured;
     if (ok) return value ? { ok: true, value } : { ok: true };
     return { ok: false, error: toCellError(errors, firstLine - 1) };

@@ -48,6 +48,9 @@ test("ordinary cells behave as tslab, with execute_input, execute_result and err
     { code: "%px 1 + 1" },
     { batch: ['throw new Error("stop here")', "1", "2"] },
     { code: '"runs at once after an error"' },
+    // Two tslab bugs the kernel mends: an earlier cell's name in a shorthand property, a top-level for await.
+    { code: "const o = { x, v: 1 };\nlet y = 0; ({ y } = { y: 5 });\n[o, y]" },
+    { code: "let n = 0;\nfor await (const k of [Promise.resolve(3), 4]) n += k;\nn" },
   ], cwd);
   const first = ok(r[0], "x * 21");
   assert.deepEqual(messages(first, "execute_input")[0]?.content, { code: "const x: number = 1 + 1;\nx * 21", execution_count: 1 });
@@ -69,6 +72,8 @@ test("ordinary cells behave as tslab, with execute_input, execute_result and err
   assert.equal(noCluster.reply.evalue?.includes("\n"), false, "one line");
   assert.deepEqual(r[8]?.batch?.map((b) => b.status), ["error", "aborted", "aborted"]);
   assert.equal(textOf(ok(r[9], "cell right after an error")), "'runs at once after an error'\n");
+  assert.equal(textOf(ok(r[10], "shorthand of an earlier cell's name")), "[ { x: 2, v: 1 }, 5 ]\n");
+  assert.equal(textOf(ok(r[11], "top-level for await")), "7\n");
   assert.equal(alive, true);
 });
 

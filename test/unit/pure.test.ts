@@ -5,6 +5,8 @@ import { partition, resolveTargets, slice } from "../../src/client/targets";
 import { leastload, lru, pipelineDepth, plainrandom, twobin, weighted } from "../../src/controller/schemes";
 import { TranspileError, transpile } from "../../src/transpile/transpile";
 import { traceback } from "../../src/engine/executor";
+import ts from "typescript";
+import { fixForTslab } from "../../src/kernel/tslab-fixes";
 
 test("targets: all, ids, lists, slices and negative ids", () => {
   const ids = [0, 1, 2, 3, 4];
@@ -86,4 +88,15 @@ test("tracebacks map transpiled positions back to the TypeScript line, quoting i
   assert.equal(tb[0], "RangeError: at line 5: 2");
   assert.equal(tb[1], "  5 | throw new RangeError('at line 5: ' + b)");
   assert.match(tb[2]!, /<cell-1>:5:\d+/);
+});
+
+test("fixForTslab spells out shorthand properties and makes a cell with a top-level for await async", () => {
+  const fix = (code: string): string => fixForTslab(ts, code);
+  assert.equal(fix("const o = { SCALE, n: 1 };"), "const o = { SCALE: SCALE, n: 1 };");
+  assert.equal(fix("({ a = 1, b } = obj);"), "({ a: a = 1, b: b } = obj);");
+  assert.equal(fix("const { a, b } = obj;"), "const { a, b } = obj;", "binding patterns are left alone");
+  assert.equal(fix("let n = 0;\nfor await (const x of xs) n += x;\nn"), "let n = 0;\nawait null; for await (const x of xs) n += x;\nn");
+  assert.equal(fix("outer: for await (const x of xs) continue outer;"), "await null; outer: for await (const x of xs) continue outer;");
+  assert.equal(fix("await f();\nfor await (const x of xs) g(x);"), "await f();\nfor await (const x of xs) g(x);", "already async");
+  assert.equal(fix("async function f() { for await (const x of xs) g(x); }"), "async function f() { for await (const x of xs) g(x); }");
 });
