@@ -12,12 +12,18 @@ describe("security and shutdown", () => {
   let t: TestCluster | undefined;
 
   test("--curve encrypts: the connection file carries the server key and clients and engines still work", async () => {
-    t = await clusters.start(2, { controllerArgs: ["--curve"] });
+    t = await clusters.start(2, { controllerArgs: ["--curve"], heartbeatPeriod: 200 });
+    let lost = 0;
+    t.rc.on("unregistration", () => lost++);
     const info = readConnectionFile(connectionFile("client", t.profile));
     assert.match(info.curve_serverkey ?? "", /^.{40}$/);
     const secret = JSON.parse(fs.readFileSync(connectionFile("controller", t.profile), "utf8")) as { curve?: { secretKey: string } };
     assert.ok(secret.curve?.secretKey && !JSON.stringify(info).includes(secret.curve.secretKey), "the server secret stays out of client.json");
     assert.deepEqual(await t.rc.view().apply((x: number) => x + 1, 1), [2, 2]);
+    // The hearts echo through CURVE too: past the 1 s (5 × 200 ms) a silent one would be lost in.
+    await new Promise((r) => setTimeout(r, 2000));
+    assert.equal(lost, 0);
+    assert.deepEqual(t.rc.ids, [0, 1]);
   });
 
   test("a client with the wrong key is told what may be wrong, and nothing crashes", async () => {
