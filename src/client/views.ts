@@ -69,8 +69,10 @@ abstract class View implements ResultHost {
     // Synchronous until f returns a promise: a chunk of plain results comes back as a value, so
     // the engine can start the next task at once instead of after a promise turn.
     const thenable = "r !== null && typeof r === \"object\" && typeof r.then === \"function\"";
-    const body = `function map_${name || "f"}(${params}) { const f = (${source}); const n = Math.min(${params.split(", ").map((p) => `${p}.length`).join(", ")}); const out = new Array(n); `
-      + `for (let i = 0; i < n; i++) { const r = f(${args}); if (${thenable}) return (async () => { out[i] = await r; for (i++; i < n; i++) { const r = f(${args}); out[i] = ${thenable} ? await r : r; } return out; })(); out[i] = r; } return out; }`;
+    // `out` grows by push: a `new Array(n)` is holey, which V8's serializer writes element by
+    // element with its index (2× the bytes, 4× the time for 50,000 numbers).
+    const body = `function map_${name || "f"}(${params}) { const f = (${source}); const n = Math.min(${params.split(", ").map((p) => `${p}.length`).join(", ")}); const out = []; `
+      + `for (let i = 0; i < n; i++) { const r = f(${args}); if (${thenable}) return (async () => { out.push(await r); for (i++; i < n; i++) { const r = f(${args}); out.push(${thenable} ? await r : r); } return out; })(); out.push(r); } return out; }`;
     return { kind: "source", source: body, name: name || "f" };
   }
 }
