@@ -21,7 +21,7 @@ export interface CellResult {
   iopub: IopubMessage[];
   batch?: Array<{ status: string }>;
 }
-export type CellSpec = { code: string; interrupt_on?: string; timeout?: number } | { batch: string[] };
+export type CellSpec = { code: string; interrupt_on?: string; timeout?: number } | { batch: string[]; sent_file?: string };
 
 let installed = false;
 /** Installs the kernelspec once per test process, and points Jupyter at it. */

@@ -35,8 +35,14 @@ function failed(r: CellResult | undefined, what: string): CellResult {
   return r;
 }
 
+/** A cell line that waits (at most 60 s) until `file` exists. */
+function waitForFile(file: string): string {
+  return `for (const end = Date.now() + 60_000; !require("fs").existsSync(${JSON.stringify(file)}) && Date.now() < end; ) await new Promise((r) => setTimeout(r, 10))`;
+}
+
 test("ordinary cells behave as tslab, with execute_input, execute_result and error messages", async () => {
   const cwd = bareFolder();
+  const batchSent = path.join(cwd, "batch-sent");
   const { results: r, alive } = await runCells([
     { code: "const x: number = 1 + 1;\nx * 21" },
     { code: 'console.log("hi"); import * as os from "os"; os.platform()' },
@@ -46,7 +52,9 @@ test("ordinary cells behave as tslab, with execute_input, execute_result and err
     { code: 'throw new RangeError("boom")' },
     { code: "%nosuch 1" },
     { code: "%px 1 + 1" },
-    { batch: ['throw new Error("stop here")', "1", "2"] },
+    // The first cell fails only once the client has sent the other two: on a loaded machine they
+    // could otherwise arrive after the failure, when nothing is queued to abort.
+    { batch: [`${waitForFile(batchSent)}; throw new Error("stop here")`, "1", "2"], sent_file: batchSent },
     { code: '"runs at once after an error"' },
     // Two tslab bugs the kernel mends: an earlier cell's name in a shorthand property, a top-level for await.
     { code: "const o = { x, v: 1 };\nlet y = 0; ({ y } = { y: 5 });\n[o, y]" },

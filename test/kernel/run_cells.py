@@ -1,7 +1,9 @@
 """Runs cells on a kernel through jupyter_client and prints, per cell, the execute_reply and
 every iopub message it caused, as one JSON document on stdout.
 
-input (stdin, JSON): {"kernel": name, "cwd": dir, "cells": [{"code": str, "interrupt_on": text?, "stop_on_error": bool?} | {"batch": [str]}]}
+input (stdin, JSON): {"kernel": name, "cwd": dir, "cells": [{"code": str, "interrupt_on": text?, "stop_on_error": bool?} | {"batch": [str], "sent_file": path?}]}
+`sent_file`: created once every request of the batch is sent, so a cell can wait for the rest of
+the batch to be on its way, however slowly this process is scheduled.
 `interrupt_on`: interrupt the kernel (as a front end's Interrupt does) once an output shows that text,
 so the interrupt lands while the cell is known to be running, however loaded the machine is.
 Run by Debian's /usr/bin/python3 (jupyter_client 7). The kernel is shut down in `finally`.
@@ -17,6 +19,8 @@ try:
         if "batch" in cell:
             # Several requests sent at once, as "run all" in a browser does; only replies are kept.
             ids = [kc.execute(code) for code in cell["batch"]]
+            if "sent_file" in cell:
+                open(cell["sent_file"], "w").close()
             replies = {}
             while len(replies) < len(ids):
                 r = kc.get_shell_msg(timeout=60)
