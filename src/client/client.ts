@@ -154,7 +154,12 @@ export class Client extends EventEmitter {
     return (await this.query("task_abort_request", { msg_ids: msgIds })).aborted;
   }
 
-  /** Sends SIGINT (or `signal`) to engines: a busy loop or await on them stops with KeyboardInterrupt. */
+  /**
+   * Sends SIGINT (or `signal`) to engines: a busy loop or await on them stops with KeyboardInterrupt.
+   * An engine that has not yet started the task (on a loaded machine it may lag the controller's
+   * "running") ignores the signal, as ipykernel ignores one between cells: send again until the
+   * result is ready, as the kernel's interrupt of `%px` does.
+   */
   async interrupt(targets: Targets = "all", signal = "SIGINT"): Promise<void> {
     const ids = resolveTargets(targets, this.engineIds).ids;
     const reply = await this.query("signal_request", { targets: ids, signal });

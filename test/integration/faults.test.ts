@@ -98,7 +98,10 @@ describe("faults: engines die, tasks are interrupted, the controller restarts", 
     const queued = e0.apply(() => "never");
     await until(async () => (await t!.rc.queueStatus())["0"]?.queue === 2, 5000, "second task queued");
     assert.deepEqual(await queued.abort(), queued.msgIds);
-    await t.rc.interrupt(0);
+    // "Running" is the controller's view: on a loaded machine the engine may not have entered the
+    // loop yet, and a SIGINT before that is ignored (as ipykernel ignores one between cells).
+    // Send until it stops, as the kernel does; a clean-clone run hung here on a single signal.
+    await until(async () => (await t!.rc.interrupt(0), busy.ready()), 10_000, "the busy loop to stop");
     await assert.rejects(busy.get(), (e: unknown) => e instanceof RemoteError && e.ename === "KeyboardInterrupt");
     await assert.rejects(queued.get(), (e: unknown) => e instanceof TaskAborted);
     const lv = t.rc.loadBalancedView({ timeLimit: 200 });
@@ -106,7 +109,7 @@ describe("faults: engines die, tasks are interrupted, the controller restarts", 
     await assert.rejects(lv.apply(() => new Promise((r) => setTimeout(r, 5000))).get(), TimeoutError);
     const slow = t.rc.view(0).apply(async () => new Promise((r) => setTimeout(r, 60_000)));
     await until(async () => (await t!.rc.queueStatus())["0"]?.queue === 1, 5000, "slow task running");
-    await slow.cancel();
+    await until(async () => (await slow.cancel(), slow.ready()), 10_000, "the slow task to be cancelled");
     await assert.rejects(slow.get(), /KeyboardInterrupt/);
     assert.equal(await e0.apply(() => 1), 1, "the engine still works");
   });
