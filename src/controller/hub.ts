@@ -46,6 +46,8 @@ export class Hub {
   readonly records = new Records();
   readonly scheduler: TaskScheduler;
   private readonly hostname = os.hostname();
+  /** When each unknown beating uuid was last asked to register again (see `beat`). */
+  private readonly askedToRegister = new Map<string, number>();
 
   constructor(
     readonly session: Session,
@@ -220,7 +222,6 @@ export class Hub {
     const identity = Buffer.from(uuid, "latin1");
     this.ports.toEngine(this.session.encode("reregistration_request", { reason: "this controller does not know the engine" }, { identities: [identity] }).frames);
   }
-  private readonly askedToRegister = new Map<string, number>();
 
   checkEngines(): void {
     const now = Date.now();
