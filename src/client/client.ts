@@ -7,7 +7,7 @@ import * as util from "node:util";
 import { EventEmitter } from "node:events";
 import * as zmq from "zeromq";
 import { Session } from "../protocol/session";
-import { Outbox, receiveLoop } from "../protocol/socket";
+import { Outbox, curveClientKeys, receiveLoop, withCurve } from "../protocol/socket";
 import { type ConnectionInfo, connectionFile, endpoint, readConnectionFile } from "../protocol/connection";
 import { type AnyMessage, type ContentOf, type MsgType, type QueueStatus, type TaskMetadata as WireTaskMetadata, isMsg, parentId } from "../protocol/messages";
 import { deserialize } from "../protocol/serialize";
@@ -48,14 +48,9 @@ export class Client extends EventEmitter {
     super();
     this.session = new Session(info.key, "client");
     this.outbox = new Outbox(this.socket);
-    if (info.curve_serverkey) {
-      for (const s of [this.socket, this.sub]) {
-        const pair = zmq.curveKeyPair();
-        s.curveServerKey = info.curve_serverkey;
-        s.curvePublicKey = pair.publicKey;
-        s.curveSecretKey = pair.secretKey;
-      }
-    }
+    const keys = curveClientKeys(info.curve_serverkey);
+    withCurve(this.socket, keys);
+    withCurve(this.sub, keys);
   }
 
   /** Connects to a running controller (the default profile's unless told otherwise). */

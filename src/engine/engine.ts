@@ -10,14 +10,14 @@ import * as os from "node:os";
 import { randomUUID } from "node:crypto";
 import * as zmq from "zeromq";
 import { Session } from "../protocol/session";
-import { Outbox, receiveLoop } from "../protocol/socket";
+import { type CurveClientKeys, Outbox, curveClientKeys, receiveLoop, withCurve } from "../protocol/socket";
 import { type ConnectionInfo, endpoint } from "../protocol/connection";
 import { type AnyMessage, type Header, type MessageOf, type MsgType, type ContentOf, isMsg } from "../protocol/messages";
 import { Executor } from "./executor";
 import { TaskQueue } from "./tasks";
 import { onSigint } from "./sigint";
 import { OutputCapture, makeDisplay } from "./output";
-import { type ControllerEvent, ControllerWatch, Heart, type HeartConfig } from "./heart";
+import { type ControllerEvent, ControllerWatch, Heart } from "./heart";
 
 export interface EngineOptions {
   /** Give up when the controller stays unreachable this long (ms). */
@@ -43,12 +43,15 @@ export class Engine {
   private closed = false;
   private lostSince: number | undefined;
   private readonly log: (line: string) => void;
+  /** This engine's CURVE keys, shared by its sockets, when the controller encrypts. */
+  private readonly curveKeys: CurveClientKeys | undefined;
 
   constructor(private readonly info: ConnectionInfo, private readonly opts: EngineOptions = {}) {
     this.log = opts.log ?? ((l) => process.stderr.write(`[engine ${this.id ?? "?"}] ${l}\n`));
     this.session = new Session(info.key, `engine`);
+    this.curveKeys = curveClientKeys(info.curve_serverkey);
     this.socket = new zmq.Dealer({ routingId: this.uuid, linger: 0, sendHighWaterMark: 0, receiveHighWaterMark: 0 });
-    this.curve(this.socket);
+    withCurve(this.socket, this.curveKeys);
     this.outbox = new Outbox(this.socket);
     this.capture = new OutputCapture({
       stream: (parent, name, text) => this.send("stream", { name, text }, parent),
@@ -114,9 +117,9 @@ export class Engine {
 
   private startHeart(period: number): void {
     if (this.heart) return;
-    const curve = this.curveKeys ? { curve: this.curveKeys } : {};
     this.heart = new Heart({
-      pingEndpoint: endpoint(this.info, this.info.ports.ping), pongEndpoint: endpoint(this.info, this.info.ports.heartbeat), uuid: this.uuid, ...curve,
+      pingEndpoint: endpoint(this.info, this.info.ports.ping), pongEndpoint: endpoint(this.info, this.info.ports.heartbeat), uuid: this.uuid,
+      ...(this.curveKeys ? { curve: this.curveKeys } : {}),
     }, this.log);
     this.heart.start();
     this.watch = new ControllerWatch(endpoint(this.info, this.info.ports.ping), this.info.key, this.curveKeys, period, 5, (e) => this.onController(e));
@@ -178,15 +181,6 @@ export class Engine {
     this.outbox.send(this.session.encode(type, content, { ...(parent ? { parent } : {}), metadata: metadata ?? { engine: this.uuid }, ...(buffers ? { buffers } : {}) }).frames);
   }
 
-  private curveKeys: HeartConfig["curve"];
-  private curve(sock: zmq.Dealer): void {
-    if (!this.info.curve_serverkey) return;
-    const pair = zmq.curveKeyPair();
-    this.curveKeys = { serverKey: this.info.curve_serverkey, publicKey: pair.publicKey, secretKey: pair.secretKey };
-    sock.curveServerKey = this.info.curve_serverkey;
-    sock.curvePublicKey = pair.publicKey;
-    sock.curveSecretKey = pair.secretKey;
-  }
 
   async close(): Promise<void> {
     if (this.closed) return;

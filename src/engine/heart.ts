@@ -11,14 +11,14 @@
  */
 import * as zmq from "zeromq";
 import { parsePing } from "../protocol/heartbeat";
-import { receiveLoop } from "../protocol/socket";
+import { type CurveClientKeys, receiveLoop, withCurve } from "../protocol/socket";
 import { Signer } from "../protocol/wire";
 
 export interface HeartConfig {
   pingEndpoint: string;
   pongEndpoint: string;
   uuid: string;
-  curve?: { serverKey: string; publicKey: string; secretKey: string };
+  curve?: CurveClientKeys;
 }
 
 export class Heart {
@@ -69,7 +69,7 @@ export class ControllerWatch {
   private reportedSilent = false;
   private readonly timer: NodeJS.Timeout;
 
-  constructor(endpoint: string, key: string, curve: HeartConfig["curve"], period: number, misses: number, onEvent: (e: ControllerEvent) => void) {
+  constructor(endpoint: string, key: string, curve: CurveClientKeys | undefined, period: number, misses: number, onEvent: (e: ControllerEvent) => void) {
     this.signer = new Signer(key);
     withCurve(this.socket, curve).subscribe();
     this.socket.connect(endpoint);
@@ -99,13 +99,4 @@ export class ControllerWatch {
     clearInterval(this.timer);
     this.socket.close();
   }
-}
-
-function withCurve<S extends zmq.Subscriber | zmq.Dealer>(socket: S, curve: HeartConfig["curve"]): S {
-  if (curve) {
-    socket.curveServerKey = curve.serverKey;
-    socket.curvePublicKey = curve.publicKey;
-    socket.curveSecretKey = curve.secretKey;
-  }
-  return socket;
 }

@@ -8,6 +8,7 @@
 import * as util from "node:util";
 import type { Converter } from "tslab/dist/converter";
 import type { Executor } from "tslab/dist/executor";
+import type * as TS from "typescript";
 import { lendToRequire, missingPackages, mountInTypeScript } from "./own-packages";
 import { fixForTslab } from "./tslab-fixes";
 
@@ -39,8 +40,11 @@ export function routeTslabDisplays(f: TslabDisplay): void {
 
 const TSLAB_TYPESCRIPT = "@tslab/typescript-for-tslab";
 
-/** tslab's own TypeScript (a fork, 5.0): the compiler that checks cells. */
-export function tslabTypeScript(): { version: string; sys: Parameters<typeof mountInTypeScript>[0] } {
+/**
+ * tslab's own TypeScript (a fork of 5.0): the compiler that checks cells, and the parser of
+ * `fixForTslab`. Typed with the project's TypeScript, whose API is a superset of what we call.
+ */
+export function tslabTypeScript(): typeof TS & { sys: Parameters<typeof mountInTypeScript>[0] } {
   return require(require.resolve(TSLAB_TYPESCRIPT, { paths: [require.resolve("tslab")] })) as ReturnType<typeof tslabTypeScript>;
 }
 
@@ -79,7 +83,7 @@ export class LocalRunner {
   /** Runs `code` (lines numbered from `firstLine` in the cell, for messages). */
   async run(code: string, firstLine = 1): Promise<LocalOutcome> {
     this.captured = { errors: [] };
-    const ok = await this.executor.execute(fixForTslab(tslabTypeScript() as unknown as typeof import("typescript"), code));
+    const ok = await this.executor.execute(fixForTslab(tslabTypeScript(), code));
     const { value, errors } = this.captured;
     if (ok) return value ? { ok: true, value } : { ok: true };
     return { ok: false, error: toCellError(errors, firstLine - 1) };

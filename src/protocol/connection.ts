@@ -69,8 +69,14 @@ export function readConnectionFile(file: string): ConnectionInfo {
   if (typeof i.ip !== "string" || typeof i.key !== "string" || typeof i.ports !== "object" || i.ports === null) {
     throw new ConnectionFileError(`connection file ${file} lacks ip/key/ports; restart the cluster to rewrite it`);
   }
+  const missing = PORTS.filter((k) => typeof (i.ports as Record<string, unknown>)[k] !== "number");
+  if (missing.length > 0) {
+    throw new ConnectionFileError(`connection file ${file} has no ${missing.join(", ")} port (written by an older tsparallel?); restart the cluster to rewrite it`);
+  }
   return info as ConnectionInfo;
 }
+
+const PORTS: ReadonlyArray<keyof ConnectionInfo["ports"]> = ["clients", "notification", "engines", "ping", "heartbeat"];
 
 export function endpoint(info: Pick<ConnectionInfo, "ip" | "transport">, port: number): string {
   const host = info.ip.includes(":") ? `[${info.ip}]` : info.ip;

@@ -2,7 +2,7 @@
  * Socket plumbing shared by every role: a serial outbox (zeromq.js allows one pending send per
  * socket, as in its examples/queue/queue.ts) and a receive loop that survives any handler error.
  */
-import type * as zmq from "zeromq";
+import * as zmq from "zeromq";
 
 export type Frames = Buffer[];
 
@@ -70,4 +70,25 @@ export async function receiveLoop(
     // A closed socket ends the iteration with an error on some versions: that is a normal end.
     if (!socket.closed) onError(e);
   }
+}
+
+/** A connecting socket's CURVE keys for a controller that encrypts (`curve_serverkey` in its connection file). */
+export interface CurveClientKeys {
+  serverKey: string;
+  publicKey: string;
+  secretKey: string;
+}
+
+/** A fresh key pair for this process, or undefined when the controller does not encrypt. */
+export function curveClientKeys(serverKey: string | undefined): CurveClientKeys | undefined {
+  return serverKey ? { serverKey, ...zmq.curveKeyPair() } : undefined;
+}
+
+export function withCurve<S extends zmq.Socket>(socket: S, keys: CurveClientKeys | undefined): S {
+  if (keys) {
+    socket.curveServerKey = keys.serverKey;
+    socket.curvePublicKey = keys.publicKey;
+    socket.curveSecretKey = keys.secretKey;
+  }
+  return socket;
 }

@@ -3,6 +3,10 @@ import assert from "node:assert/strict";
 import { Session } from "../../src/protocol/session";
 import { DELIMITER, Signer, detachEnvelope, splitFrames } from "../../src/protocol/wire";
 import { encodePing, parsePing } from "../../src/protocol/heartbeat";
+import { ConnectionFileError, readConnectionFile } from "../../src/protocol/connection";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { UnserializableError, deserialize, serialize } from "../../src/protocol/serialize";
 import { functionSource } from "../../src/protocol/apply";
 
@@ -117,4 +121,11 @@ test("a ping survives its echo; a forged, altered or malformed one is named", ()
   assert.equal(parsePing(signer, Buffer.from(ping.toString().replace(":42:", ":43:"))), "bad-signature");
   assert.equal(parsePing(signer, Buffer.from("nonsense")), "malformed");
   assert.equal(parsePing(signer, Buffer.alloc(300, 58)), "oversized");
+});
+
+test("a connection file without every port is refused in one line that says what to do", () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tsp-conn-"));
+  const file = path.join(dir, "client.json");
+  fs.writeFileSync(file, JSON.stringify({ transport: "tcp", ip: "127.0.0.1", key: "k", ports: { clients: 1, notification: 2, engines: 3, heartbeat: 4 } }));
+  assert.throws(() => readConnectionFile(file), (e: unknown) => e instanceof ConnectionFileError && /has no ping port .*restart the cluster/.test(e.message) && !e.message.includes("\n"));
 });
