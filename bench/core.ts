@@ -2,7 +2,7 @@
  * Workloads a–h of shared/anchors/README.md on tsparallel, with the reference's sizes and
  * engine counts, so each figure has an ipyparallel twin of the same name.
  */
-import { Cluster } from "../src/client/cluster";
+import { Cluster } from "../cluster/cluster";
 import { MB, median, p99, put, quick, timed } from "./metrics";
 
 export async function smallCluster(): Promise<void> {

@@ -5,12 +5,12 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { Cluster } from "../src/client/cluster";
+import { Cluster } from "../cluster/cluster";
 import { MB, median, put, quick, timed } from "./metrics";
 
 const PYTHON = "/usr/bin/python3";
 const ROOT = path.join(__dirname, "..", "..");
-const CLI = path.join(ROOT, "dist", "src", "cli.js");
+const CLI = path.join(ROOT, "dist", "cli.js");
 
 /** Resident memory of a local process, read from /proc without disturbing it. */
 function rssOf(pid: number, field: "VmRSS" | "RssAnon" = "VmRSS"): number {

@@ -8,8 +8,8 @@ import { afterEach } from "node:test";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { Cluster, type ClusterOptions } from "../../src/client/cluster";
-import type { Client } from "../../src/client/client";
+import { Cluster, type ClusterOptions } from "../../cluster/cluster";
+import type { Client } from "../../client/client";
 
 let counter = 0;
 export const testRoot = fs.mkdtempSync(path.join(os.tmpdir(), "tsparallel-test-"));

@@ -9,7 +9,7 @@ import { testRoot } from "./cluster";
 
 export const PYTHON = "/usr/bin/python3";
 const ROOT = path.resolve(__dirname, "..", "..", "..");
-const CLI = path.join(ROOT, "dist", "src", "cli.js");
+const CLI = path.join(ROOT, "dist", "cli.js");
 const RUN_CELLS = path.join(ROOT, "test", "kernel", "run_cells.py");
 
 export interface IopubMessage {

@@ -5,11 +5,11 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { promisify } from "node:util";
 import { killQuietly, testRoot } from "../helpers/cluster";
-import { Client } from "../../src/client/client";
-import { connectionFile, isAlive, readConnectionFile } from "../../src/protocol/connection";
+import { Client } from "../../client/client";
+import { connectionFile, isAlive, readConnectionFile } from "../../protocol/connection";
 
 const run = promisify(execFile);
-const CLI = path.join(__dirname, "..", "..", "src", "cli.js");
+const CLI = path.join(__dirname, "..", "..", "cli.js");
 const env = { ...process.env, TSPARALLEL_DIR: testRoot };
 
 test("cluster start --daemon / list / stop, 0600 files, an engine started by hand", async () => {

@@ -3,11 +3,11 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import * as zmq from "zeromq";
 import { type TestCluster, startCluster, until } from "../helpers/cluster";
-import { Session } from "../../src/protocol/session";
-import { encodePing } from "../../src/protocol/heartbeat";
-import { Signer } from "../../src/protocol/wire";
-import { connectionFile, endpoint, readConnectionFile } from "../../src/protocol/connection";
-import { isAlive } from "../../src/protocol/connection";
+import { Session } from "../../protocol/session";
+import { encodePing } from "../../protocol/heartbeat";
+import { Signer } from "../../protocol/wire";
+import { connectionFile, endpoint, readConnectionFile } from "../../protocol/connection";
+import { isAlive } from "../../protocol/connection";
 
 /**
  * At least 10,000 forged, replayed, truncated, oversized and random messages at every socket the

@@ -4,8 +4,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { type TestCluster, clusterPerTest, until } from "../helpers/cluster";
-import { Client } from "../../src/client/client";
-import { connectionFile, readConnectionFile } from "../../src/protocol/connection";
+import { Client } from "../../client/client";
+import { connectionFile, readConnectionFile } from "../../protocol/connection";
 
 describe("security and shutdown", () => {
   const clusters = clusterPerTest();

@@ -1,8 +1,8 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { type TestCluster, startCluster } from "../helpers/cluster";
-import { CompositeError, NoEnginesError, Reference, RemoteError, TranspileError, UnserializableError } from "../../src/client/index";
-import type { ExecuteReply } from "../../src/client/execute-reply";
+import { CompositeError, NoEnginesError, Reference, RemoteError, TranspileError, UnserializableError } from "../../index";
+import type { ExecuteReply } from "../../client/execute-reply";
 
 declare const a: number, b: number, c: number, map: unknown, set: unknown, date: unknown, f32: unknown;
 

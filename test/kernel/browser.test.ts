@@ -9,7 +9,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, test } from "node:test";
 import { chromium } from "playwright-core";
-import { isAlive, readConnectionFile, connectionFile } from "../../src/protocol/connection";
+import { isAlive, readConnectionFile, connectionFile } from "../../protocol/connection";
 import { killQuietly, testRoot, until } from "../helpers/cluster";
 
 const ROOT = path.resolve(__dirname, "..", "..", "..");
@@ -21,7 +21,7 @@ test("tsparallel start: kernelspec, cluster and Notebook; a %%px cell typed in c
   fs.writeFileSync(path.join(dir, "typed.ipynb"), JSON.stringify({ cells: [], metadata: { kernelspec: { name: "tsparallel", display_name: "TypeScript (tsparallel)", language: "typescript" } }, nbformat: 4, nbformat_minor: 5 }));
   const port = 20000 + (process.pid % 20000);
   const env = { ...process.env, JUPYTER_DATA_DIR: path.join(testRoot, "start-data"), JUPYTER_PATH: "", TSPARALLEL_DIR: path.join(testRoot, "start-cluster") };
-  const start: ChildProcess = spawn(process.execPath, [path.join(ROOT, "dist", "src", "cli.js"), "start", "-n", "2", "--port", String(port), "--dir", dir], { env, stdio: ["ignore", "pipe", "pipe"] });
+  const start: ChildProcess = spawn(process.execPath, [path.join(ROOT, "dist", "cli.js"), "start", "-n", "2", "--port", String(port), "--dir", dir], { env, stdio: ["ignore", "pipe", "pipe"] });
   after(() => killQuietly(start.pid!));
   let log = "";
   start.stdout!.on("data", (c: Buffer) => (log += c.toString()));

@@ -1,10 +1,10 @@
 /** Pure parts of the kernel and magics: splitting cells, parsing flags, rendering outputs. */
 import { strict as assert } from "node:assert";
 import { test } from "node:test";
-import type { TaskMetadata } from "../../src/client/task";
-import { splitCell } from "../../src/kernel/cell";
-import { DEFAULT_PX, UsageError, parseCellFlags, parseConfigFlags, parseResultFlags, splitWords } from "../../src/magics/args";
-import { renderOutputs, renderResult, verboseLine } from "../../src/magics/render";
+import type { TaskMetadata } from "../../client/task";
+import { splitCell } from "../../kernel/cell";
+import { DEFAULT_PX, UsageError, parseCellFlags, parseConfigFlags, parseResultFlags, splitWords } from "../../magics/args";
+import { renderOutputs, renderResult, verboseLine } from "../../magics/render";
 
 test("splitCell: cell magics, line magics between local lines, plain cells", () => {
   assert.deepEqual(splitCell("%%px -t 1\nconst a = 1;\na"), [{ kind: "cell-magic", name: "px", args: "-t 1", body: "const a = 1;\na", bodyLine: 2 }]);

@@ -1,14 +1,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Session } from "../../src/protocol/session";
-import { DELIMITER, Signer, detachEnvelope, splitFrames } from "../../src/protocol/wire";
-import { encodePing, parsePing } from "../../src/protocol/heartbeat";
-import { ConnectionFileError, readConnectionFile } from "../../src/protocol/connection";
+import { Session } from "../../protocol/session";
+import { DELIMITER, Signer, detachEnvelope, splitFrames } from "../../protocol/wire";
+import { encodePing, parsePing } from "../../protocol/heartbeat";
+import { ConnectionFileError, readConnectionFile } from "../../protocol/connection";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { UnserializableError, deserialize, serialize } from "../../src/protocol/serialize";
-import { functionSource } from "../../src/protocol/apply";
+import { UnserializableError, deserialize, serialize } from "../../protocol/serialize";
+import { functionSource } from "../../protocol/apply";
 
 test("a signed message round-trips and a tampered one is dropped and counted", () => {
   const a = new Session("k");

@@ -1,12 +1,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as vm from "node:vm";
-import { partition, resolveTargets, slice } from "../../src/client/targets";
-import { leastload, lru, pipelineDepth, plainrandom, twobin, weighted } from "../../src/controller/schemes";
-import { TranspileError, transpile } from "../../src/transpile/transpile";
-import { traceback } from "../../src/engine/executor";
+import { partition, resolveTargets, slice } from "../../client/targets";
+import { leastload, lru, pipelineDepth, plainrandom, twobin, weighted } from "../../controller/schemes";
+import { TranspileError, transpile } from "../../transpile/transpile";
+import { traceback } from "../../engine/executor";
 import ts from "typescript";
-import { fixForTslab } from "../../src/kernel/tslab-fixes";
+import { fixForTslab } from "../../kernel/tslab-fixes";
 
 test("targets: all, ids, lists, slices and negative ids", () => {
   const ids = [0, 1, 2, 3, 4];

@@ -10,8 +10,8 @@
 import * as fs from "node:fs";
 import Module from "node:module";
 import * as path from "node:path";
+import { PACKAGE_ROOT } from "../cluster/paths";
 
-const PACKAGE_ROOT = path.resolve(__dirname, "..", "..", "..");
 
 interface TsSys {
   fileExists(p: string): boolean;

@@ -6,8 +6,8 @@
  * `restartEngine(id)`). Engines started elsewhere are watched by heartbeat instead.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import * as path from "node:path";
-import { nodeFlags } from "../node-flags";
+import { nodeFlags } from "./node-flags";
+import { CLI_PATH } from "./paths";
 
 export interface SupervisorOptions {
   engineFile: string;
@@ -37,8 +37,7 @@ export class Supervisor {
   }
 
   private spawnOne(): void {
-    const cli = path.join(__dirname, "..", "cli.js");
-    const child = spawn(process.execPath, [...nodeFlags(), cli, "engine", "--file", this.opts.engineFile], {
+    const child = spawn(process.execPath, [...nodeFlags(), CLI_PATH, "engine", "--file", this.opts.engineFile], {
       cwd: this.opts.cwd,
       stdio: ["ignore", "inherit", "inherit"],
       env: { ...process.env, TSPARALLEL_SUPERVISED: "1" },

@@ -1,9 +1,9 @@
 /** `tsparallel cluster start|stop|list`. */
 import { parseArgs } from "node:util";
 import * as path from "node:path";
-import { connectionFile, isAlive, listProfiles, readConnectionFile } from "./protocol/connection";
-import { Client } from "./client/client";
-import { Cluster } from "./client/cluster";
+import { connectionFile, isAlive, listProfiles, readConnectionFile } from "../protocol/connection";
+import { Client } from "../client/client";
+import { Cluster } from "./cluster";
 
 export async function main(argv: string[]): Promise<void> {
   const [sub, ...rest] = argv;

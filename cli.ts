@@ -15,11 +15,11 @@ async function run(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   switch (command) {
     case "cluster":
-      return (await import("./cluster-cli")).main(rest);
+      return (await import("./cluster/cli")).main(rest);
     case "controller":
       return (await import("./controller/main")).main(rest);
     case "start":
-      return (await import("./start")).main(rest);
+      return (await import("./cluster/start")).main(rest);
     case "install":
       return (await import("./kernel/install")).main(rest);
     case "kernel":

@@ -7,9 +7,10 @@ import { type ChildProcess, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { connectionFile, isAlive, recordedControllerPid } from "../protocol/connection";
-import { Client } from "./client";
-import { TimeoutError, TsParallelError } from "./errors";
-import { nodeFlags } from "../node-flags";
+import { Client } from "../client/client";
+import { TimeoutError, TsParallelError } from "../client/errors";
+import { nodeFlags } from "./node-flags";
+import { CLI_PATH } from "./paths";
 
 export interface ClusterOptions {
   /** Engines to start (default: the number of CPUs). */
@@ -32,7 +33,6 @@ export interface ClusterOptions {
   logFile?: string;
 }
 
-const CLI = path.join(__dirname, "..", "cli.js");
 
 export class Cluster {
   private constructor(
@@ -62,7 +62,7 @@ export class Cluster {
     const logFile = opts.logFile ?? path.join(path.dirname(path.dirname(clientFile)), "log", "controller.log");
     fs.mkdirSync(path.dirname(logFile), { recursive: true });
     const log = fs.openSync(logFile, "a");
-    const args = [...nodeFlags(), CLI, "controller", "--profile", profile, "--engines", String(n), ...(opts.restartEngines ? ["--restart-engines"] : []),
+    const args = [...nodeFlags(), CLI_PATH, "controller", "--profile", profile, "--engines", String(n), ...(opts.restartEngines ? ["--restart-engines"] : []),
       ...(opts.heartbeatPeriod ? ["--heartbeat", String(opts.heartbeatPeriod)] : []), ...(opts.controllerArgs ?? [])];
     const child = spawn(process.execPath, args, { cwd: opts.cwd ?? process.cwd(), stdio: ["ignore", log, log], detached: true });
     fs.closeSync(log);

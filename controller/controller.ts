@@ -11,7 +11,7 @@ import { Outbox } from "../protocol/socket";
 import { type ConnectionInfo, connectionFile, readConnectionFile, writeSecret } from "../protocol/connection";
 import { Hub, type HubOptions } from "./hub";
 import { type Curve, HeartbeatRole, routeLoop, serverSocket } from "./sockets";
-import { Supervisor } from "./supervisor";
+import { Supervisor } from "../cluster/supervisor";
 
 export interface ControllerOptions extends Partial<HubOptions> {
   profile?: string;

@@ -8,20 +8,20 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
-import { Cluster } from "./client/cluster";
-import { install, kernelsDir } from "./kernel/install";
-import { connectionFile, isAlive, recordedControllerPid } from "./protocol/connection";
+import { Cluster } from "./cluster";
+import { PACKAGE_ROOT } from "./paths";
+import { install, kernelsDir } from "../kernel/install";
+import { connectionFile, isAlive, recordedControllerPid } from "../protocol/connection";
 
-const ROOT = path.resolve(__dirname, "..", "..");
 const JUPYTER_CANDIDATES = ["/usr/bin/jupyter", "jupyter"];
 
 export async function main(argv: string[]): Promise<void> {
   const { values } = parseArgs({ args: argv, strict: true, options: { engines: { type: "string", short: "n" }, port: { type: "string" }, dir: { type: "string" } } });
   const jupyter = findJupyter();
-  const dir = path.resolve(values.dir ?? path.join(ROOT, "notebooks"));
+  const dir = path.resolve(values.dir ?? path.join(PACKAGE_ROOT, "notebooks"));
 
   const spec = path.join(kernelsDir({ user: true }), "tsparallel", "kernel.json");
-  if (!fs.existsSync(spec) || !fs.readFileSync(spec, "utf8").includes(path.join(ROOT, "dist"))) console.log(`Installed the kernelspec in ${install({ user: true })}`);
+  if (!fs.existsSync(spec) || !fs.readFileSync(spec, "utf8").includes(path.join(PACKAGE_ROOT, "dist"))) console.log(`Installed the kernelspec in ${install({ user: true })}`);
 
   const cluster = await startOrReuseCluster(values.engines ? Number(values.engines) : Math.max(2, os.availableParallelism()));
   const args = ["notebook", "--no-browser", "--ip=127.0.0.1", `--port=${values.port ?? "8888"}`, `--notebook-dir=${dir}`, ...(process.getuid?.() === 0 ? ["--allow-root"] : [])];

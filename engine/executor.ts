@@ -219,7 +219,7 @@ export function traceback(e: Error, filename: string, opts: RunOptions): string[
     if (!/^\s+at /.test(line)) continue;
     // Only the user's frames: not the engine's own, nor Node's vm/async_hooks plumbing.
     if (!/<(cell-\d+|apply:[^>]*|reference)>/.test(line) && !/\((?!node:)[^)]*\)$/.test(line)) continue;
-    if (line.includes("tsparallel:call") || line.includes(path.join("dist", "src", "engine")) || /\(node:|at node:/.test(line)) continue;
+    if (line.includes("tsparallel:call") || line.includes(__dirname) || /\(node:|at node:/.test(line)) continue;
     const mapped = line.replace(/(<cell-\d+>):(\d+):(\d+)/, (all, file: string, l: string, c: string) => {
       if (!map) return all;
       const entry = map.findEntry(Number(l) - 1, Number(c) - 1) as { originalLine?: number; originalColumn?: number };

@@ -7,13 +7,13 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
+import { CLI_PATH } from "../cluster/paths";
 
 export const KERNEL_NAME = "tsparallel";
-const CLI = path.join(__dirname, "..", "cli.js");
 
 export function kernelSpec(): Record<string, unknown> {
   return {
-    argv: [process.execPath, CLI, "kernel", "--config-path", "{connection_file}"],
+    argv: [process.execPath, CLI_PATH, "kernel", "--config-path", "{connection_file}"],
     display_name: "TypeScript (tsparallel)",
     language: "typescript",
     interrupt_mode: "signal",
