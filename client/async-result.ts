@@ -9,7 +9,7 @@ import { type Chart, vegaLite } from "./charts";
 import { getDisplayHook } from "./display";
 import { CompositeError, TimeoutError } from "./errors";
 import { progressBundle, progressText } from "./progress";
-import type { OutputEvent, Task, TaskMetadata } from "./task";
+import type { OutputEvent, SubmittedTask, ResultMetadata } from "./task";
 
 export interface ResultHost {
   abort(msgIds: string[]): Promise<string[]>;
@@ -36,7 +36,7 @@ export class AsyncResult<T = unknown> implements Promise<T>, AsyncIterable<unkno
 
   constructor(
     private readonly host: ResultHost,
-    readonly tasks: readonly Task[],
+    readonly tasks: readonly SubmittedTask[],
     private readonly options: AsyncResultOptions<T> = {},
   ) {
     this.label = options.label ?? "task";
@@ -46,7 +46,7 @@ export class AsyncResult<T = unknown> implements Promise<T>, AsyncIterable<unkno
     return this.tasks.map((t) => t.msgId);
   }
 
-  get metadata(): TaskMetadata[] {
+  get metadata(): ResultMetadata[] {
     return this.tasks.map((t) => t.metadata);
   }
 
@@ -129,7 +129,7 @@ export class AsyncResult<T = unknown> implements Promise<T>, AsyncIterable<unkno
     }
   }
 
-  private *valuesOf(t: Task): Generator<unknown, void, undefined> {
+  private *valuesOf(t: SubmittedTask): Generator<unknown, void, undefined> {
     if (t.error) throw t.error;
     if (this.options.chunked && Array.isArray(t.value)) yield* t.value;
     else yield t.value;
@@ -204,7 +204,7 @@ export class AsyncResult<T = unknown> implements Promise<T>, AsyncIterable<unkno
   }
 
   /** Subscribe to outputs of every task (for live rendering); returns an unsubscribe function. */
-  onOutput(listener: (e: OutputEvent, task: Task) => void): () => void {
+  onOutput(listener: (e: OutputEvent, task: SubmittedTask) => void): () => void {
     const offs = this.tasks.map((t) => t.onOutput(listener));
     return () => offs.forEach((off) => off());
   }

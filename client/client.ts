@@ -9,14 +9,15 @@ import * as zmq from "zeromq";
 import { Session } from "../protocol/session";
 import { Outbox, curveClientKeys, receiveLoop, withCurve } from "../protocol/socket";
 import { type ConnectionInfo, connectionFile, endpoint, readConnectionFile } from "../protocol/connection";
-import { type AnyMessage, type ContentOf, type MsgType, type QueueStatus, type TaskMetadata as WireTaskMetadata, isMsg, parentId } from "../protocol/messages";
+import { type AnyMessage, type ContentOf, type MsgType, type QueueStatus, type RequestMetadata, isMsg, parentId } from "../protocol/messages";
 import { deserialize } from "../protocol/serialize";
 import { EngineError, NoEnginesError, RemoteError, TimeoutError, TsParallelError } from "./errors";
-import { Task } from "./task";
+import { SubmittedTask } from "./task";
 import { type Targets, resolveTargets } from "./targets";
 import { DirectView, LoadBalancedView, type LoadBalancedOptions } from "./views";
 import { ExecuteReply } from "./execute-reply";
-import { setActive } from "./active";
+import { activeObject, activeViewObject, setActiveObject } from "./active";
+import type { QueueStatusReport, TaskRequestType, ViewHost } from "./host";
 
 export interface ConnectOptions {
   profile?: string;
@@ -31,12 +32,12 @@ export interface ConnectOptions {
 type QueryType = "connection_request" | "queue_request" | "signal_request" | "restart_request" | "task_abort_request" | "shutdown_request" | "stats_request";
 type ReplyOf<Q extends QueryType> = Q extends `${infer B}_request` ? (`${B}_reply` extends MsgType ? ContentOf<`${B}_reply`> : never) : never;
 
-export class Client extends EventEmitter {
+export class Client extends EventEmitter implements ViewHost {
   private readonly session: Session;
   private readonly socket = new zmq.Dealer({ linger: 0, sendHighWaterMark: 0, receiveHighWaterMark: 0 });
   private readonly sub = new zmq.Subscriber({ linger: 0 });
   private readonly outbox: Outbox;
-  private readonly tasks = new Map<string, Task>();
+  private readonly tasks = new Map<string, SubmittedTask>();
   private readonly queries = new Map<string, { resolve: (c: unknown) => void; reject: (e: Error) => void }>();
   private engineIds: number[] = [];
   private controller = "";
@@ -59,7 +60,7 @@ export class Client extends EventEmitter {
     const info = readConnectionFile(opts.file ?? connectionFile("client", opts.profile));
     const client = new Client(info);
     await client.open(opts.timeout ?? 10_000);
-    if (opts.activate !== false) setActive(client);
+    if (opts.activate !== false) setActiveObject(client);
     return client;
   }
 
@@ -137,7 +138,7 @@ export class Client extends EventEmitter {
   // ---------------------------------------------------------------- control
 
   /** Per engine: tasks queued there, completed, load-balanced ones held, and the msg id at the head (running or next). */
-  async queueStatus(targets?: Targets): Promise<Record<string, QueueStatus> & { unassigned: number }> {
+  async queueStatus(targets?: Targets): Promise<QueueStatusReport> {
     const ids = targets === undefined ? undefined : resolveTargets(targets, this.engineIds).ids;
     const reply = await this.query("queue_request", ids ? { targets: ids } : {});
     return Object.assign({}, reply.engines, { unassigned: reply.unassigned });
@@ -195,7 +196,7 @@ export class Client extends EventEmitter {
 
   /** Makes this client, and a view on all its engines, what `%px` (or `%px<suffix>`) runs on. */
   activate(suffix = ""): DirectView {
-    setActive(this);
+    setActiveObject(this);
     return this.view().activate(suffix);
   }
 
@@ -211,16 +212,16 @@ export class Client extends EventEmitter {
     this.outbox.close();
     this.socket.close();
     this.sub.close();
-    setActive(undefined, this);
+    setActiveObject(undefined, this);
   }
 
   // ---------------------------------------------------------------- internals used by views
 
   /** @internal Sends a task message and tracks its reply. */
-  submit(type: "apply_request" | "execute_request", content: ContentOf<"apply_request"> | ContentOf<"execute_request">, metadata: WireTaskMetadata, buffers: Buffer[], engineId: number | undefined): Task {
+  submit<T extends TaskRequestType>(type: T, content: ContentOf<T>, metadata: RequestMetadata, buffers: Buffer[], engineId: number | undefined): SubmittedTask {
     if (this.closed) throw new TsParallelError("this client is closed; connect a new one with Client.connect()");
     const msgId = this.session.newMsgId();
-    const task = new Task(msgId, engineId, type === "apply_request" ? "apply" : "execute");
+    const task = new SubmittedTask(msgId, engineId, type === "apply_request" ? "apply" : "execute");
     this.tasks.set(msgId, task);
     const { frames } = this.session.encode(type, content as never, { msgId, metadata, buffers });
     this.outbox.send(frames);
@@ -335,4 +336,22 @@ export class Client extends EventEmitter {
     }, period);
     this.watchdog.unref();
   }
+}
+
+/**
+ * The client `%px` runs on. The active client may come from another copy of this library
+ * (a notebook's own node_modules), so it is typed here rather than checked with instanceof.
+ */
+export function getActiveClient(): Client | undefined {
+  return activeObject() as Client | undefined;
+}
+
+/** The view `%px<suffix>` runs on, set by `view.activate(suffix)`. */
+export function getActiveView(suffix = ""): DirectView | undefined {
+  return activeViewObject(suffix) as DirectView | undefined;
+}
+
+/** `%px` forgets `host` (and its views) if it is the active one. */
+export function deactivate(host: ViewHost): void {
+  setActiveObject(undefined, host);
 }

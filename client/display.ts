@@ -1,10 +1,8 @@
 /**
- * Rich display, shared by engines, the kernel and the library: how a value becomes a MIME
- * bundle, and the hook through which library code (`ar.waitInteractive()`) reaches whatever
- * front end is attached. The hook lives on globalThis under a registered symbol, so a
+ * The hook through which library code (`ar.waitInteractive()`) reaches whatever front end is
+ * attached. The hook lives on globalThis under a registered symbol, so a
  * notebook's own copy of tsparallel and the kernel's find the same one.
  */
-import * as util from "node:util";
 import type { MimeBundle } from "../protocol/messages";
 
 export interface DisplayHook {
@@ -21,11 +19,4 @@ export function setDisplayHook(hook: DisplayHook | undefined): void {
 /** The attached front end's display, or undefined in a plain script. */
 export function getDisplayHook(): DisplayHook | undefined {
   return (globalThis as Record<symbol, unknown>)[HOOK] as DisplayHook | undefined;
-}
-
-/** A value's MIME bundle: `toMimeBundle()` if it has one (e.g. a timeline), else util.inspect. */
-export function mimeBundle(value: unknown): MimeBundle {
-  const hook = (value as { toMimeBundle?: () => MimeBundle } | null)?.toMimeBundle;
-  if (typeof hook === "function") return hook.call(value);
-  return { "text/plain": util.inspect(value, { depth: 4, colors: false }) };
 }

@@ -1,9 +1,9 @@
 import * as util from "node:util";
-import type { TaskMetadata } from "./task";
+import type { ResultMetadata } from "./task";
 
 /** What `execute` returns per engine: `<ExecuteReply[7]: 5>`, as ipyparallel prints it. */
 export class ExecuteReply {
-  constructor(readonly metadata: TaskMetadata) {}
+  constructor(readonly metadata: ResultMetadata) {}
   get executionCount(): number | undefined {
     return this.metadata.executionCount;
   }

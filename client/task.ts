@@ -1,4 +1,4 @@
-/** One submitted message and everything learned about it: the unit an AsyncResult is made of. */
+/** One submitted task message and everything learned about it: the unit an AsyncResult is made of. */
 import type { MimeBundle } from "../protocol/messages";
 
 export type OutputEvent =
@@ -9,7 +9,7 @@ export type OutputEvent =
   | { type: "error"; ename: string; evalue: string; traceback: string[] };
 
 /** Per-task metadata, as ipyparallel's `ar.metadata[i]` (timestamps are Dates). */
-export interface TaskMetadata {
+export interface ResultMetadata {
   msgId: string;
   engineId: number | undefined;
   submitted: Date;
@@ -25,11 +25,11 @@ export interface TaskMetadata {
   executionCount: number | undefined;
 }
 
-export class Task {
-  readonly metadata: TaskMetadata;
+export class SubmittedTask {
+  readonly metadata: ResultMetadata;
   readonly done: Promise<unknown>;
   private settle!: { resolve: (v: unknown) => void; reject: (e: unknown) => void };
-  private listeners: Array<(e: OutputEvent, t: Task) => void> = [];
+  private listeners: Array<(e: OutputEvent, t: SubmittedTask) => void> = [];
   value: unknown;
   error: Error | undefined;
 
@@ -50,7 +50,7 @@ export class Task {
     return this.metadata.status !== "pending";
   }
 
-  onOutput(listener: (e: OutputEvent, t: Task) => void): () => void {
+  onOutput(listener: (e: OutputEvent, t: SubmittedTask) => void): () => void {
     this.listeners.push(listener);
     return () => (this.listeners = this.listeners.filter((l) => l !== listener));
   }

@@ -5,14 +5,14 @@
  */
 import * as util from "node:util";
 import { functionSource, packApply } from "../protocol/apply";
-import type { ApplyContent, Route, TaskMetadata } from "../protocol/messages";
+import type { ApplyContent, RequestMetadata, Route } from "../protocol/messages";
 import { transpile } from "../transpile/transpile";
 import { AsyncResult, type ResultHost } from "./async-result";
-import type { Client } from "./client";
+import type { QueueStatusReport, ViewHost } from "./host";
 import type { ExecuteReply } from "./execute-reply";
 import { setActiveView } from "./active";
 import { type Targets, partition } from "./targets";
-import type { Task } from "./task";
+import type { SubmittedTask } from "./task";
 import type { ReferenceMarker } from "./reference";
 
 /** Any argument may be a Reference resolved on the engine. */
@@ -32,7 +32,7 @@ export type AnyFunction = (...args: never[]) => unknown;
 export type PerEngine<S extends boolean, R> = S extends true ? R : R[];
 
 abstract class View implements ResultHost {
-  constructor(readonly client: Client) {}
+  constructor(readonly client: ViewHost) {}
 
   abort(msgIds: string[]): Promise<string[]> {
     return this.client.abort(msgIds);
@@ -78,7 +78,7 @@ abstract class View implements ResultHost {
 }
 
 export class DirectView<S extends boolean = boolean> extends View {
-  constructor(client: Client, readonly targets: Targets = "all") {
+  constructor(client: ViewHost, readonly targets: Targets = "all") {
     super(client);
   }
 
@@ -126,17 +126,17 @@ export class DirectView<S extends boolean = boolean> extends View {
   /** Defines names on the engines. */
   push(ns: Record<string, unknown>, opts: { targets?: Targets } = {}): AsyncResult<void> {
     if (typeof ns !== "object" || ns === null || Array.isArray(ns)) throw new TypeError("push takes an object of names to values, e.g. push({ a: 1 })");
-    return this.on(opts.targets).send({ kind: "builtin", name: "push" }, [ns], "push", () => undefined);
+    return this.withTargets(opts.targets).send({ kind: "builtin", name: "push" }, [ns], "push", () => undefined);
   }
 
   /** Reads names (or expressions) from the engines: one value per engine, a scalar for one target. */
   pull<T = unknown>(names: string | string[], opts: { targets?: Targets } = {}): AsyncResult<PerEngine<S, T>> {
-    return this.on(opts.targets).send({ kind: "builtin", name: "pull" }, [names], "pull") as AsyncResult<PerEngine<S, T>>;
+    return this.withTargets(opts.targets).send({ kind: "builtin", name: "pull" }, [names], "pull") as AsyncResult<PerEngine<S, T>>;
   }
 
   /** Splits `seq` across the targets as `name` (contiguous chunks); `flatten` turns 1-item chunks into scalars. */
   scatter(name: string, seq: ArrayLike<unknown> | Iterable<unknown>, opts: { flatten?: boolean; targets?: Targets } = {}): AsyncResult<void> {
-    const view = this.on(opts.targets);
+    const view = this.withTargets(opts.targets);
     const { ids } = this.client.targetIds(view.targets);
     const items: ArrayLike<unknown> & { subarray?: (a: number, b: number) => unknown; slice?: (a: number, b: number) => unknown } =
       ArrayBuffer.isView(seq) || Array.isArray(seq) ? (seq as never) : Array.from(seq as Iterable<unknown>);
@@ -151,7 +151,7 @@ export class DirectView<S extends boolean = boolean> extends View {
 
   /** Concatenates `name` from the targets, in target order (typed arrays stay typed). */
   gather<T = unknown>(name: string, opts: { targets?: Targets } = {}): AsyncResult<T> {
-    const view = this.on(opts.targets);
+    const view = this.withTargets(opts.targets);
     const { ids } = this.client.targetIds(view.targets);
     const tasks = ids.map((id) => this.submitOne({ kind: "builtin", name: "pull" }, [name], id));
     return new AsyncResult(this, tasks, { label: "gather", finish: (parts) => concat(parts) as T });
@@ -180,7 +180,7 @@ export class DirectView<S extends boolean = boolean> extends View {
     return this;
   }
 
-  queueStatus(): ReturnType<Client["queueStatus"]> {
+  queueStatus(): Promise<QueueStatusReport> {
     return this.client.queueStatus(this.targets);
   }
 
@@ -189,11 +189,12 @@ export class DirectView<S extends boolean = boolean> extends View {
     return this.send({ kind: "builtin", name: "clear" }, [], "clear", () => undefined);
   }
 
-  private on(targets: Targets | undefined): DirectView {
+  /** A view of the same client on other targets (this view when `targets` is undefined). */
+  withTargets(targets: Targets | undefined): DirectView {
     return targets === undefined ? this : new DirectView(this.client, targets);
   }
 
-  private meta(engine: number, extra: TaskMetadata = {}): TaskMetadata {
+  private meta(engine: number, extra: RequestMetadata = {}): RequestMetadata {
     return { route: { kind: "direct", engine }, ...extra };
   }
 
@@ -204,7 +205,7 @@ export class DirectView<S extends boolean = boolean> extends View {
     return new AsyncResult<T>(this, tasks, { scalar, label, ...(finish ? { finish } : {}) });
   }
 
-  private submitOne(call: ApplyContent["call"], args: unknown[], id: number): Task {
+  private submitOne(call: ApplyContent["call"], args: unknown[], id: number): SubmittedTask {
     const packed = packApply(call, args);
     return this.client.submit("apply_request", packed.content, this.meta(id), packed.buffers, id);
   }
@@ -226,7 +227,7 @@ export interface LoadBalancedOptions {
 }
 
 export class LoadBalancedView extends View {
-  constructor(client: Client, readonly flags: LoadBalancedOptions = {}) {
+  constructor(client: ViewHost, readonly flags: LoadBalancedOptions = {}) {
     super(client);
     for (const k of ["retries", "timeout", "timeLimit"] as const) {
       const v = flags[k];
@@ -254,7 +255,7 @@ export class LoadBalancedView extends View {
     const n = Math.min(...seqs.map((s) => s.length));
     const call = this.mapCall(f, seqs.length);
     const meta = this.meta();
-    const tasks: Task[] = [];
+    const tasks: SubmittedTask[] = [];
     for (let a = 0; a < n; a += chunksize) {
       const packed = packApply(call, seqs.map((s) => s.slice(a, a + chunksize)));
       tasks.push(this.client.submit("apply_request", packed.content, meta, packed.buffers, undefined));
@@ -266,7 +267,7 @@ export class LoadBalancedView extends View {
     this.client.targetIds(this.flags.targets ?? "all");
   }
 
-  private meta(): TaskMetadata {
+  private meta(): RequestMetadata {
     const f = this.flags;
     const ids = (deps: LoadBalancedOptions["after"]) => deps?.flatMap((d) => (typeof d === "string" ? [d] : d.msgIds));
     const route: Route = {

@@ -8,7 +8,7 @@
  * reply, so output always reaches the client before the result.
  */
 import { AsyncLocalStorage } from "node:async_hooks";
-import { mimeBundle } from "../client/display";
+import { mimeBundle } from "../protocol/mime";
 import type { Header, MimeBundle } from "../protocol/messages";
 
 export interface OutputSink {

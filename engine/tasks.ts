@@ -8,10 +8,10 @@
  * batch, and the next task starts only after that promise settles.
  */
 import * as util from "node:util";
-import type { AnyMessage, ContentOf, Header, MessageOf, MsgType, TaskMetadata } from "../protocol/messages";
+import type { AnyMessage, ContentOf, Header, MessageOf, MsgType, RequestMetadata } from "../protocol/messages";
 import { isMsg } from "../protocol/messages";
 import { UnserializableError, serialize } from "../protocol/serialize";
-import { mimeBundle } from "../client/display";
+import { mimeBundle } from "../protocol/mime";
 import { type Executor, type RunOptions, type Start, TaskError } from "./executor";
 import type { OutputCapture } from "./output";
 
@@ -96,7 +96,7 @@ export class TaskQueue {
     while (batch.length < BATCH_SIZE) {
       const next = this.queue[0];
       if (!next || !isMsg(next, "apply_request")) break;
-      const limited = typeof (next.metadata as TaskMetadata).timeLimit === "number";
+      const limited = typeof (next.metadata as RequestMetadata).timeLimit === "number";
       if (limited && batch.length > 0) break;
       batch.push(this.queue.shift() as MessageOf<"apply_request">);
       if (limited) break;
@@ -195,7 +195,7 @@ export class TaskQueue {
 }
 
 function runOptions(task: Task | undefined): RunOptions {
-  const meta = (task?.metadata ?? {}) as TaskMetadata;
+  const meta = (task?.metadata ?? {}) as RequestMetadata;
   return {
     ...(typeof meta.timeLimit === "number" ? { timeLimit: meta.timeLimit } : {}),
     ...(typeof meta.sourceMap === "string" ? { sourceMap: meta.sourceMap } : {}),

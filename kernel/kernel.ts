@@ -5,8 +5,9 @@
  * `execute_result`, failures as `error` with ename/evalue/traceback, and honours `stop_on_error`
  * by aborting only the requests already queued, with no 200 ms window that drops new ones.
  */
-import { mimeBundle, setDisplayHook } from "../client/display";
-import type { CellIO } from "../magics/px";
+import { setDisplayHook } from "../client/display";
+import { mimeBundle } from "../protocol/mime";
+import type { CellIO } from "../magics/cell-io";
 import type { Header, MimeBundle } from "../protocol/messages";
 import type { KernelChannels, Request } from "./channels";
 import { routeTslabDisplays, tslabTypeScriptVersion } from "./local";

@@ -11,14 +11,8 @@ import type { Executor } from "tslab/dist/executor";
 import type * as TS from "typescript";
 import { lendToRequire, missingPackages, mountInTypeScript } from "./own-packages";
 import { fixForTslab } from "./tslab-fixes";
+import type { CellError, CellOutcome } from "../magics/cell-io";
 
-export interface CellError {
-  ename: string;
-  evalue: string;
-  traceback: string[];
-}
-
-export type LocalOutcome = { ok: true; value?: { value: unknown } } | { ok: false; error: CellError };
 
 /**
  * tslab and its TypeScript load on first use (about 0.7 s of require), so that a kernel binds
@@ -81,7 +75,7 @@ export class LocalRunner {
   }
 
   /** Runs `code` (lines numbered from `firstLine` in the cell, for messages). */
-  async run(code: string, firstLine = 1): Promise<LocalOutcome> {
+  async run(code: string, firstLine = 1): Promise<CellOutcome> {
     this.captured = { errors: [] };
     const ok = await this.executor.execute(fixForTslab(tslabTypeScript(), code));
     const { value, errors } = this.captured;

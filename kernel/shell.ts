@@ -3,11 +3,11 @@
  * order, and stop at the first failure. Local code goes to tslab (local.ts), magics to
  * magics/px.ts. A plain cell goes to tslab untouched, so ordinary cells behave as in tslab.
  */
-import { type CellIO, type MagicOutcome, ParallelMagics } from "../magics/px";
+import type { CellIO, CellOutcome } from "../magics/cell-io";
+import { ParallelMagics } from "../magics/px";
 import { hasMagic, splitCell } from "./cell";
 import { LocalRunner } from "./local";
 
-export type CellOutcome = MagicOutcome;
 
 export class Shell {
   readonly magics: ParallelMagics;

@@ -1,45 +1,29 @@
 /**
- * `%px`, `%%px`, `%pxresult`, `%pxconfig` and `%autopx` (with view suffixes: `%px_even`), built
- * only on the public client API: the active view executes the code, `AsyncResult.onOutput`
+ * `%px`, `%%px`, `%pxresult`, `%pxconfig` and `%autopx` (with view suffixes: `%px_even`).
+ *
+ * Built on the public client API: the active view executes the code, `AsyncResult.onOutput`
  * streams what engines print while they run, and render.ts formats it as ipyparallel does.
+ * Beyond it, three internals of the library, because only the kernel needs them:
+ *   - `getActiveView`/`deactivate` (client.ts): the per-suffix views `view.activate()` set, and
+ *     forgetting a client whose controller is gone so the next `%px` reconnects;
+ *   - `progressBundle` (progress.ts): the same progress line `ar.waitInteractive()` draws;
+ *   - `connectionFile`/`recordedControllerPid` (protocol): to say "no cluster is running" at
+ *     once instead of after a connection timeout.
  */
 import * as os from "node:os";
 import type { AsyncResult } from "../client/async-result";
-import { Client } from "../client/client";
-import { getActiveClient, getActiveView, setActive } from "../client/active";
+import { Client, deactivate, getActiveClient, getActiveView } from "../client/client";
+import type { ViewHost } from "../client/host";
 import { CompositeError, RemoteError, TsParallelError } from "../client/errors";
 import { progressBundle } from "../client/progress";
-import type { OutputEvent, Task } from "../client/task";
+import type { OutputEvent, SubmittedTask } from "../client/task";
 import type { DirectView } from "../client/views";
 import { connectionFile, isAlive, recordedControllerPid } from "../protocol/connection";
 import type { MimeBundle } from "../protocol/messages";
 import { TranspileError } from "../transpile/transpile";
 import { type CellFlags, DEFAULT_PX, type PxOptions, UsageError, parseCellFlags, parseConfigFlags, parseResultFlags } from "./args";
+import type { CellError, CellIO, CellOutcome, LocalCells } from "./cell-io";
 import { type Rendered, renderDisplay, renderOutputs, renderResult, streamText, verboseLine } from "./render";
-
-/** Where a cell's outputs go (the kernel implements it on iopub). */
-export interface CellIO {
-  /** Unique per cell: display ids are built from it. */
-  readonly cellId: string;
-  stream(name: "stdout" | "stderr", text: string): void;
-  display(data: MimeBundle, metadata?: Record<string, unknown>, displayId?: string): void;
-  update(displayId: string, data: MimeBundle, metadata?: Record<string, unknown>): void;
-  /** An error shown now; the cell's own error is its outcome. */
-  error(e: CellError): void;
-}
-
-export interface CellError {
-  ename: string;
-  evalue: string;
-  traceback: string[];
-}
-
-export type MagicOutcome = { ok: true; value?: { value: unknown } } | { ok: false; error: CellError; shown?: boolean };
-
-/** What the kernel lends the magics: its local runner (for `--local` and `-o NAME`). */
-export interface LocalCells {
-  run(code: string, firstLine: number): Promise<MagicOutcome>;
-}
 
 const NAMES = /^(pxresult|pxconfig|autopx|px|result)(_\w+)?$/;
 const NO_CLUSTER = "start one with `tsparallel cluster start -n 4` (or `await Cluster.start({ n: 4 })` in a cell), then run this cell again";
@@ -49,7 +33,7 @@ export class ParallelMagics {
   private readonly last = new Map<string, AsyncResult<unknown>>();
   /** The suffix `%autopx` was enabled with, or undefined. */
   autopx: string | undefined;
-  private running: { client: Client; ids: number[]; signal: string; io: CellIO; ar: AsyncResult<unknown>; giveUp: () => void } | undefined;
+  private running: { client: ViewHost; ids: number[]; signal: string; io: CellIO; ar: AsyncResult<unknown>; giveUp: () => void } | undefined;
 
   constructor(private readonly local: LocalCells) {}
 
@@ -57,7 +41,7 @@ export class ParallelMagics {
     return NAMES.test(name);
   }
 
-  async line(name: string, args: string, io: CellIO, line: number): Promise<MagicOutcome> {
+  async line(name: string, args: string, io: CellIO, line: number): Promise<CellOutcome> {
     return this.guard(async () => {
       const [magic, suffix] = this.parseName(name, "%");
       switch (magic) {
@@ -79,7 +63,7 @@ export class ParallelMagics {
     });
   }
 
-  async cell(name: string, args: string, body: string, io: CellIO, bodyLine: number): Promise<MagicOutcome> {
+  async cell(name: string, args: string, body: string, io: CellIO, bodyLine: number): Promise<CellOutcome> {
     return this.guard(async () => {
       const [magic, suffix] = this.parseName(name, "%%");
       if (magic !== "px") throw new UsageError(`%%${name} is a line magic: write it as %${name} on its own line`);
@@ -88,7 +72,7 @@ export class ParallelMagics {
   }
 
   /** A cell while `%autopx` is on: the whole cell runs as `%%px`. */
-  async autoCell(code: string, io: CellIO): Promise<MagicOutcome> {
+  async autoCell(code: string, io: CellIO): Promise<CellOutcome> {
     const suffix = this.autopx ?? "";
     return this.guard(() => this.execute(code, suffix, { options: this.options(suffix), local: false, out: undefined }, io, 1));
   }
@@ -125,10 +109,10 @@ export class ParallelMagics {
     return [m[1]!, m[2] ?? ""];
   }
 
-  private async execute(code: string, suffix: string, flags: CellFlags, io: CellIO, firstLine: number): Promise<MagicOutcome> {
+  private async execute(code: string, suffix: string, flags: CellFlags, io: CellIO, firstLine: number): Promise<CellOutcome> {
     const opts = flags.options;
     const base = await this.view(suffix);
-    const view = opts.targets !== undefined ? base.client.view(targetSpec(opts.targets)) : base;
+    const view = opts.targets !== undefined ? base.withTargets(targetSpec(opts.targets)) : base;
     const ids = view.ids;
     if (opts.verbose) io.stream("stdout", verboseLine(opts.block, opts.targets, ids));
     let ar: AsyncResult<unknown>;
@@ -168,7 +152,7 @@ export class ParallelMagics {
     }
   }
 
-  private async result(suffix: string, args: string, io: CellIO): Promise<MagicOutcome> {
+  private async result(suffix: string, args: string, io: CellIO): Promise<CellOutcome> {
     const { groupBy, out } = parseResultFlags(args, this.options(suffix));
     const ar = this.last.get(suffix);
     if (!ar) throw new UsageError(`%pxresult recalls last %px${suffix} result, which has not yet been used.`);
@@ -197,7 +181,7 @@ export class ParallelMagics {
   }
 
   /** Declares `name` in the notebook (typed, for later cells) as the AsyncResult. */
-  private bind(name: string, ar: AsyncResult<unknown>): Promise<MagicOutcome> {
+  private bind(name: string, ar: AsyncResult<unknown>): Promise<CellOutcome> {
     (globalThis as Record<symbol, unknown>)[OUT] = ar;
     return this.local.run(`const ${name} = (globalThis as any)[Symbol.for("tsparallel.out")] as import("tsparallel").AsyncResult<import("tsparallel").ExecuteReply[]>;`, 1);
   }
@@ -217,7 +201,7 @@ export class ParallelMagics {
       dirty.clear();
     };
     let active = true;
-    const off = ar.onOutput((e: OutputEvent, t: Task) => {
+    const off = ar.onOutput((e: OutputEvent, t: SubmittedTask) => {
       const engine = t.metadata.engineId;
       if (e.type === "stream") {
         const id = `${io.cellId}-${e.name}-${engine}`;
@@ -267,7 +251,7 @@ export class ParallelMagics {
   }
 
   /** Any error becomes the cell's error, in one line where it is ours (no cluster, bad flag). */
-  private async guard(run: () => Promise<MagicOutcome>): Promise<MagicOutcome> {
+  private async guard(run: () => Promise<CellOutcome>): Promise<CellOutcome> {
     try {
       return await run();
     } catch (e) {
@@ -308,10 +292,10 @@ function failure(ar: AsyncResult<unknown>, method: string): CellError | undefine
 }
 
 /** A client whose controller has stopped gives one line, and is dropped so the next %px reconnects. */
-function checkController(client: Client): void {
+function checkController(client: ViewHost): void {
   const { controller_pid: pid, location } = client.info;
   if (location === os.hostname() && !isAlive(pid)) {
-    setActive(undefined, client);
+    deactivate(client);
     client.close();
     throw new TsParallelError(`the cluster this notebook was using has stopped (controller pid ${pid} is gone): ${NO_CLUSTER}`);
   }

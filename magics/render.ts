@@ -4,7 +4,7 @@
  *   `Out[2:7]: value` (engine 2, its execution count 7), errors as `[3:execute]: TypeError: …`.
  * Pure: task metadata in, a list of notebook outputs out; the kernel publishes them.
  */
-import type { OutputEvent, TaskMetadata } from "../client/task";
+import type { OutputEvent, ResultMetadata } from "../client/task";
 import type { MimeBundle } from "../protocol/messages";
 import type { GroupBy } from "./args";
 
@@ -32,7 +32,7 @@ export function renderDisplay(engine: number | undefined, data: MimeBundle, meta
 }
 
 /** One engine's rich outputs (errors are the cell's error, not rendered here). */
-function richOutputs(m: TaskMetadata): Rendered[] {
+function richOutputs(m: ResultMetadata): Rendered[] {
   return m.outputs.flatMap((o: OutputEvent): Rendered[] => {
     if (o.type === "display_data") return renderDisplay(m.engineId, o.data, o.metadata);
     if (o.type === "execute_result") return renderResult(m.engineId, o.executionCount, o.data);
@@ -40,7 +40,7 @@ function richOutputs(m: TaskMetadata): Rendered[] {
   });
 }
 
-function streams(m: TaskMetadata): Rendered[] {
+function streams(m: ResultMetadata): Rendered[] {
   const out: Rendered[] = [];
   if (m.stdout) out.push({ kind: "stream", name: "stdout", text: streamText(m.engineId, "stdout", m.stdout) });
   if (m.stderr) out.push({ kind: "stream", name: "stderr", text: streamText(m.engineId, "stderr", m.stderr) });
@@ -53,7 +53,7 @@ function streams(m: TaskMetadata): Rendered[] {
  *   engine everything of engine 0, then of engine 1, …
  *   order  the n-th output of every engine together
  */
-export function renderOutputs(metas: readonly TaskMetadata[], groupBy: GroupBy): Rendered[] {
+export function renderOutputs(metas: readonly ResultMetadata[], groupBy: GroupBy): Rendered[] {
   if (groupBy === "engine") return metas.flatMap((m) => [...streams(m), ...richOutputs(m)]);
   if (groupBy === "order") {
     const perEngine = metas.map((m) => [...streams(m), ...richOutputs(m)]);

@@ -52,7 +52,7 @@ export type Route =
       retries?: number;
     };
 
-export interface TaskMetadata {
+export interface RequestMetadata {
   route?: Route;
   /** ms of run time before the engine interrupts the task and fails it with TimeoutError. */
   timeLimit?: number;

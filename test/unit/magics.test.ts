@@ -1,7 +1,7 @@
 /** Pure parts of the kernel and magics: splitting cells, parsing flags, rendering outputs. */
 import { strict as assert } from "node:assert";
 import { test } from "node:test";
-import type { TaskMetadata } from "../../client/task";
+import type { ResultMetadata } from "../../client/task";
 import { splitCell } from "../../kernel/cell";
 import { DEFAULT_PX, UsageError, parseCellFlags, parseConfigFlags, parseResultFlags, splitWords } from "../../magics/args";
 import { renderOutputs, renderResult, verboseLine } from "../../magics/render";
@@ -36,7 +36,7 @@ test("bad flags are one-line usage errors that name the problem", () => {
   assert.throws(() => parseConfigFlags("--local", DEFAULT_PX), /%pxconfig: unknown option --local/);
 });
 
-function meta(engineId: number, stdout: string, result: string): TaskMetadata {
+function meta(engineId: number, stdout: string, result: string): ResultMetadata {
   return {
     msgId: `m${engineId}`, engineId, submitted: new Date(), started: undefined, completed: undefined, received: undefined, status: "ok",
     stdout, stderr: "", executeResult: undefined, executionCount: 3,

@@ -1,0 +1,34 @@
+/**
+ * The seam between views and the connection that carries their tasks. Views depend on this
+ * narrow interface, not on `Client`, so the import graph has no cycle and a view can be tested
+ * against a fake host.
+ */
+import type { ConnectionInfo } from "../protocol/connection";
+import type { ContentOf, QueueStatus, RequestMetadata } from "../protocol/messages";
+import type { SubmittedTask } from "./task";
+import type { Targets } from "./targets";
+
+export type TaskRequestType = "apply_request" | "execute_request";
+
+/** Per engine: tasks queued there, completed, and the msg id at the head; plus unassigned LB tasks. */
+export type QueueStatusReport = Record<string, QueueStatus> & { unassigned: number };
+
+export interface ViewHost {
+  /** The connection file this host was opened from (the magics check its controller is alive). */
+  readonly info: ConnectionInfo;
+  /** Sends one task to the controller (`engineId` undefined: load-balanced) and tracks its reply. */
+  submit<T extends TaskRequestType>(
+    type: T,
+    content: ContentOf<T>,
+    metadata: RequestMetadata,
+    buffers: Buffer[],
+    engineId: number | undefined,
+  ): SubmittedTask;
+  /** Engine ids for a targets spec right now; throws NoEnginesError when none are registered. */
+  targetIds(spec: Targets): { ids: number[]; scalar: boolean };
+  /** Drops queued tasks by msg id; running ones are interrupted. Resolves to the ids it affected. */
+  abort(msgIds: string[]): Promise<string[]>;
+  interrupt(targets?: Targets, signal?: string): Promise<void>;
+  queueStatus(targets?: Targets): Promise<QueueStatusReport>;
+  close(): void;
+}

@@ -1,0 +1,13 @@
+/**
+ * How a value becomes a MIME bundle, the form every rich output takes on the wire. Engines use
+ * it for results and displays, the kernel and the library for local ones.
+ */
+import * as util from "node:util";
+import type { MimeBundle } from "./messages";
+
+/** A value's MIME bundle: `toMimeBundle()` if it has one (e.g. a timeline), else util.inspect. */
+export function mimeBundle(value: unknown): MimeBundle {
+  const hook = (value as { toMimeBundle?: () => MimeBundle } | null)?.toMimeBundle;
+  if (typeof hook === "function") return hook.call(value);
+  return { "text/plain": util.inspect(value, { depth: 4, colors: false }) };
+}
