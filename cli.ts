@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 /** `tsparallel` dispatcher: each command's module is loaded only when used. */
+import { TsParallelError } from "./protocol/errors";
+
 const USAGE = `usage: tsparallel <command>
   start [-n N] [--port P] [--dir D]    kernelspec + cluster + Jupyter Notebook on notebooks/ (npm start)
   install [--user | --prefix P]       register the Jupyter kernel "TypeScript (tsparallel)"
@@ -33,7 +35,7 @@ async function run(argv: string[]): Promise<void> {
       console.log(USAGE);
       return;
     default:
-      throw new Error(`unknown command ${JSON.stringify(command)}\n${USAGE}`);
+      throw new TsParallelError(`unknown command ${JSON.stringify(command)}\n${USAGE}`);
   }
 }
 

@@ -10,6 +10,7 @@ import { getDisplayHook } from "./display";
 import { CompositeError, TimeoutError } from "./errors";
 import { progressBundle, progressText } from "./progress";
 import type { OutputEvent, SubmittedTask, ResultMetadata } from "./task";
+import { TsParallelError } from "../protocol/errors";
 
 export interface ResultHost {
   abort(msgIds: string[]): Promise<string[]>;
@@ -65,7 +66,7 @@ export class AsyncResult<T = unknown> implements Promise<T>, AsyncIterable<unkno
   }
 
   successful(): boolean {
-    if (!this.ready()) throw new Error("AsyncResult is not ready: await it or call wait() first");
+    if (!this.ready()) throw new TsParallelError("AsyncResult is not ready: await it or call wait() first");
     return this.tasks.every((t) => t.metadata.status === "ok");
   }
 
@@ -76,7 +77,7 @@ export class AsyncResult<T = unknown> implements Promise<T>, AsyncIterable<unkno
     if (timeout === undefined && !signal) return all;
     return new Promise<T>((resolve, reject) => {
       const timer = timeout !== undefined ? setTimeout(() => reject(new TimeoutError(`result not ready after ${timeout} ms (${this.progress}/${this.length} tasks done)`)), timeout) : undefined;
-      const onAbort = (): void => reject(new Error("aborted while waiting", { cause: signal?.reason }));
+      const onAbort = (): void => reject(new TsParallelError("aborted while waiting", { cause: signal?.reason }));
       signal?.addEventListener("abort", onAbort, { once: true });
       all.then(resolve, reject).finally(() => {
         clearTimeout(timer);

@@ -9,9 +9,9 @@ import * as zmq from "zeromq";
 import { Session } from "../protocol/session";
 import { Outbox, curveClientKeys, receiveLoop, withCurve } from "../protocol/socket";
 import { type ConnectionInfo, connectionFile, endpoint, readConnectionFile } from "../protocol/connection";
-import { type AnyMessage, type ContentOf, type MsgType, type QueueStatus, type RequestMetadata, isMsg, parentId } from "../protocol/messages";
+import { type AnyMessage, type ContentOf, type MsgType, type RequestMetadata, isMsg, parentId } from "../protocol/messages";
 import { deserialize } from "../protocol/serialize";
-import { EngineError, NoEnginesError, RemoteError, TimeoutError, TsParallelError } from "./errors";
+import { EngineError, NoEnginesError, RemoteError, TaskAborted, TimeoutError, TsParallelError } from "./errors";
 import { SubmittedTask } from "./task";
 import { type Targets, resolveTargets } from "./targets";
 import { DirectView, LoadBalancedView, type LoadBalancedOptions } from "./views";
@@ -283,7 +283,7 @@ export class Client extends EventEmitter implements ViewHost {
       } else if (c.status === "error") {
         task.reject(RemoteError.fromContent(c, task.metadata.engineId, task.method));
       } else {
-        task.reject(RemoteError.fromContent({ ename: "TaskAborted", evalue: `task ${pid} was aborted`, traceback: [] }, task.metadata.engineId, task.method));
+        task.reject(new TaskAborted(`task ${pid} was aborted`, task.metadata.engineId));
       }
       return;
     }

@@ -1,16 +1,13 @@
 /**
- * Every error the library throws, in one place, as classes callers can `instanceof` and
- * branch on by `code` (not piscina-style factories of plain Errors).
+ * The errors the library throws, as classes callers can `instanceof` and branch on by `code`.
+ * All share one root, `TsParallelError` (declared in protocol/errors.ts so that the wire,
+ * transpile and connection errors can extend it too). Bad arguments are the exception: they
+ * throw the standard `TypeError`/`RangeError` at the call, as Node's own APIs do.
  */
+import { type LibraryErrorName, TsParallelError, isLibraryErrorName } from "../protocol/errors";
 import type { ErrorContent } from "../protocol/messages";
 
-export class TsParallelError extends Error {
-  override name = "TsParallelError";
-  readonly code: string = "ERR_TSPARALLEL";
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-  }
-}
+export { TsParallelError };
 
 /** An exception raised on an engine. `toString()` is `[2:apply] TypeError: …`. */
 export class RemoteError extends TsParallelError {
@@ -33,9 +30,12 @@ export class RemoteError extends TsParallelError {
     return [`[${this.engineId ?? "?"}:${this.method}]: ${this.ename}: ${this.evalue}`, ...rest].join("\n");
   }
 
-  static fromContent(c: Pick<ErrorContent, "ename" | "evalue" | "traceback">, engineId: number | undefined, method: "apply" | "execute"): TsParallelError {
-    const Special = SPECIAL[c.ename];
-    if (Special) return new Special(c.evalue, engineId);
+  /**
+   * The error a failed reply stands for: one of the library's own classes when tsparallel raised
+   * it (`origin`), otherwise a RemoteError that keeps the remote name and traceback.
+   */
+  static fromContent(c: Pick<ErrorContent, "ename" | "evalue" | "traceback" | "origin">, engineId: number | undefined, method: "apply" | "execute"): TsParallelError {
+    if (c.origin === "tsparallel" && isLibraryErrorName(c.ename)) return new LIBRARY_ERRORS[c.ename](c.evalue, engineId);
     return new RemoteError(c.ename, c.evalue, c.traceback ?? [], engineId, method);
   }
 }
@@ -100,11 +100,11 @@ export class NoEnginesError extends TsParallelError {
   }
 }
 
-/** Wire names the controller/engines use for errors that are ours, not the user's. */
-const SPECIAL: Record<string, new (message: string, engineId?: number) => TsParallelError> = Object.assign(Object.create(null) as object, {
+/** The class for each wire name of a library error; the compiler checks that every name has one. */
+const LIBRARY_ERRORS: { readonly [N in LibraryErrorName]: new (message: string, engineId?: number) => TsParallelError } = {
   EngineError,
   TimeoutError,
   TaskAborted,
   InvalidDependency: DependencyError,
   ImpossibleDependency: DependencyError,
-});
+};

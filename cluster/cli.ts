@@ -4,6 +4,7 @@ import * as path from "node:path";
 import { connectionFile, isAlive, listProfiles, readConnectionFile } from "../protocol/connection";
 import { Client } from "../client/client";
 import { Cluster } from "./cluster";
+import { TsParallelError } from "../protocol/errors";
 
 export async function main(argv: string[]): Promise<void> {
   const [sub, ...rest] = argv;
@@ -15,7 +16,7 @@ export async function main(argv: string[]): Promise<void> {
     case "list":
       return list();
     default:
-      throw new Error(`unknown cluster command ${JSON.stringify(sub ?? "")}: use \`tsparallel cluster start|stop|list\``);
+      throw new TsParallelError(`unknown cluster command ${JSON.stringify(sub ?? "")}: use \`tsparallel cluster start|stop|list\``);
   }
 }
 

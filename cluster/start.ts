@@ -12,6 +12,7 @@ import { Cluster } from "./cluster";
 import { PACKAGE_ROOT } from "./paths";
 import { install, kernelsDir } from "../kernel/install";
 import { connectionFile, isAlive, recordedControllerPid } from "../protocol/connection";
+import { TsParallelError } from "../protocol/errors";
 
 const JUPYTER_CANDIDATES = ["/usr/bin/jupyter", "jupyter"];
 
@@ -61,7 +62,7 @@ function findJupyter(): string {
   for (const candidate of JUPYTER_CANDIDATES) {
     if (candidate.includes("/") ? fs.existsSync(candidate) : whichSync(candidate)) return candidate;
   }
-  throw new Error("Jupyter Notebook is not installed: on Debian run `sudo apt-get install jupyter-notebook`, then `npm start` again");
+  throw new TsParallelError("Jupyter Notebook is not installed: on Debian run `sudo apt-get install jupyter-notebook`, then `npm start` again");
 }
 
 function whichSync(cmd: string): boolean {

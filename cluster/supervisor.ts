@@ -24,14 +24,6 @@ export class Supervisor {
 
   constructor(private readonly opts: SupervisorOptions) {}
 
-  get pids(): number[] {
-    return [...this.children.keys()];
-  }
-
-  owns(pid: number): boolean {
-    return this.children.has(pid);
-  }
-
   start(n: number): void {
     for (let i = 0; i < n; i++) this.spawnOne();
   }

@@ -15,6 +15,8 @@ import {
   type AnyMessage, type ContentOf, type EngineDescription, type Header, type MessageOf, type Route, isMsg, parentId,
 } from "../protocol/messages";
 import { isAlive } from "../protocol/connection";
+import { isRoute } from "../protocol/validate";
+import { type LibraryErrorName, libraryErrorContent } from "../protocol/errors";
 import { type EngineEntry, Registry } from "./registry";
 import { Records, type TaskRecord } from "./records";
 import { TaskScheduler } from "./task-scheduler";
@@ -71,33 +73,25 @@ export class Hub {
   onClientMessage(msg: AnyMessage, env: Envelope): void {
     const client = msg.identities[0];
     if (!client) return;
-    switch (msg.header.msg_type) {
-      case "apply_request":
-      case "execute_request":
-        return this.submit(msg as MessageOf<"apply_request" | "execute_request">, env, client);
-      case "connection_request":
-        return this.reply(msg, "connection_reply", { status: "ok", engines: this.engineList(), controller: this.session.id, heartbeat_period: this.options.heartbeatPeriod });
-      case "queue_request":
-        return this.reply(msg, "queue_reply", this.queueStatus((msg as MessageOf<"queue_request">).content.targets));
-      case "signal_request":
-        return this.signal(msg as MessageOf<"signal_request">);
-      case "restart_request":
-        return this.restartEngines(msg as MessageOf<"restart_request">);
-      case "task_abort_request":
-        return this.reply(msg, "task_abort_reply", { status: "ok", aborted: this.abort((msg as MessageOf<"task_abort_request">).content.msg_ids) });
-      case "shutdown_request":
-        return this.shutdown(msg as MessageOf<"shutdown_request">);
-      case "stats_request": {
-        const mem = process.memoryUsage();
-        return this.reply(msg, "stats_reply", { status: "ok", rss: mem.rss, heap: mem.heapUsed, external: mem.external, records: this.records.size, dropped: { ...this.session.dropped } });
-      }
-      default:
-        return this.reply(msg, "hub_error", { status: "error", ename: "ValueError", evalue: `the controller does not handle ${msg.header.msg_type} from clients`, traceback: [] });
+    // Session.parse has checked each request's shape (protocol/validate.ts); the guards narrow.
+    if (isMsg(msg, "apply_request") || isMsg(msg, "execute_request")) return this.submit(msg, env, client);
+    if (isMsg(msg, "connection_request")) {
+      return this.reply(msg, "connection_reply", { status: "ok", engines: this.engineList(), controller: this.session.id, heartbeat_period: this.options.heartbeatPeriod });
     }
+    if (isMsg(msg, "queue_request")) return this.reply(msg, "queue_reply", this.queueStatus(msg.content.targets));
+    if (isMsg(msg, "signal_request")) return this.signal(msg);
+    if (isMsg(msg, "restart_request")) return this.restartEngines(msg);
+    if (isMsg(msg, "task_abort_request")) return this.reply(msg, "task_abort_reply", { status: "ok", aborted: this.abort(msg.content.msg_ids) });
+    if (isMsg(msg, "shutdown_request")) return this.shutdown(msg);
+    if (isMsg(msg, "stats_request")) {
+      const mem = process.memoryUsage();
+      return this.reply(msg, "stats_reply", { status: "ok", rss: mem.rss, heap: mem.heapUsed, external: mem.external, records: this.records.size, dropped: { ...this.session.dropped } });
+    }
+    return this.reply(msg, "hub_error", { status: "error", ename: "ValueError", evalue: `the controller does not handle ${msg.header.msg_type} from clients`, traceback: [] });
   }
 
   private submit(msg: MessageOf<"apply_request" | "execute_request">, env: Envelope, client: Buffer): void {
-    const route = (msg.metadata.route ?? { kind: "task" }) as Route;
+    const route: Route = isRoute(msg.metadata.route) ? msg.metadata.route : { kind: "task" }; // checked by Session.parse
     const record: TaskRecord = {
       // A copy: the received frame is a view into ZeroMQ's receive chunk (8 KB or more, shared by
       // every message decoded from it), which a kept record would pin, unseen by V8's GC.
@@ -140,7 +134,7 @@ export class Hub {
   onEngineMessage(msg: AnyMessage, env: Envelope): void {
     const identity = msg.identities[0];
     if (!identity) return;
-    if (msg.header.msg_type === "registration_request") return this.register(msg as MessageOf<"registration_request">, identity);
+    if (isMsg(msg, "registration_request")) return this.register(msg, identity);
     const engine = this.registry.getByUuid(identity.toString("latin1"));
     if (!engine) return; // not registered (or already declared lost): nothing to route to
     engine.lastBeat = Date.now();
@@ -175,9 +169,6 @@ export class Hub {
     const uuid = identity.toString("latin1");
     let engine = this.registry.getByUuid(uuid);
     if (!engine) {
-      if (typeof c.pid !== "number" || typeof c.hostname !== "string") {
-        return this.replyTo(identity, msg.header, "registration_reply", { status: "error", ename: "ValueError", evalue: "registration needs pid and hostname", traceback: [] }, true);
-      }
       engine = this.registry.add({ uuid, identity: Buffer.from(identity), pid: c.pid, hostname: c.hostname, cwd: c.cwd }, c.requested_id);
       this.ports.log(`engine ${engine.id} registered (pid ${engine.pid} on ${engine.hostname})`);
       this.publish("registration_notification", this.registry.describe(engine));
@@ -194,12 +185,12 @@ export class Hub {
     if (!record) return;
     if (record.route.kind === "task") engine.lbLoad = Math.max(0, engine.lbLoad - 1);
     engine.completed++;
-    const meta = msg.metadata as { started?: string; completed?: string };
-    record.started = meta.started;
-    record.completed = meta.completed ?? msg.header.date;
+    const { started, completed } = msg.metadata;
+    record.started = typeof started === "string" ? started : undefined;
+    record.completed = typeof completed === "string" ? completed : msg.header.date;
     const ran = Date.parse(record.completed) - Date.parse(record.started ?? record.completed);
     if (Number.isFinite(ran)) engine.avgTaskMs = engine.avgTaskMs === undefined ? ran : engine.avgTaskMs * 0.8 + ran * 0.2;
-    const status = (msg.content as { status?: string }).status;
+    const status = isMsg(msg, "apply_reply") || isMsg(msg, "execute_reply") ? msg.content.status : "error";
     this.records.finish(record, status === "ok" ? "done" : status === "aborted" ? "aborted" : "failed");
     this.ports.toClient(Session.forward([record.client], env));
     this.scheduler.dependencyFinished();
@@ -330,12 +321,12 @@ export class Hub {
   // ---------------------------------------------------------------- replies
 
   /** Fabricate a failed reply for a task that will never reach (or come back from) an engine. */
-  failTask(record: TaskRecord, ename: string, evalue: string, state: "failed" | "aborted" = "failed"): void {
+  failTask(record: TaskRecord, ename: LibraryErrorName, evalue: string, state: "failed" | "aborted" = "failed"): void {
     if (record.state === "done" || record.state === "failed" || record.state === "aborted") return;
     this.scheduler.remove(record);
     const replyType = record.msgType === "apply_request" ? "apply_reply" : "execute_reply";
     const now = new Date().toISOString();
-    const content = { status: "error" as const, ename, evalue, traceback: [`${ename}: ${evalue}`] };
+    const content = libraryErrorContent(ename, evalue);
     const frames = this.session.encode(replyType, content, {
       identities: [record.client],
       parent: record.header,

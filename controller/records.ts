@@ -53,10 +53,6 @@ export class Records {
     return this.live.get(msgId);
   }
 
-  get liveCount(): number {
-    return this.live.size;
-  }
-
   get size(): number {
     return this.live.size + this.finished.size;
   }
@@ -82,9 +78,5 @@ export class Records {
         this.finished.delete(k);
       }
     }
-  }
-
-  liveRecords(): IterableIterator<TaskRecord> {
-    return this.live.values();
   }
 }

@@ -3,6 +3,7 @@
  * then picks the engine with a pure scheme (schemes.ts). Knows nothing of sockets: the hub gives
  * it engines and takes its decisions through `SchedulerHost`.
  */
+import type { LibraryErrorName } from "../protocol/errors";
 import type { EngineEntry } from "./registry";
 import type { TaskRecord } from "./records";
 import { type Scheme, pipelineDepth } from "./schemes";
@@ -13,7 +14,7 @@ export interface SchedulerHost {
   /** Send the task to the engine (the hub records the assignment). */
   dispatch(task: TaskRecord, engine: EngineEntry): void;
   /** Fail a task that can never run. */
-  fail(task: TaskRecord, ename: string, evalue: string): void;
+  fail(task: TaskRecord, ename: LibraryErrorName, evalue: string): void;
 }
 
 type TaskRoute = Extract<TaskRecord["route"], { kind: "task" }>;

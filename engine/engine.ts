@@ -18,6 +18,7 @@ import { TaskQueue } from "./tasks";
 import { onSigint } from "./sigint";
 import { OutputCapture, makeDisplay } from "./output";
 import { type ControllerEvent, ControllerWatch, Heart } from "./heart";
+import { TsParallelError } from "../protocol/errors";
 
 export interface EngineOptions {
   /** Give up when the controller stays unreachable this long (ms). */
@@ -101,9 +102,9 @@ export class Engine {
           this.startHeart(got.content.heartbeat_period);
           return;
         }
-        if (got && got.content.status === "error") throw new Error(`registration refused: ${got.content.evalue}`);
+        if (got && got.content.status === "error") throw new TsParallelError(`registration refused: ${got.content.evalue}`);
         if (Date.now() > deadline) {
-          throw new Error(`no controller answered at ${endpoint(this.info, this.info.ports.engines)} within ${this.opts.controllerTimeout ?? 30_000} ms; is the cluster running?`);
+          throw new TsParallelError(`no controller answered at ${endpoint(this.info, this.info.ports.engines)} within ${this.opts.controllerTimeout ?? 30_000} ms; is the cluster running?`);
         }
       }
     })().finally(() => (this.registering = undefined));

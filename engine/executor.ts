@@ -10,12 +10,24 @@ import * as vm from "node:vm";
 import { createRequire, SourceMap } from "node:module";
 import * as path from "node:path";
 import { isReference, REFERENCE_KEY, unpackArgs } from "../protocol/apply";
+import type { LibraryErrorName } from "../protocol/errors";
 import type { ApplyContent } from "../protocol/messages";
 
+/** What a failed task reports: user code's error, or (with `origin`) one tsparallel raised for it. */
 export class TaskError extends Error {
-  constructor(readonly ename: string, message: string, readonly traceback: string[]) {
+  constructor(
+    readonly ename: string,
+    message: string,
+    readonly traceback: string[],
+    readonly origin?: "tsparallel",
+  ) {
     super(message);
     this.name = ename;
+  }
+
+  /** An error the engine raises on the task's behalf (aborted, over its time limit). */
+  static library(ename: LibraryErrorName, message: string): TaskError {
+    return new TaskError(ename, message, [`${ename}: ${message}`], "tsparallel");
   }
 }
 
@@ -66,7 +78,7 @@ export class Executor {
   async execute(code: string, opts: RunOptions): Promise<unknown> {
     const n = ++this.executionCount;
     const filename = `<cell-${n}>`;
-    const result = await this.guard(opts, filename, () => vm.runInThisContext(code, this.vmOptions(filename, opts)) as Promise<{ value: unknown } | undefined>);
+    const result = await this.guard(opts, () => vm.runInThisContext(code, this.vmOptions(filename, opts)) as Promise<{ value: unknown } | undefined>);
     return result?.value;
   }
 
@@ -124,10 +136,10 @@ export class Executor {
   }
 
   /** A started task's value: awaited (racing interrupt and time limit) when it is a promise. */
-  async settle(outcome: Outcome, opts: RunOptions, filename: string): Promise<unknown> {
-    if (!outcome.ok) throw this.taskError(outcome.error, filename, opts);
+  async settle(outcome: Outcome, opts: RunOptions): Promise<unknown> {
+    if (!outcome.ok) throw this.taskError(outcome.error, opts);
     if (!isThenable(outcome.value)) return outcome.value;
-    return this.guard(opts, filename, () => outcome.value);
+    return this.guard(opts, () => outcome.value);
   }
 
   /** Evaluates an expression (a name, `a.b`, `g[1]`) in the namespace: Reference and pull. */
@@ -171,7 +183,7 @@ export class Executor {
   }
 
   /** Runs `start` (synchronous part under vm), then awaits its result racing interrupt and time limit. */
-  private async guard<T>(opts: RunOptions, filename: string, start: () => T | Promise<T>): Promise<Awaited<T>> {
+  private async guard<T>(opts: RunOptions, start: () => T | Promise<T>): Promise<Awaited<T>> {
     let timer: NodeJS.Timeout | undefined;
     const stopped = new Promise<never>((_, reject) => {
       this.interruptCurrent = reject;
@@ -181,7 +193,7 @@ export class Executor {
     try {
       return await Promise.race([Promise.resolve(start()), stopped]);
     } catch (e) {
-      throw this.taskError(e, filename, opts);
+      throw this.taskError(e, opts);
     } finally {
       this.interruptCurrent = undefined;
       clearTimeout(timer);
@@ -189,27 +201,27 @@ export class Executor {
   }
 
   /** What the client sees of an error thrown by user code: KeyboardInterrupt, TimeoutError or the error with its TypeScript trace. */
-  taskError(e: unknown, filename: string, opts: RunOptions): TaskError {
+  taskError(e: unknown, opts: RunOptions): TaskError {
     if (e instanceof TaskError) return e;
     const code = (e as NodeJS.ErrnoException | null)?.code;
     if (code === "ERR_SCRIPT_EXECUTION_INTERRUPTED") return new TaskError("KeyboardInterrupt", "interrupted by SIGINT", ["KeyboardInterrupt: interrupted by SIGINT"]);
     if (code === "ERR_SCRIPT_EXECUTION_TIMEOUT") return timeLimitError(opts.timeLimit ?? 0);
     if (!(e instanceof Error)) return new TaskError("Error", String(e), [`Uncaught ${String(e)}`]);
     const ename = e.name || "Error";
-    return new TaskError(ename, e.message, traceback(e, filename, opts));
+    return new TaskError(ename, e.message, traceback(e, opts));
   }
 }
 
 function timeLimitError(ms: number): TaskError {
   const msg = `task exceeded its time limit of ${ms} ms and was interrupted`;
-  return new TaskError("TimeoutError", msg, [`TimeoutError: ${msg}`]);
+  return TaskError.library("TimeoutError", msg);
 }
 
 /**
  * The user's frames only, with transpiled positions mapped back to TypeScript lines through the
  * sender's source map, and the offending TypeScript line quoted.
  */
-export function traceback(e: Error, filename: string, opts: RunOptions): string[] {
+export function traceback(e: Error, opts: RunOptions): string[] {
   const map = opts.sourceMap ? new SourceMap(JSON.parse(opts.sourceMap) as ConstructorParameters<typeof SourceMap>[0]) : undefined;
   const sourceLines = opts.source?.split("\n");
   const lines = (e.stack ?? "").split("\n");

@@ -26,7 +26,7 @@ const FLUSH_MS = 20;
 export class OutputCapture {
   private readonly als = new AsyncLocalStorage<TaskContext>();
   private readonly dirty = new Set<TaskContext>();
-  private timer: NodeJS.Timeout | undefined;
+  private flushScheduled = false;
 
   constructor(private readonly sink: OutputSink) {}
 
@@ -48,11 +48,6 @@ export class OutputCapture {
 
   run<T>(parent: Header, fn: () => T): T {
     return this.als.run({ parent, pending: undefined }, fn);
-  }
-
-  /** The header of the task running in this async context, if any. */
-  current(): Header | undefined {
-    return this.als.getStore()?.parent;
   }
 
   display(data: MimeBundle, metadata: Record<string, unknown> = {}, displayId?: string, update = false): void {
@@ -77,8 +72,10 @@ export class OutputCapture {
     else ctx.pending = { name, text };
     this.dirty.add(ctx);
     if (ctx.pending.text.length > 64 * 1024) this.flushContext(ctx);
-    this.timer ??= setTimeout(() => {
-      this.timer = undefined;
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setTimeout(() => {
+      this.flushScheduled = false;
       this.flush();
     }, FLUSH_MS);
   }

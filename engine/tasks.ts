@@ -125,7 +125,7 @@ export class TaskQueue {
     }), opts, BATCH_MS, (i, outcome) => {
       const r = runnable[i]!;
       if (outcome.ok) this.replyApply(r, outcome.value);
-      else this.fail(r.task, this.executor.taskError(outcome.error, r.filename, opts), r.started);
+      else this.fail(r.task, this.executor.taskError(outcome.error, opts), r.started);
       r.replied = true;
     });
     // Tasks the batch did not reach go back to the front, in order.
@@ -133,7 +133,7 @@ export class TaskQueue {
     const last = runnable[reached - 1];
     if (!unfinished || !last || last.replied) return;
     try {
-      this.replyApply(last, await this.executor.settle(unfinished, opts, last.filename));
+      this.replyApply(last, await this.executor.settle(unfinished, opts));
     } catch (e) {
       this.fail(last.task, e, last.started);
     }
@@ -169,7 +169,7 @@ export class TaskQueue {
 
   private wasAborted(task: Task): boolean {
     if (!this.aborted.delete(task.header.msg_id)) return false;
-    this.fail(task, new TaskError("TaskAborted", `task ${task.header.msg_id} was aborted before it started`, []), new Date().toISOString());
+    this.fail(task, TaskError.library("TaskAborted", `task ${task.header.msg_id} was aborted before it started`), new Date().toISOString());
     return true;
   }
 
@@ -179,7 +179,7 @@ export class TaskQueue {
     const { engineId, uuid } = this.replies.identity();
     const execute = isMsg(task as AnyMessage, "execute_request");
     const engineInfo = { engine_id: engineId, engine_uuid: uuid, method: execute ? ("execute" as const) : ("apply" as const) };
-    const content = { status: "error" as const, ename: err.ename, evalue: err.message, traceback: err.traceback, engine_info: engineInfo };
+    const content = { status: "error" as const, ename: err.ename, evalue: err.message, traceback: err.traceback, engine_info: engineInfo, ...(err.origin ? { origin: err.origin } : {}) };
     if (execute) {
       this.replies.send("error", { ename: err.ename, evalue: err.message, traceback: err.traceback, engine_info: engineInfo }, task.header);
       this.replies.send("execute_reply", { ...content, execution_count: this.executor.executionCount }, task.header, this.replyMeta(started));

@@ -13,6 +13,7 @@ import * as zmq from "zeromq";
 import type { AnyMessage, ContentOf, Message, MsgType } from "../protocol/messages";
 import { Session } from "../protocol/session";
 import { Outbox, receiveLoop } from "../protocol/socket";
+import { TsParallelError } from "../protocol/errors";
 
 /** What Jupyter writes to the file it passes as `--config-path`. */
 export interface KernelConnection {
@@ -32,14 +33,14 @@ export function readKernelConnection(file: string): KernelConnection {
   try {
     text = fs.readFileSync(file, "utf8");
   } catch (e) {
-    throw new Error(`cannot read the kernel connection file ${file}: ${(e as Error).message} (Jupyter passes it as --config-path {connection_file})`);
+    throw new TsParallelError(`cannot read the kernel connection file ${file}: ${(e as Error).message} (Jupyter passes it as --config-path {connection_file})`);
   }
   const c = JSON.parse(text) as Partial<KernelConnection>;
   for (const k of ["ip", "shell_port", "iopub_port", "stdin_port", "control_port", "hb_port"] as const) {
-    if (c[k] === undefined) throw new Error(`kernel connection file ${file} has no "${k}"`);
+    if (c[k] === undefined) throw new TsParallelError(`kernel connection file ${file} has no "${k}"`);
   }
   if (c.signature_scheme && c.signature_scheme !== "hmac-sha256") {
-    throw new Error(`signature scheme ${c.signature_scheme} is not supported; use hmac-sha256`);
+    throw new TsParallelError(`signature scheme ${c.signature_scheme} is not supported; use hmac-sha256`);
   }
   return { transport: "tcp", key: "", signature_scheme: "hmac-sha256", ...c } as KernelConnection;
 }
@@ -56,7 +57,7 @@ export class KernelChannels {
   private readonly hb = new zmq.Reply({ linger: 0 });
   private readonly out: Record<Channel | "iopub", Outbox>;
 
-  private constructor(private readonly conn: KernelConnection, private readonly log: (line: string) => void) {
+  private constructor(conn: KernelConnection, private readonly log: (line: string) => void) {
     this.session = new Session(conn.key, "kernel");
     this.out = { shell: new Outbox(this.shell), control: new Outbox(this.control), iopub: new Outbox(this.iopub) };
   }

@@ -8,6 +8,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { CLI_PATH } from "../cluster/paths";
+import { TsParallelError } from "../protocol/errors";
 
 export const KERNEL_NAME = "tsparallel";
 
@@ -38,7 +39,7 @@ export function install(opts: { user?: boolean; prefix?: string; sysPrefix?: boo
 
 export async function main(argv: string[]): Promise<void> {
   const { values } = parseArgs({ args: argv, strict: true, options: { user: { type: "boolean" }, prefix: { type: "string" }, "sys-prefix": { type: "boolean" } } });
-  if ([values.user, values.prefix, values["sys-prefix"]].filter(Boolean).length > 1) throw new Error("give one of --user, --prefix P or --sys-prefix");
+  if ([values.user, values.prefix, values["sys-prefix"]].filter(Boolean).length > 1) throw new TsParallelError("give one of --user, --prefix P or --sys-prefix");
   const dir = install({ user: values.user, prefix: values.prefix, sysPrefix: values["sys-prefix"] });
   console.log(`Installed kernelspec ${KERNEL_NAME} ("TypeScript (tsparallel)") in ${dir}`);
   if (values.prefix) console.log(`Jupyter finds it with JUPYTER_PATH=${path.join(path.resolve(values.prefix), "share", "jupyter")}`);

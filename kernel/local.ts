@@ -12,6 +12,7 @@ import type * as TS from "typescript";
 import { lendToRequire, missingPackages, mountInTypeScript } from "./own-packages";
 import { fixForTslab } from "./tslab-fixes";
 import type { CellError, CellOutcome } from "../magics/cell-io";
+import { TsParallelError } from "../protocol/errors";
 
 
 /**
@@ -63,7 +64,7 @@ export class LocalRunner {
         return (node ??= tslab.converter().createConverter({ isJS: false, isBrowser: false }));
       },
       get browser(): Converter {
-        throw new Error("/** @browser */ cells are not supported by the tsparallel kernel");
+        throw new TsParallelError("/** @browser */ cells are not supported by the tsparallel kernel");
       },
       close: () => node?.close(),
     };

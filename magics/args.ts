@@ -3,6 +3,7 @@
  * an unknown flag is a usage error naming it). Pure: words in, options or UsageError out.
  */
 import { type ParseArgsConfig, parseArgs } from "node:util";
+import { TsParallelError } from "../protocol/errors";
 
 export type GroupBy = "type" | "engine" | "order";
 
@@ -27,8 +28,10 @@ export interface CellFlags {
   out: string | undefined;
 }
 
-export class UsageError extends Error {
+/** A magic's flags or arguments are wrong; the message is the usage line. */
+export class UsageError extends TsParallelError {
   override name = "UsageError";
+  override readonly code = "ERR_USAGE";
 }
 
 export const DEFAULT_PX: PxOptions = { targets: undefined, block: true, stream: true, progressAfter: 2, verbose: false, groupBy: "type", signal: "SIGINT" };

@@ -19,7 +19,6 @@ import { progressBundle } from "../client/progress";
 import type { OutputEvent, SubmittedTask } from "../client/task";
 import type { DirectView } from "../client/views";
 import { connectionFile, isAlive, recordedControllerPid } from "../protocol/connection";
-import type { MimeBundle } from "../protocol/messages";
 import { TranspileError } from "../transpile/transpile";
 import { type CellFlags, DEFAULT_PX, type PxOptions, UsageError, parseCellFlags, parseConfigFlags, parseResultFlags } from "./args";
 import type { CellError, CellIO, CellOutcome, LocalCells } from "./cell-io";

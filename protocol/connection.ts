@@ -7,6 +7,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { TsParallelError } from "./errors";
 
 export interface ConnectionInfo {
   transport: "tcp";
@@ -46,9 +47,9 @@ export function writeSecret(file: string, data: unknown): void {
   fs.renameSync(tmp, file); // atomic: a reader never sees half a file
 }
 
-export class ConnectionFileError extends Error {
+export class ConnectionFileError extends TsParallelError {
   override name = "ConnectionFileError";
-  readonly code = "ERR_CONNECTION_FILE";
+  override readonly code = "ERR_CONNECTION_FILE";
 }
 
 /** Reads and validates a connection file, with an error that says what to do. */

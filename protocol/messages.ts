@@ -14,6 +14,8 @@ export interface ErrorContent {
   evalue: string;
   traceback: string[];
   engine_info?: EngineInfoRef;
+  /** Set when tsparallel raised the error on the task's behalf (see protocol/errors.ts). */
+  origin?: "tsparallel";
 }
 export interface EngineInfoRef {
   engine_id: number;
@@ -204,24 +206,9 @@ export function isMsgType(t: unknown): t is MsgType {
   return typeof t === "string" && MSG_TYPES.has(t);
 }
 
-export function hasParent(m: Message): m is Message & { parent_header: Header } {
-  return typeof (m.parent_header as Partial<Header>).msg_id === "string";
-}
-
 /** The parent's msg_id, or "" when the message answers nothing. */
 export function parentId(m: Message): string {
   return (m.parent_header as Partial<Header>).msg_id ?? "";
-}
-
-/** Messages an engine publishes while it runs a task (the iopub family). */
-export const OUTPUT_TYPES = new Set<MsgType>([
-  "stream", "display_data", "update_display_data", "execute_result", "error", "execute_input", "clear_output",
-]);
-export type OutputMessage = MessageOf<
-  "stream" | "display_data" | "update_display_data" | "execute_result" | "error" | "execute_input" | "clear_output"
->;
-export function isOutput(m: AnyMessage): m is OutputMessage {
-  return OUTPUT_TYPES.has(m.header.msg_type);
 }
 
 /** Type guard: TypeScript does not narrow `msg` from a switch on the nested `msg.header.msg_type`. */

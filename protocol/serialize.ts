@@ -10,6 +10,7 @@
  * misaligned for the element size.
  */
 import * as v8 from "node:v8";
+import { TsParallelError } from "./errors";
 
 /** Views at least this large travel as separate frames (ipyparallel's buffer_threshold is 1 KiB). */
 export const OUT_OF_BAND_BYTES = 64 * 1024;
@@ -22,9 +23,9 @@ type ViewCtor = (typeof VIEW_TYPES)[number];
 /** Tag distinguishing an out-of-band reference from Node's in-band type index (0..12). */
 const OOB_TAG = 0x7ff00000;
 
-export class UnserializableError extends TypeError {
-  override readonly name = "UnserializableError";
-  readonly code = "ERR_UNSERIALIZABLE";
+export class UnserializableError extends TsParallelError {
+  override name = "UnserializableError";
+  override readonly code = "ERR_UNSERIALIZABLE";
   constructor(readonly path: string, readonly reason: string) {
     super(`cannot send ${path}: ${reason}`);
   }
@@ -65,7 +66,7 @@ class FrameDeserializer extends v8.DefaultDeserializer {
     }
     const ctor = VIEW_TYPES[tag & 0xfffff];
     const frame = this.frames[this.readUint32()];
-    if (!ctor || !frame) throw new Error("out-of-band frame reference out of range");
+    if (!ctor || !frame) throw new TsParallelError("out-of-band frame reference out of range");
     return viewOver(ctor, frame);
   }
 }
@@ -73,7 +74,7 @@ class FrameDeserializer extends v8.DefaultDeserializer {
 /** Node's in-band layout after the type index: byteLength, then raw bytes. */
 function readInBand(d: FrameDeserializer, typeIndex: number): unknown {
   const ctor = VIEW_TYPES[typeIndex];
-  if (!ctor) throw new Error(`unknown typed array index ${typeIndex}`);
+  if (!ctor) throw new TsParallelError(`unknown typed array index ${typeIndex}`);
   const byteLength = d.readUint32();
   const bytes = Buffer.from(d.readRawBytes(byteLength) as Buffer); // copy: the slab is the whole message
   return viewOver(ctor, bytes);
@@ -100,7 +101,7 @@ export function serialize(value: unknown, path = "value"): Buffer[] {
 
 export function deserialize(frames: readonly Buffer[]): unknown {
   const [main, ...rest] = frames;
-  if (!main) throw new Error("no value frame");
+  if (!main) throw new TsParallelError("no value frame");
   const d = new FrameDeserializer(main, rest);
   d.readHeader();
   return d.readValue();

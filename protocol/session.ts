@@ -10,6 +10,7 @@ import {
   DEFAULT_LIMITS, type DropReason, type Envelope, type Limits, ReplayGuard, Signer, WireError, joinFrames, splitFrames,
 } from "./wire";
 import { type AnyMessage, type ContentOf, type Header, type Message, type MsgType, isMsgType } from "./messages";
+import { malformation } from "./validate";
 
 export interface SendOptions {
   parent?: Header | Record<string, never>;
@@ -96,6 +97,8 @@ export class Session {
     if (!isObject(parent) || !isObject(metadata) || !isObject(content)) {
       return this.drop("malformed", "parent_header, metadata and content must be objects");
     }
+    const wrong = malformation(header.msg_type, content, metadata);
+    if (wrong) return this.drop("malformed", `${header.msg_type}: ${wrong}`);
     const msg: Message = {
       identities: env.identities,
       header: header as unknown as Header,
@@ -110,10 +113,6 @@ export class Session {
   /** Re-address an already signed message without touching its signature or bytes. */
   static forward(identities: readonly Buffer[], env: Envelope): Buffer[] {
     return joinFrames(identities, env.signature, env.parts, env.buffers);
-  }
-
-  get droppedTotal(): number {
-    return Object.values(this.dropped).reduce((a, b) => a + b, 0);
   }
 
   private drop(reason: DropReason, message: string): undefined {

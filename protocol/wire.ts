@@ -9,16 +9,18 @@
  * constant time with lengths checked first (a `==` on digests leaks timing, as tslab's does).
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
+import { TsParallelError } from "./errors";
 
 export const DELIMITER = Buffer.from("<IDS|MSG>");
 
 /** Why a message was dropped; every receiving socket counts these. */
 export type DropReason = "malformed" | "bad-signature" | "replayed" | "oversized" | "unknown-type";
 
-export class WireError extends Error {
+export class WireError extends TsParallelError {
+  override name = "WireError";
+  override readonly code = "ERR_WIRE";
   constructor(readonly reason: DropReason, message: string) {
     super(message);
-    this.name = "WireError";
   }
 }
 

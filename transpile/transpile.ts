@@ -14,6 +14,7 @@
 import { stop, transformSync, type TransformFailure } from "esbuild";
 import * as acorn from "acorn";
 import MagicString from "magic-string";
+import { TsParallelError } from "../protocol/errors";
 
 export interface Transpiled {
   code: string;
@@ -22,8 +23,10 @@ export interface Transpiled {
   source: string;
 }
 
-export class TranspileError extends SyntaxError {
-  override readonly name = "SyntaxError";
+/** The TypeScript could not be compiled; raised before anything is sent. Named SyntaxError, as a notebook shows it. */
+export class TranspileError extends TsParallelError {
+  override name = "SyntaxError";
+  override readonly code = "ERR_TRANSPILE";
   constructor(message: string, readonly line: number, readonly column: number, readonly lineText: string) {
     super(message);
   }

@@ -84,7 +84,7 @@ test("tracebacks map transpiled positions back to the TypeScript line, quoting i
   const t = transpile(source);
   const err = await (vm.runInThisContext(t.code, { filename: "<cell-1>" }) as Promise<unknown>).then(() => undefined, (e: Error) => e);
   assert.ok(err instanceof Error);
-  const tb = traceback(err, "<cell-1>", { sourceMap: t.map, source });
+  const tb = traceback(err, { sourceMap: t.map, source });
   assert.equal(tb[0], "RangeError: at line 5: 2");
   assert.equal(tb[1], "  5 | throw new RangeError('at line 5: ' + b)");
   assert.match(tb[2]!, /<cell-1>:5:\d+/);

@@ -1,0 +1,63 @@
+/**
+ * Shape checks for the messages a process acts on, run by `Session.parse` before anyone sees a
+ * message. A message that fails is dropped and counted as malformed, so handlers may trust the
+ * types the compiler gives them (a forged `route` never reaches the hub as a cast).
+ *
+ * Only requests are checked: replies and outputs are forwarded or displayed, not acted on.
+ */
+import type { MsgType, Route } from "./messages";
+
+type Check = (content: Record<string, unknown>, metadata: Record<string, unknown>) => string | undefined;
+
+const isInt = (v: unknown): v is number => Number.isInteger(v);
+const isIntArray = (v: unknown): v is number[] => Array.isArray(v) && v.every(isInt);
+const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((s) => typeof s === "string");
+const optional = (v: unknown, check: (v: unknown) => boolean): boolean => v === undefined || check(v);
+const isNonNegative = (v: unknown): boolean => typeof v === "number" && v >= 0;
+
+/** A task's route, as a client may send it: direct to one engine, or load-balanced. */
+export function isRoute(v: unknown): v is Route {
+  if (typeof v !== "object" || v === null) return false;
+  const r = v as Record<string, unknown>;
+  if (r.kind === "direct") return isInt(r.engine);
+  if (r.kind !== "task") return false;
+  return (
+    optional(r.targets, isIntArray) &&
+    optional(r.after, isStringArray) &&
+    optional(r.follow, isStringArray) &&
+    optional(r.timeout, isNonNegative) &&
+    optional(r.retries, (x) => isInt(x) && (x as number) >= 0)
+  );
+}
+
+function taskMetadata(metadata: Record<string, unknown>): string | undefined {
+  if (!optional(metadata.route, isRoute)) return "metadata.route is not a valid route";
+  if (!optional(metadata.timeLimit, isNonNegative)) return "metadata.timeLimit must be a non-negative number";
+  if (!optional(metadata.sourceMap, (s) => typeof s === "string")) return "metadata.sourceMap must be a string";
+  return undefined;
+}
+
+const CHECKS: Partial<Record<MsgType, Check>> = {
+  apply_request: (c, m) => {
+    const call = c.call as Record<string, unknown> | undefined;
+    const ok = typeof call === "object" && call !== null && (call.kind === "source" ? typeof call.source === "string" : call.kind === "builtin" && typeof call.name === "string");
+    return ok ? taskMetadata(m) : "content.call must be a function source or a builtin";
+  },
+  execute_request: (c, m) => (typeof c.code === "string" ? taskMetadata(m) : "content.code must be a string"),
+  queue_request: (c) => (optional(c.targets, isIntArray) ? undefined : "targets must be engine ids"),
+  signal_request: (c) => (isIntArray(c.targets) && typeof c.signal === "string" ? undefined : "signal_request needs targets (engine ids) and a signal name"),
+  restart_request: (c) => (isIntArray(c.targets) ? undefined : "targets must be engine ids"),
+  task_abort_request: (c) => (isStringArray(c.msg_ids) ? undefined : "msg_ids must be strings"),
+  abort_request: (c) => (isStringArray(c.msg_ids) ? undefined : "msg_ids must be strings"),
+  shutdown_request: (c) => (optional(c.targets, isIntArray) ? undefined : "targets must be engine ids"),
+  registration_request: (c) =>
+    typeof c.uuid === "string" && isInt(c.pid) && typeof c.hostname === "string" && optional(c.requested_id, isInt)
+      ? undefined
+      : "registration needs uuid, pid and hostname",
+  unregistration_request: (c) => (isInt(c.id) ? undefined : "id must be an engine id"),
+};
+
+/** Why a message of `type` is malformed, or undefined when it is well formed. */
+export function malformation(type: MsgType, content: Record<string, unknown>, metadata: Record<string, unknown>): string | undefined {
+  return CHECKS[type]?.(content, metadata);
+}
