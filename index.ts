@@ -1,14 +1,27 @@
 /** The tsparallel library: `import { Client, Cluster, Reference } from "tsparallel"`. Nothing else is public. */
 export { Client, type ConnectOptions, getActiveClient } from "./client/client";
 export { Cluster, type ClusterOptions } from "./cluster/cluster";
-export { DirectView, LoadBalancedView, type LoadBalancedOptions, type MapOptions, type PerEngine } from "./client/views";
+export {
+  DirectView,
+  LoadBalancedView,
+  type LoadBalancedOptions,
+  type MapOptions,
+  type PerEngine,
+} from "./client/views";
 export { AsyncResult, type GetOptions } from "./client/async-result";
 export type { ResultMetadata, OutputEvent } from "./client/task";
 export { ExecuteReply } from "./client/execute-reply";
 export { Reference, type ReferenceMarker } from "./client/reference";
 export { type Targets } from "./client/targets";
 export {
-  TsParallelError, RemoteError, CompositeError, EngineError, TimeoutError, TaskAborted, DependencyError, NoEnginesError,
+  TsParallelError,
+  RemoteError,
+  CompositeError,
+  EngineError,
+  TimeoutError,
+  TaskAborted,
+  DependencyError,
+  NoEnginesError,
 } from "./client/errors";
 export { UnserializableError } from "./protocol/serialize";
 export { TranspileError } from "./transpile/transpile";

@@ -19,7 +19,8 @@ export async function smallCluster(): Promise<void> {
     put("a apply_sync latency p99", p99(lat) * 1e6, "us", "lower");
     const ex: number[] = [];
     for (let i = 0; i < 10; i++) await dview.execute("x = 1");
-    for (let i = 0; i < (quick ? 30 : 100); i++) ex.push((await timed(() => dview.execute("globalThis.x = 1").get()))[0]);
+    for (let i = 0; i < (quick ? 30 : 100); i++)
+      ex.push((await timed(() => dview.execute("globalThis.x = 1").get()))[0]);
     put("b execute('x=1') all engines median", median(ex) * 1e6, "us", "lower");
     const ntasks = quick ? 200 : 2000;
     const seq = Array.from({ length: ntasks }, (_, i) => i);
@@ -35,7 +36,8 @@ export async function smallCluster(): Promise<void> {
     }
     const big = Array.from({ length: 100_000 }, (_, i) => i);
     const dm: number[] = [];
-    for (let r = 0; r < (quick ? 1 : 3); r++) dm.push((await timed(() => dview.map((x: number) => x * 2, big).get()))[0]);
+    for (let r = 0; r < (quick ? 1 : 3); r++)
+      dm.push((await timed(() => dview.map((x: number) => x * 2, big).get()))[0]);
     put("d DV map_sync 100000 items time", median(dm), "s", "lower");
     for (const size of [1, 8, 64]) {
       const arr = new Float64Array((size * MB) / 8).map(() => Math.random());
@@ -77,7 +79,10 @@ export async function loadBalance(): Promise<void> {
     const times = Array.from({ length: total }, (_, i) => (i < Math.floor(total / n) ? 1.0 : 0.2));
     const sleep = async (t: number): Promise<number> => new Promise((r) => setTimeout(() => r(t), t * 1000));
     await rc.view().apply(sleep, 0);
-    for (const [name, view] of [["load_balanced", rc.loadBalancedView()], ["direct", rc.view()]] as const) {
+    for (const [name, view] of [
+      ["load_balanced", rc.loadBalancedView()],
+      ["direct", rc.view()],
+    ] as const) {
       const ar = view.map(sleep, times);
       await ar;
       put(`g ${name} map_async speedup`, ar.serialTime / ar.wallTime, "x", "higher");

@@ -24,9 +24,19 @@ export async function memoryAtRest(): Promise<void> {
   try {
     await new Promise((r) => setTimeout(r, 1000)); // let start-up garbage be collected
     const engines = await cluster.client.engines();
-    put("(mem) idle engine RSS (max of 4, before any task)", Math.max(...engines.map((e) => rssOf(e.pid))) / MB, "MB", "lower");
+    put(
+      "(mem) idle engine RSS (max of 4, before any task)",
+      Math.max(...engines.map((e) => rssOf(e.pid))) / MB,
+      "MB",
+      "lower",
+    );
     // RSS counts the node binary's pages, shared by every Node process; RssAnon is the engine's own.
-    put("(mem) idle engine private memory (RssAnon, max of 4)", Math.max(...engines.map((e) => rssOf(e.pid, "RssAnon"))) / MB, "MB", "lower");
+    put(
+      "(mem) idle engine private memory (RssAnon, max of 4)",
+      Math.max(...engines.map((e) => rssOf(e.pid, "RssAnon"))) / MB,
+      "MB",
+      "lower",
+    );
     put("(mem) idle controller RSS (4 engines)", rssOf(cluster.pid) / MB, "MB", "lower");
   } finally {
     await cluster.stop();
@@ -57,7 +67,12 @@ export async function soak(): Promise<void> {
   const rc = cluster.client;
   try {
     const lv = rc.loadBalancedView();
-    await lv.map((x: number) => x, Array.from({ length: 1000 }, (_, i) => i)).get();
+    await lv
+      .map(
+        (x: number) => x,
+        Array.from({ length: 1000 }, (_, i) => i),
+      )
+      .get();
     const first = (await rc.stats()).rss;
     const samples: number[] = [];
     const t0 = performance.now();
@@ -73,7 +88,12 @@ export async function soak(): Promise<void> {
     put(`(soak) ${total} tasks throughput`, total / secs, "tasks/s", "higher");
     put(`(soak) controller RSS after ${total} tasks`, last / MB, "MB", "lower");
     put(`(soak) controller RSS growth over ${total} tasks`, (last - first) / MB, "MB", "lower");
-    put("(soak) controller RSS growth over the second half", (Math.max(...secondHalf) - secondHalf[0]!) / MB, "MB", "lower");
+    put(
+      "(soak) controller RSS growth over the second half",
+      (Math.max(...secondHalf) - secondHalf[0]!) / MB,
+      "MB",
+      "lower",
+    );
   } finally {
     await cluster.stop();
   }
@@ -83,7 +103,11 @@ type KernelFigures = { start_s: number[]; px_s: number[] };
 
 function kernelBench(spec: Record<string, unknown>, env: NodeJS.ProcessEnv): KernelFigures {
   const run = spawnSync(PYTHON, ["-Xfrozen_modules=off", path.join(ROOT, "bench", "kernel_bench.py")], {
-    input: JSON.stringify(spec), encoding: "utf8", env: { ...env, PYDEVD_DISABLE_FILE_VALIDATION: "1" }, timeout: 15 * 60_000, maxBuffer: 16 << 20,
+    input: JSON.stringify(spec),
+    encoding: "utf8",
+    env: { ...env, PYDEVD_DISABLE_FILE_VALIDATION: "1" },
+    timeout: 15 * 60_000,
+    maxBuffer: 16 << 20,
   });
   if (run.status !== 0) throw new Error(`kernel_bench.py failed (${run.status}): ${run.stderr.slice(-2000)}`);
   return JSON.parse(run.stdout) as KernelFigures;
@@ -100,22 +124,52 @@ export async function kernel(): Promise<Record<string, { value: number; unit: st
   }
   const home = fs.mkdtempSync(path.join(process.env.TSPARALLEL_DIR ?? "/tmp", "jupyter-"));
   execFileSync(process.execPath, [CLI, "install", "--prefix", home]);
-  const env = { ...process.env, JUPYTER_PATH: path.join(home, "share", "jupyter"), JUPYTER_DATA_DIR: path.join(home, "data") };
+  const env = {
+    ...process.env,
+    JUPYTER_PATH: path.join(home, "share", "jupyter"),
+    JUPYTER_DATA_DIR: path.join(home, "data"),
+  };
   const starts = quick ? 3 : 5;
   const runs = quick ? 30 : 100;
-  const names = { start: "(kernel) start until kernel_info reply", px: "(kernel) %px no-op on 4 engines, Jupyter client round trip" };
+  const names = {
+    start: "(kernel) start until kernel_info reply",
+    px: "(kernel) %px no-op on 4 engines, Jupyter client round trip",
+  };
   const cluster = await Cluster.start({ n: 4, profile: "default" });
   try {
-    const ts = kernelBench({ kernel: "tsparallel", starts, runs, cwd: home, setup: "import { Client } from \"tsparallel\";\nconst rc = await Client.connect();\nrc.activate();", px: "%px void 0" }, env);
+    const ts = kernelBench(
+      {
+        kernel: "tsparallel",
+        starts,
+        runs,
+        cwd: home,
+        setup: 'import { Client } from "tsparallel";\nconst rc = await Client.connect();\nrc.activate();',
+        px: "%px void 0",
+      },
+      env,
+    );
     put(names.start, median(ts.start_s), "s", "lower");
     put(names.px, median(ts.px_s) * 1e3, "ms", "lower");
   } finally {
     await cluster.stop();
   }
-  if (spawnSync(PYTHON, ["-c", "import ipyparallel, ipykernel"]).status !== 0) return "ipyparallel/ipykernel not installed: their kernel figures skipped";
-  const ipp = kernelBench({
-    kernel: "python3", starts, runs, cwd: home, ipp_engines: 4,
-    setup: "import ipyparallel as ipp\nrc = ipp.Client(profile_dir='{profile_dir}')\nrc.wait_for_engines(4)\nrc.activate()", px: "%px pass",
-  }, env);
-  return { [names.start]: { value: median(ipp.start_s), unit: "s" }, [names.px]: { value: median(ipp.px_s) * 1e3, unit: "ms" } };
+  if (spawnSync(PYTHON, ["-c", "import ipyparallel, ipykernel"]).status !== 0)
+    return "ipyparallel/ipykernel not installed: their kernel figures skipped";
+  const ipp = kernelBench(
+    {
+      kernel: "python3",
+      starts,
+      runs,
+      cwd: home,
+      ipp_engines: 4,
+      setup:
+        "import ipyparallel as ipp\nrc = ipp.Client(profile_dir='{profile_dir}')\nrc.wait_for_engines(4)\nrc.activate()",
+      px: "%px pass",
+    },
+    env,
+  );
+  return {
+    [names.start]: { value: median(ipp.start_s), unit: "s" },
+    [names.px]: { value: median(ipp.px_s) * 1e3, unit: "ms" },
+  };
 }

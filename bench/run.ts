@@ -19,15 +19,28 @@ type Reference = Record<string, { value: number; unit: string }>;
 function ipyparallel(): Reference | string {
   const script = path.join(__dirname, "..", "..", "..", "shared", "anchors", "ipyparallel_bench.py");
   const probe = spawnSync("/usr/bin/python3", ["-c", "import ipyparallel, numpy"], { encoding: "utf8" });
-  if (probe.status !== 0) return "ipyparallel not installed (apt-get install python3-ipyparallel python3-numpy): skipped";
+  if (probe.status !== 0)
+    return "ipyparallel not installed (apt-get install python3-ipyparallel python3-numpy): skipped";
   if (!fs.existsSync(script)) return `reference script not found at ${script}: skipped`;
   const out = path.join(os.tmpdir(), `ipp-bench-${process.pid}.json`);
-  const run = spawnSync("/usr/bin/python3", [script, "--out", out, ...(quick ? ["--quick"] : [])], { stdio: ["ignore", "ignore", "inherit"], timeout: 15 * 60_000 });
+  const run = spawnSync("/usr/bin/python3", [script, "--out", out, ...(quick ? ["--quick"] : [])], {
+    stdio: ["ignore", "ignore", "inherit"],
+    timeout: 15 * 60_000,
+  });
   if (run.status !== 0 && !fs.existsSync(out)) return `reference script failed (${run.status})`;
   return (JSON.parse(fs.readFileSync(out, "utf8")) as { metrics: Reference }).metrics;
 }
 
-const WORKLOADS: Record<string, () => Promise<unknown>> = { af: smallCluster, g: loadBalance, h: startup, mem: memoryAtRest, scale: scale64, soak, kernel, ipp: async () => undefined };
+const WORKLOADS: Record<string, () => Promise<unknown>> = {
+  af: smallCluster,
+  g: loadBalance,
+  h: startup,
+  mem: memoryAtRest,
+  scale: scale64,
+  soak,
+  kernel,
+  ipp: async () => undefined,
+};
 
 async function main(): Promise<void> {
   const onlyArg = process.argv.indexOf("--only");
@@ -46,14 +59,40 @@ async function main(): Promise<void> {
     const theirs = ref[referenceName(name, quick)] ?? ref[name];
     const ratio = theirs ? (m.better === "higher" ? m.value / theirs.value : theirs.value / m.value) : undefined;
     if (ratio !== undefined) ratios[name] = ratio;
-    rows.push([name, `${fmt(m.value)} ${m.unit}`, theirs ? `${fmt(theirs.value)} ${theirs.unit}` : "-", ratio ? ratio.toFixed(2) : "-", targetCell(name, m.value, ratio)]);
+    rows.push([
+      name,
+      `${fmt(m.value)} ${m.unit}`,
+      theirs ? `${fmt(theirs.value)} ${theirs.unit}` : "-",
+      ratio ? ratio.toFixed(2) : "-",
+      targetCell(name, m.value, ratio),
+    ]);
   }
   console.log(formatTable(rows));
   for (const n of notes) console.log(`\nnote: ${n}`);
-  const file = path.join(__dirname, "..", "..", "bench", "results", `${new Date().toISOString().replace(/[:.]/g, "-")}${quick ? "-quick" : ""}.json`);
+  const file = path.join(
+    __dirname,
+    "..",
+    "..",
+    "bench",
+    "results",
+    `${new Date().toISOString().replace(/[:.]/g, "-")}${quick ? "-quick" : ""}.json`,
+  );
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  const machine = { cpus: os.cpus().length, model: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, platform: `${os.type()} ${os.release()}` };
-  fs.writeFileSync(file, JSON.stringify({ machine, quick, tsparallel: ours satisfies Record<string, Metric>, ipyparallel: ref, ratios, notes }, null, 1));
+  const machine = {
+    cpus: os.cpus().length,
+    model: os.cpus()[0]?.model,
+    memGiB: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+    platform: `${os.type()} ${os.release()}`,
+  };
+  fs.writeFileSync(
+    file,
+    JSON.stringify(
+      { machine, quick, tsparallel: ours satisfies Record<string, Metric>, ipyparallel: ref, ratios, notes },
+      null,
+      1,
+    ),
+  );
   console.log(`\nwrote ${path.relative(process.cwd(), file)}`);
 }
 

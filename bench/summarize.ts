@@ -20,9 +20,20 @@ interface Run {
 
 const dir = path.join(__dirname, "..", "..", "bench", "results");
 const given = process.argv.slice(2);
-const files = given.length > 0 ? given : fs.readdirSync(dir).filter((f) => f.endsWith(".json") && !f.includes("quick")).sort().slice(-3).map((f) => path.join(dir, f));
+const files =
+  given.length > 0
+    ? given
+    : fs
+        .readdirSync(dir)
+        .filter((f) => f.endsWith(".json") && !f.includes("quick"))
+        .sort()
+        .slice(-3)
+        .map((f) => path.join(dir, f));
 if (files.length === 0) throw new Error(`no full runs in ${dir}: run \`npm run bench\` first`);
-const runs: Run[] = files.map((file) => ({ file, ...(JSON.parse(fs.readFileSync(file, "utf8")) as Omit<Run, "file">) }));
+const runs: Run[] = files.map((file) => ({
+  file,
+  ...(JSON.parse(fs.readFileSync(file, "utf8")) as Omit<Run, "file">),
+}));
 
 const median = (xs: readonly number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -33,7 +44,9 @@ const median = (xs: readonly number[]): number => {
 const spread = (xs: readonly number[], unit = ""): string => {
   if (xs.length === 0) return "-";
   const u = unit ? ` ${unit}` : "";
-  return xs.length === 1 ? `${fmt(xs[0]!)}${u}` : `${fmt(median(xs))}${u} (${fmt(Math.min(...xs))}–${fmt(Math.max(...xs))})`;
+  return xs.length === 1
+    ? `${fmt(xs[0]!)}${u}`
+    : `${fmt(median(xs))}${u} (${fmt(Math.min(...xs))}–${fmt(Math.max(...xs))})`;
 };
 
 const names = [...new Set(runs.flatMap((r) => Object.keys(r.tsparallel)))];
@@ -51,9 +64,12 @@ for (const name of names) {
     const m = r.ipyparallel[referenceName(name, r.quick)] ?? r.ipyparallel[name];
     return m ? [m.value] : [];
   });
-  const refUnit = runs.map((r) => (r.ipyparallel[referenceName(name, r.quick)] ?? r.ipyparallel[name])?.unit).find(Boolean) ?? "";
+  const refUnit =
+    runs.map((r) => (r.ipyparallel[referenceName(name, r.quick)] ?? r.ipyparallel[name])?.unit).find(Boolean) ?? "";
   const ratios = runs.flatMap((r) => r.ratios[name] ?? []);
   const ratio = ratios.length > 0 ? median(ratios) : undefined;
-  lines.push(`| ${name} | ${spread(ours, unit)} | ${spread(ref, refUnit)} | ${spread(ratios)} | ${targetCell(name, median(ours), ratio)} |`);
+  lines.push(
+    `| ${name} | ${spread(ours, unit)} | ${spread(ref, refUnit)} | ${spread(ratios)} | ${targetCell(name, median(ours), ratio)} |`,
+  );
 }
 console.log(lines.join("\n"));

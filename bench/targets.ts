@@ -1,7 +1,9 @@
 /** Issue 6's targets and the name mapping onto ipyparallel's reference metrics, shared by the run and the summary. */
 
 /** ipyparallel names "h startup 4 engines: engines launch->registered"; map ours onto theirs. */
-export const ALIASES: Record<string, string> = { "h startup 4 engines (Cluster.start until all registered)": "h startup 4 engines (Cluster.start_and_connect_sync)" };
+export const ALIASES: Record<string, string> = {
+  "h startup 4 engines (Cluster.start until all registered)": "h startup 4 engines (Cluster.start_and_connect_sync)",
+};
 
 /** Issue 6's targets: a ratio against ipyparallel, or an absolute bound. */
 export const TARGETS: Record<string, { ratio: number } | { atLeast: number } | { atMost: number }> = {
@@ -23,7 +25,10 @@ export function referenceName(name: string, quick: boolean): string {
 export function targetCell(name: string, value: number, ratio: number | undefined): string {
   const t = TARGETS[name];
   if (!t) return "";
-  if ("ratio" in t) return ratio === undefined ? `≥${t.ratio}× (no reference)` : `${ratio >= t.ratio ? "met" : "MISSED"} (≥${t.ratio}×)`;
+  if ("ratio" in t)
+    return ratio === undefined
+      ? `≥${t.ratio}× (no reference)`
+      : `${ratio >= t.ratio ? "met" : "MISSED"} (≥${t.ratio}×)`;
   if ("atLeast" in t) return `${value >= t.atLeast ? "met" : "MISSED"} (≥${t.atLeast})`;
   return `${value <= t.atMost ? "met" : "MISSED"} (≤${t.atMost})`;
 }
@@ -31,7 +36,14 @@ export function targetCell(name: string, value: number, ratio: number | undefine
 /** Fixed-width text table, first row the header. */
 export function formatTable(rows: readonly string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n");
+  return rows
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
 }
 
 export const fmt = (v: number): string => (v >= 100 ? v.toFixed(0) : v >= 1 ? v.toFixed(2) : v.toFixed(4));

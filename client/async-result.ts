@@ -76,7 +76,16 @@ export class AsyncResult<T = unknown> implements Promise<T>, AsyncIterable<unkno
     const all = this.result();
     if (timeout === undefined && !signal) return all;
     return new Promise<T>((resolve, reject) => {
-      const timer = timeout !== undefined ? setTimeout(() => reject(new TimeoutError(`result not ready after ${timeout} ms (${this.progress}/${this.length} tasks done)`)), timeout) : undefined;
+      const timer =
+        timeout !== undefined
+          ? setTimeout(
+              () =>
+                reject(
+                  new TimeoutError(`result not ready after ${timeout} ms (${this.progress}/${this.length} tasks done)`),
+                ),
+              timeout,
+            )
+          : undefined;
       const onAbort = (): void => reject(new TsParallelError("aborted while waiting", { cause: signal?.reason }));
       signal?.addEventListener("abort", onAbort, { once: true });
       all.then(resolve, reject).finally(() => {
@@ -99,7 +108,10 @@ export class AsyncResult<T = unknown> implements Promise<T>, AsyncIterable<unkno
     }
   }
 
-  then<R1 = T, R2 = never>(onfulfilled?: ((v: T) => R1 | PromiseLike<R1>) | null, onrejected?: ((e: unknown) => R2 | PromiseLike<R2>) | null): Promise<R1 | R2> {
+  then<R1 = T, R2 = never>(
+    onfulfilled?: ((v: T) => R1 | PromiseLike<R1>) | null,
+    onrejected?: ((e: unknown) => R2 | PromiseLike<R2>) | null,
+  ): Promise<R1 | R2> {
     return this.result().then(onfulfilled, onrejected);
   }
 
@@ -116,7 +128,18 @@ export class AsyncResult<T = unknown> implements Promise<T>, AsyncIterable<unkno
   /** Results as they arrive; map results yield their elements. */
   async *[Symbol.asyncIterator](): AsyncGenerator<unknown, void, undefined> {
     if (this.options.ordered === false) {
-      const remaining = new Map(this.tasks.map((t) => [t, t.done.then(() => t, () => t)] as const));
+      const remaining = new Map(
+        this.tasks.map(
+          (t) =>
+            [
+              t,
+              t.done.then(
+                () => t,
+                () => t,
+              ),
+            ] as const,
+        ),
+      );
       while (remaining.size > 0) {
         const t = await Promise.race(remaining.values());
         remaining.delete(t);
@@ -169,10 +192,18 @@ export class AsyncResult<T = unknown> implements Promise<T>, AsyncIterable<unkno
    * (seed 002's seaborn plot), as an SVG chart that displays itself in a notebook.
    */
   async timeline(opts: { title?: string; width?: number } = {}): Promise<Chart> {
-    const ran = this.tasks.map((t, order) => ({ ...t.metadata, order })).filter((m) => m.started && m.completed && m.engineId !== undefined);
-    if (ran.length === 0) throw new TimeoutError("no task has finished yet: await the result before drawing its timeline");
+    const ran = this.tasks
+      .map((t, order) => ({ ...t.metadata, order }))
+      .filter((m) => m.started && m.completed && m.engineId !== undefined);
+    if (ran.length === 0)
+      throw new TimeoutError("no task has finished yet: await the result before drawing its timeline");
     const t0 = Math.min(...ran.map((m) => m.started!.getTime()));
-    const values = ran.map((m) => ({ engine: m.engineId, start: (m.started!.getTime() - t0) / 1000, end: (m.completed!.getTime() - t0) / 1000, order: m.order }));
+    const values = ran.map((m) => ({
+      engine: m.engineId,
+      start: (m.started!.getTime() - t0) / 1000,
+      end: (m.completed!.getTime() - t0) / 1000,
+      order: m.order,
+    }));
     return vegaLite({
       $schema: "https://vega.github.io/schema/vega-lite/v6.json",
       title: opts.title ?? `${this.label}: ${ran.length} tasks on ${new Set(values.map((v) => v.engine)).size} engines`,
@@ -221,13 +252,24 @@ export class AsyncResult<T = unknown> implements Promise<T>, AsyncIterable<unkno
   /** Seconds of engine time: the sum of (completed − started) over tasks. */
   get serialTime(): number {
     this.requireReady("serialTime");
-    return this.tasks.reduce((s, t) => s + (t.metadata.completed && t.metadata.started ? t.metadata.completed.getTime() - t.metadata.started.getTime() : 0), 0) / 1000;
+    return (
+      this.tasks.reduce(
+        (s, t) =>
+          s +
+          (t.metadata.completed && t.metadata.started
+            ? t.metadata.completed.getTime() - t.metadata.started.getTime()
+            : 0),
+        0,
+      ) / 1000
+    );
   }
 
   /** Seconds since submission (until now, or until the last result once ready). */
   get elapsed(): number {
     const submitted = Math.min(...this.tasks.map((t) => t.metadata.submitted.getTime()));
-    const end = this.ready() ? Math.max(...this.tasks.map((t) => t.metadata.received?.getTime() ?? Date.now())) : Date.now();
+    const end = this.ready()
+      ? Math.max(...this.tasks.map((t) => t.metadata.received?.getTime() ?? Date.now()))
+      : Date.now();
     return (end - submitted) / 1000;
   }
 

@@ -28,7 +28,10 @@ function vegaModules(): Promise<[VegaModule, VegaLiteModule]> {
 
 /** A rendered chart: SVG text, shown inline by notebooks. */
 export class Chart {
-  constructor(readonly svg: string, readonly title: string) {}
+  constructor(
+    readonly svg: string,
+    readonly title: string,
+  ) {}
   toMimeBundle(): MimeBundle {
     return { "image/svg+xml": this.svg, "text/plain": `<Chart: ${this.title}>` };
   }
@@ -38,26 +41,42 @@ export class Chart {
 export async function vegaLite(spec: Record<string, unknown>): Promise<Chart> {
   const [vega, vl] = await vegaModules();
   const view = new vega.View(vega.parse(vl.compile(spec).spec), { renderer: "none" });
-  const title = typeof spec.title === "string" ? spec.title : String((spec.title as { text?: string } | undefined)?.text ?? "chart");
+  const title =
+    typeof spec.title === "string"
+      ? spec.title
+      : String((spec.title as { text?: string } | undefined)?.text ?? "chart");
   return new Chart(await view.toSVG(), title);
 }
 
 /** Rows of records as an HTML table (and aligned text where there is no front end). */
 export class Table {
   readonly columns: string[];
-  constructor(readonly rows: ReadonlyArray<Record<string, unknown>>, columns?: string[]) {
+  constructor(
+    readonly rows: ReadonlyArray<Record<string, unknown>>,
+    columns?: string[],
+  ) {
     this.columns = columns ?? [...new Set(rows.flatMap((r) => Object.keys(r)))];
   }
 
   toMimeBundle(): MimeBundle {
-    const esc = (v: unknown): string => String(v ?? "").replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
-    const cell = (v: unknown): string => (typeof v === "number" && !Number.isInteger(v) ? v.toFixed(3) : String(v ?? ""));
+    const esc = (v: unknown): string =>
+      String(v ?? "")
+        .replace(/&/g, "&amp;")
+        .replace(/</g, "&lt;")
+        .replace(/>/g, "&gt;");
+    const cell = (v: unknown): string =>
+      typeof v === "number" && !Number.isInteger(v) ? v.toFixed(3) : String(v ?? "");
     const head = `<tr>${this.columns.map((c) => `<th>${esc(c)}</th>`).join("")}</tr>`;
-    const body = this.rows.map((r) => `<tr>${this.columns.map((c) => `<td>${esc(cell(r[c]))}</td>`).join("")}</tr>`).join("");
+    const body = this.rows
+      .map((r) => `<tr>${this.columns.map((c) => `<td>${esc(cell(r[c]))}</td>`).join("")}</tr>`)
+      .join("");
     const widths = this.columns.map((c) => Math.max(c.length, ...this.rows.map((r) => cell(r[c]).length)));
     const line = (vals: string[]): string => vals.map((v, i) => v.padStart(widths[i]!)).join("  ");
     const text = [line(this.columns), ...this.rows.map((r) => line(this.columns.map((c) => cell(r[c]))))].join("\n");
-    return { "text/html": `<table class="tsparallel-table"><thead>${head}</thead><tbody>${body}</tbody></table>`, "text/plain": text };
+    return {
+      "text/html": `<table class="tsparallel-table"><thead>${head}</thead><tbody>${body}</tbody></table>`,
+      "text/plain": text,
+    };
   }
 }
 

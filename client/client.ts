@@ -9,7 +9,14 @@ import * as zmq from "zeromq";
 import { Session } from "../protocol/session";
 import { Outbox, curveClientKeys, receiveLoop, withCurve } from "../protocol/socket";
 import { type ConnectionInfo, connectionFile, endpoint, readConnectionFile } from "../protocol/connection";
-import { type AnyMessage, type ContentOf, type MsgType, type RequestMetadata, isMsg, parentId } from "../protocol/messages";
+import {
+  type AnyMessage,
+  type ContentOf,
+  type MsgType,
+  type RequestMetadata,
+  isMsg,
+  parentId,
+} from "../protocol/messages";
 import { deserialize } from "../protocol/serialize";
 import { EngineError, NoEnginesError, RemoteError, TaskAborted, TimeoutError, TsParallelError } from "./errors";
 import { SubmittedTask } from "./task";
@@ -29,8 +36,19 @@ export interface ConnectOptions {
   activate?: boolean;
 }
 
-type QueryType = "connection_request" | "queue_request" | "signal_request" | "restart_request" | "task_abort_request" | "shutdown_request" | "stats_request";
-type ReplyOf<Q extends QueryType> = Q extends `${infer B}_request` ? (`${B}_reply` extends MsgType ? ContentOf<`${B}_reply`> : never) : never;
+type QueryType =
+  | "connection_request"
+  | "queue_request"
+  | "signal_request"
+  | "restart_request"
+  | "task_abort_request"
+  | "shutdown_request"
+  | "stats_request";
+type ReplyOf<Q extends QueryType> = Q extends `${infer B}_request`
+  ? `${B}_reply` extends MsgType
+    ? ContentOf<`${B}_reply`>
+    : never
+  : never;
 
 export class Client extends EventEmitter implements ViewHost {
   private readonly session: Session;
@@ -56,7 +74,8 @@ export class Client extends EventEmitter implements ViewHost {
 
   /** Connects to a running controller (the default profile's unless told otherwise). */
   static async connect(opts: ConnectOptions = {}): Promise<Client> {
-    if (opts.timeout !== undefined && !(opts.timeout > 0)) throw new RangeError(`timeout must be a positive number of ms; got ${opts.timeout}`);
+    if (opts.timeout !== undefined && !(opts.timeout > 0))
+      throw new RangeError(`timeout must be a positive number of ms; got ${opts.timeout}`);
     const info = readConnectionFile(opts.file ?? connectionFile("client", opts.profile));
     const client = new Client(info);
     await client.open(opts.timeout ?? 10_000);
@@ -68,8 +87,16 @@ export class Client extends EventEmitter implements ViewHost {
     this.socket.connect(endpoint(this.info, this.info.ports.clients));
     this.sub.connect(endpoint(this.info, this.info.ports.notification));
     this.sub.subscribe();
-    void receiveLoop(this.socket, (f) => this.onMessage(this.session.decode(f)), (e) => this.emit("warning", e));
-    void receiveLoop(this.sub, (f) => this.onNotification(this.session.decode(f)), (e) => this.emit("warning", e));
+    void receiveLoop(
+      this.socket,
+      (f) => this.onMessage(this.session.decode(f)),
+      (e) => this.emit("warning", e),
+    );
+    void receiveLoop(
+      this.sub,
+      (f) => this.onNotification(this.session.decode(f)),
+      (e) => this.emit("warning", e),
+    );
     try {
       const reply = await this.query("connection_request", {}, timeout);
       this.engineIds = reply.engines.map((e) => e.id).sort((a, b) => a - b);
@@ -80,7 +107,9 @@ export class Client extends EventEmitter implements ViewHost {
       if (e instanceof TimeoutError) {
         // A wrong key looks the same as no controller from here: the controller drops (and counts)
         // unsigned messages without answering, so the message names both causes.
-        throw new TsParallelError(`the controller at ${endpoint(this.info, this.info.ports.clients)} did not answer within ${timeout} ms: the cluster is not running (start one with \`tsparallel cluster start -n 4\`) or the connection file's key is stale (restart the cluster to rewrite it)`);
+        throw new TsParallelError(
+          `the controller at ${endpoint(this.info, this.info.ports.clients)} did not answer within ${timeout} ms: the cluster is not running (start one with \`tsparallel cluster start -n 4\`) or the connection file's key is stale (restart the cluster to rewrite it)`,
+        );
       }
       throw e;
     }
@@ -115,14 +144,26 @@ export class Client extends EventEmitter implements ViewHost {
       const check = (): void => {
         if (this.engineIds.length >= n) done(undefined);
       };
-      const timer = opts.timeout !== undefined ? setTimeout(() => done(new TimeoutError(`only ${this.engineIds.length} of ${n} engines registered after ${opts.timeout} ms`)), opts.timeout) : undefined;
+      const timer =
+        opts.timeout !== undefined
+          ? setTimeout(
+              () =>
+                done(
+                  new TimeoutError(`only ${this.engineIds.length} of ${n} engines registered after ${opts.timeout} ms`),
+                ),
+              opts.timeout,
+            )
+          : undefined;
       // A notification sent before our SUB was joined is lost (PUB/SUB slow joiner): ask the
       // controller for its list now and then as well.
       const poll = setInterval(() => {
-        this.engines().then((list) => {
-          this.engineIds = [...new Set([...this.engineIds, ...list.map((e) => e.id)])].sort((a, b) => a - b);
-          check();
-        }, () => undefined);
+        this.engines().then(
+          (list) => {
+            this.engineIds = [...new Set([...this.engineIds, ...list.map((e) => e.id)])].sort((a, b) => a - b);
+            check();
+          },
+          () => undefined,
+        );
       }, 500);
       const done = (e: Error | undefined): void => {
         clearTimeout(timer);
@@ -171,7 +212,11 @@ export class Client extends EventEmitter implements ViewHost {
   /** Stops engines (default all); with `hub: true` the controller too. */
   async shutdown(opts: { targets?: Targets; hub?: boolean } = {}): Promise<void> {
     const ids = opts.targets === undefined ? undefined : resolveTargets(opts.targets, this.engineIds).ids;
-    await this.query("shutdown_request", { restart: false, ...(ids ? { targets: ids } : {}), ...(opts.hub ? { hub: true } : {}) });
+    await this.query("shutdown_request", {
+      restart: false,
+      ...(ids ? { targets: ids } : {}),
+      ...(opts.hub ? { hub: true } : {}),
+    });
   }
 
   /** Registered engines with their pids and hosts. */
@@ -205,7 +250,8 @@ export class Client extends EventEmitter implements ViewHost {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.watchdog);
-    for (const t of this.tasks.values()) t.reject(new TsParallelError("the client was closed before the task finished"));
+    for (const t of this.tasks.values())
+      t.reject(new TsParallelError("the client was closed before the task finished"));
     for (const q of this.queries.values()) q.reject(new TsParallelError("the client was closed"));
     this.tasks.clear();
     this.queries.clear();
@@ -218,7 +264,13 @@ export class Client extends EventEmitter implements ViewHost {
   // ---------------------------------------------------------------- internals used by views
 
   /** @internal Sends a task message and tracks its reply. */
-  submit<T extends TaskRequestType>(type: T, content: ContentOf<T>, metadata: RequestMetadata, buffers: Buffer[], engineId: number | undefined): SubmittedTask {
+  submit<T extends TaskRequestType>(
+    type: T,
+    content: ContentOf<T>,
+    metadata: RequestMetadata,
+    buffers: Buffer[],
+    engineId: number | undefined,
+  ): SubmittedTask {
     if (this.closed) throw new TsParallelError("this client is closed; connect a new one with Client.connect()");
     const msgId = this.session.newMsgId();
     const task = new SubmittedTask(msgId, engineId, type === "apply_request" ? "apply" : "execute");
@@ -288,23 +340,44 @@ export class Client extends EventEmitter implements ViewHost {
       return;
     }
     if (isMsg(msg, "stream")) task.output({ type: "stream", name: msg.content.name, text: msg.content.text });
-    else if (isMsg(msg, "display_data")) task.output({ type: "display_data", data: msg.content.data, metadata: msg.content.metadata, ...(msg.content.transient?.display_id ? { displayId: msg.content.transient.display_id } : {}) });
-    else if (isMsg(msg, "update_display_data")) task.output({ type: "update_display_data", data: msg.content.data, metadata: msg.content.metadata, displayId: msg.content.transient.display_id });
-    else if (isMsg(msg, "execute_result")) task.output({ type: "execute_result", executionCount: msg.content.execution_count, data: msg.content.data });
-    else if (isMsg(msg, "error")) task.output({ type: "error", ename: msg.content.ename, evalue: msg.content.evalue, traceback: msg.content.traceback });
+    else if (isMsg(msg, "display_data"))
+      task.output({
+        type: "display_data",
+        data: msg.content.data,
+        metadata: msg.content.metadata,
+        ...(msg.content.transient?.display_id ? { displayId: msg.content.transient.display_id } : {}),
+      });
+    else if (isMsg(msg, "update_display_data"))
+      task.output({
+        type: "update_display_data",
+        data: msg.content.data,
+        metadata: msg.content.metadata,
+        displayId: msg.content.transient.display_id,
+      });
+    else if (isMsg(msg, "execute_result"))
+      task.output({ type: "execute_result", executionCount: msg.content.execution_count, data: msg.content.data });
+    else if (isMsg(msg, "error"))
+      task.output({
+        type: "error",
+        ename: msg.content.ename,
+        evalue: msg.content.evalue,
+        traceback: msg.content.traceback,
+      });
   }
 
   private onNotification(msg: AnyMessage | undefined): void {
     if (!msg) return;
     if (isMsg(msg, "registration_notification")) {
-      if (!this.engineIds.includes(msg.content.id)) this.engineIds = [...this.engineIds, msg.content.id].sort((a, b) => a - b);
+      if (!this.engineIds.includes(msg.content.id))
+        this.engineIds = [...this.engineIds, msg.content.id].sort((a, b) => a - b);
       this.emit("registration", msg.content);
     } else if (isMsg(msg, "unregistration_notification")) {
       this.engineIds = this.engineIds.filter((id) => id !== msg.content.id);
       this.emit("unregistration", msg.content);
     } else if (isMsg(msg, "controller_heartbeat")) {
       this.lastHeartbeat = Date.now();
-      if (this.controller && msg.content.controller !== this.controller) this.controllerRestarted(msg.content.controller);
+      if (this.controller && msg.content.controller !== this.controller)
+        this.controllerRestarted(msg.content.controller);
     }
   }
 
@@ -315,10 +388,13 @@ export class Client extends EventEmitter implements ViewHost {
   private controllerRestarted(controller: string): void {
     this.controller = controller;
     this.failPending("the controller restarted while this task was in flight; resubmit it");
-    this.query("connection_request", {}).then((reply) => {
-      this.engineIds = reply.engines.map((e) => e.id).sort((a, b) => a - b);
-      this.emit("reconnect", reply);
-    }, (e: unknown) => this.emit("warning", e));
+    this.query("connection_request", {}).then(
+      (reply) => {
+        this.engineIds = reply.engines.map((e) => e.id).sort((a, b) => a - b);
+        this.emit("reconnect", reply);
+      },
+      (e: unknown) => this.emit("warning", e),
+    );
   }
 
   private failPending(reason: string): void {

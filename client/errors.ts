@@ -34,8 +34,13 @@ export class RemoteError extends TsParallelError {
    * The error a failed reply stands for: one of the library's own classes when tsparallel raised
    * it (`origin`), otherwise a RemoteError that keeps the remote name and traceback.
    */
-  static fromContent(c: Pick<ErrorContent, "ename" | "evalue" | "traceback" | "origin">, engineId: number | undefined, method: "apply" | "execute"): TsParallelError {
-    if (c.origin === "tsparallel" && isLibraryErrorName(c.ename)) return new LIBRARY_ERRORS[c.ename](c.evalue, engineId);
+  static fromContent(
+    c: Pick<ErrorContent, "ename" | "evalue" | "traceback" | "origin">,
+    engineId: number | undefined,
+    method: "apply" | "execute",
+  ): TsParallelError {
+    if (c.origin === "tsparallel" && isLibraryErrorName(c.ename))
+      return new LIBRARY_ERRORS[c.ename](c.evalue, engineId);
     return new RemoteError(c.ename, c.evalue, c.traceback ?? [], engineId, method);
   }
 }
@@ -45,13 +50,19 @@ export class CompositeError extends TsParallelError {
   override name = "CompositeError";
   override readonly code = "ERR_COMPOSITE";
   static readonly TB_LIMIT = 4;
-  constructor(readonly errors: Error[], method = "apply") {
+  constructor(
+    readonly errors: Error[],
+    method = "apply",
+  ) {
     super(`one or more exceptions raised in ${method}:\n${CompositeError.summary(errors)}`);
   }
 
   private static summary(errors: Error[]): string {
-    const shown = errors.slice(0, CompositeError.TB_LIMIT).map((e) => (e instanceof RemoteError ? e.render() : `${e.name}: ${e.message}`));
-    if (errors.length > CompositeError.TB_LIMIT) shown.push(`… ${errors.length - CompositeError.TB_LIMIT} more exceptions …`);
+    const shown = errors
+      .slice(0, CompositeError.TB_LIMIT)
+      .map((e) => (e instanceof RemoteError ? e.render() : `${e.name}: ${e.message}`));
+    if (errors.length > CompositeError.TB_LIMIT)
+      shown.push(`… ${errors.length - CompositeError.TB_LIMIT} more exceptions …`);
     return shown.join("\n");
   }
 }
@@ -60,7 +71,10 @@ export class CompositeError extends TsParallelError {
 export class EngineError extends TsParallelError {
   override name = "EngineError";
   override readonly code = "ERR_ENGINE";
-  constructor(message: string, readonly engineId?: number) {
+  constructor(
+    message: string,
+    readonly engineId?: number,
+  ) {
     super(message);
   }
 }
@@ -69,7 +83,10 @@ export class EngineError extends TsParallelError {
 export class TimeoutError extends TsParallelError {
   override name = "TimeoutError";
   override readonly code = "ERR_TIMEOUT";
-  constructor(message: string, readonly engineId?: number) {
+  constructor(
+    message: string,
+    readonly engineId?: number,
+  ) {
     super(message);
   }
 }
@@ -78,7 +95,10 @@ export class TimeoutError extends TsParallelError {
 export class TaskAborted extends TsParallelError {
   override name = "TaskAborted";
   override readonly code = "ERR_TASK_ABORTED";
-  constructor(message: string, readonly engineId?: number) {
+  constructor(
+    message: string,
+    readonly engineId?: number,
+  ) {
     super(message);
   }
 }
@@ -87,7 +107,10 @@ export class TaskAborted extends TsParallelError {
 export class DependencyError extends TsParallelError {
   override name = "DependencyError";
   override readonly code = "ERR_DEPENDENCY";
-  constructor(message: string, readonly engineId?: number) {
+  constructor(
+    message: string,
+    readonly engineId?: number,
+  ) {
     super(message);
   }
 }
@@ -96,12 +119,16 @@ export class NoEnginesError extends TsParallelError {
   override name = "NoEnginesError";
   override readonly code = "ERR_NO_ENGINES";
   constructor(detail = "no engines are registered") {
-    super(`${detail}; start a cluster with \`tsparallel cluster start -n 4\` (or Cluster.start({ n: 4 })), or wait with rc.waitForEngines(n)`);
+    super(
+      `${detail}; start a cluster with \`tsparallel cluster start -n 4\` (or Cluster.start({ n: 4 })), or wait with rc.waitForEngines(n)`,
+    );
   }
 }
 
 /** The class for each wire name of a library error; the compiler checks that every name has one. */
-const LIBRARY_ERRORS: { readonly [N in LibraryErrorName]: new (message: string, engineId?: number) => TsParallelError } = {
+const LIBRARY_ERRORS: {
+  readonly [N in LibraryErrorName]: new (message: string, engineId?: number) => TsParallelError;
+} = {
   EngineError,
   TimeoutError,
   TaskAborted,

@@ -10,7 +10,8 @@ import { REFERENCE_KEY, type ReferenceMarker } from "../protocol/apply";
  * ```
  */
 export function Reference(expr: string): ReferenceMarker {
-  if (typeof expr !== "string" || expr.trim() === "") throw new TypeError("Reference needs a name or expression string, e.g. Reference(\"a\")");
+  if (typeof expr !== "string" || expr.trim() === "")
+    throw new TypeError('Reference needs a name or expression string, e.g. Reference("a")');
   return Object.freeze({ [REFERENCE_KEY]: expr });
 }
 export type { ReferenceMarker };

@@ -10,17 +10,23 @@ export function resolveTargets(spec: Targets | undefined, ids: readonly number[]
   if (spec === undefined || spec === "all") return { ids: [...ids], scalar: false };
   if (typeof spec === "number") return { ids: [pickId(spec, ids)], scalar: true };
   if (Array.isArray(spec)) return { ids: spec.map((t) => pickId(checkInt(t), ids)), scalar: false };
-  if (typeof spec !== "string") throw new TypeError(`targets must be "all", an id, a list of ids or a slice string like "::2"; got ${typeof spec}`);
+  if (typeof spec !== "string")
+    throw new TypeError(`targets must be "all", an id, a list of ids or a slice string like "::2"; got ${typeof spec}`);
   const text = spec.trim();
   if (/^-?\d+$/.test(text)) return { ids: [pickId(Number(text), ids)], scalar: true };
-  if (/^-?\d+(\s*,\s*-?\d+)+$/.test(text)) return { ids: text.split(",").map((t) => pickId(Number(t), ids)), scalar: false };
+  if (/^-?\d+(\s*,\s*-?\d+)+$/.test(text))
+    return { ids: text.split(",").map((t) => pickId(Number(t), ids)), scalar: false };
   const m = /^\[?\s*(-?\d*)\s*:\s*(-?\d*)\s*(?::\s*(-?\d*)\s*)?\]?$/.exec(text);
-  if (!m) throw new RangeError(`bad target string ${JSON.stringify(spec)}: use "all", an id like "2", a list like "1,3" or a slice like "::2" or "1:3"`);
+  if (!m)
+    throw new RangeError(
+      `bad target string ${JSON.stringify(spec)}: use "all", an id like "2", a list like "1,3" or a slice like "::2" or "1:3"`,
+    );
   return { ids: slice(ids, m[1], m[2], m[3]), scalar: false };
 }
 
 function checkInt(t: unknown): number {
-  if (typeof t !== "number" || !Number.isInteger(t)) throw new TypeError(`engine ids are integers; got ${JSON.stringify(t)}`);
+  if (typeof t !== "number" || !Number.isInteger(t))
+    throw new TypeError(`engine ids are integers; got ${JSON.stringify(t)}`);
   return t;
 }
 

@@ -33,10 +33,24 @@ export class SubmittedTask {
   value: unknown;
   error: Error | undefined;
 
-  constructor(msgId: string, engineId: number | undefined, readonly method: "apply" | "execute") {
+  constructor(
+    msgId: string,
+    engineId: number | undefined,
+    readonly method: "apply" | "execute",
+  ) {
     this.metadata = {
-      msgId, engineId, submitted: new Date(), started: undefined, completed: undefined, received: undefined, status: "pending",
-      stdout: "", stderr: "", outputs: [], executeResult: undefined, executionCount: undefined,
+      msgId,
+      engineId,
+      submitted: new Date(),
+      started: undefined,
+      completed: undefined,
+      received: undefined,
+      status: "pending",
+      stdout: "",
+      stderr: "",
+      outputs: [],
+      executeResult: undefined,
+      executionCount: undefined,
     };
     this.done = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
     this.done.catch(() => undefined); // observed through AsyncResult; never an unhandled rejection

@@ -50,14 +50,22 @@ abstract class View implements ResultHost {
   /** Splits `map(f, ...seqs, options?)` arguments. */
   protected mapArgs(args: unknown[]): { seqs: unknown[][]; opts: MapOptions } {
     const last = args[args.length - 1];
-    const isOpts = args.length > 1 && typeof last === "object" && last !== null && !Array.isArray(last) && !ArrayBuffer.isView(last) && !(Symbol.iterator in last);
+    const isOpts =
+      args.length > 1 &&
+      typeof last === "object" &&
+      last !== null &&
+      !Array.isArray(last) &&
+      !ArrayBuffer.isView(last) &&
+      !(Symbol.iterator in last);
     const seqs = (isOpts ? args.slice(0, -1) : args).map((s, i) => {
-      if (s === null || typeof s !== "object" || !(Symbol.iterator in s || "length" in s)) throw new TypeError(`map argument ${i + 1} must be an array or iterable`);
+      if (s === null || typeof s !== "object" || !(Symbol.iterator in s || "length" in s))
+        throw new TypeError(`map argument ${i + 1} must be an array or iterable`);
       return Array.from(s as Seq);
     });
     if (seqs.length === 0) throw new TypeError("map needs at least one sequence");
     const opts = (isOpts ? last : {}) as MapOptions;
-    if (opts.chunksize !== undefined && !(Number.isInteger(opts.chunksize) && opts.chunksize > 0)) throw new RangeError(`chunksize must be a positive integer; got ${opts.chunksize}`);
+    if (opts.chunksize !== undefined && !(Number.isInteger(opts.chunksize) && opts.chunksize > 0))
+      throw new RangeError(`chunksize must be a positive integer; got ${opts.chunksize}`);
     return { seqs, opts };
   }
 
@@ -68,17 +76,24 @@ abstract class View implements ResultHost {
     const params = Array.from({ length: nseqs }, (_, k) => `s${k}`).join(", ");
     // Synchronous until f returns a promise: a chunk of plain results comes back as a value, so
     // the engine can start the next task at once instead of after a promise turn.
-    const thenable = "r !== null && typeof r === \"object\" && typeof r.then === \"function\"";
+    const thenable = 'r !== null && typeof r === "object" && typeof r.then === "function"';
     // `out` grows by push: a `new Array(n)` is holey, which V8's serializer writes element by
     // element with its index (2× the bytes, 4× the time for 50,000 numbers).
-    const body = `function map_${name || "f"}(${params}) { const f = (${source}); const n = Math.min(${params.split(", ").map((p) => `${p}.length`).join(", ")}); const out = []; `
-      + `for (let i = 0; i < n; i++) { const r = f(${args}); if (${thenable}) return (async () => { out.push(await r); for (i++; i < n; i++) { const r = f(${args}); out.push(${thenable} ? await r : r); } return out; })(); out.push(r); } return out; }`;
+    const body =
+      `function map_${name || "f"}(${params}) { const f = (${source}); const n = Math.min(${params
+        .split(", ")
+        .map((p) => `${p}.length`)
+        .join(", ")}); const out = []; ` +
+      `for (let i = 0; i < n; i++) { const r = f(${args}); if (${thenable}) return (async () => { out.push(await r); for (i++; i < n; i++) { const r = f(${args}); out.push(${thenable} ? await r : r); } return out; })(); out.push(r); } return out; }`;
     return { kind: "source", source: body, name: name || "f" };
   }
 }
 
 export class DirectView<S extends boolean = boolean> extends View {
-  constructor(client: ViewHost, readonly targets: Targets = "all") {
+  constructor(
+    client: ViewHost,
+    readonly targets: Targets = "all",
+  ) {
     super(client);
   }
 
@@ -110,7 +125,13 @@ export class DirectView<S extends boolean = boolean> extends View {
     const n = Math.min(...seqs.map((s) => s.length));
     const call = this.mapCall(f, seqs.length);
     const parts = partition(n, Math.min(ids.length, Math.max(n, 1))).filter(([a, b]) => b > a);
-    const tasks = parts.map(([a, b], k) => this.submitOne(call, seqs.map((s) => s.slice(a, b)), ids[k]!));
+    const tasks = parts.map(([a, b], k) =>
+      this.submitOne(
+        call,
+        seqs.map((s) => s.slice(a, b)),
+        ids[k]!,
+      ),
+    );
     return new AsyncResult(this, tasks, { chunked: true, label: f.name || "map" });
   }
 
@@ -118,28 +139,52 @@ export class DirectView<S extends boolean = boolean> extends View {
   execute(code: string, opts: { silent?: boolean; timeLimit?: number } = {}): AsyncResult<PerEngine<S, ExecuteReply>> {
     const t = transpile(code);
     const { ids, scalar } = this.client.targetIds(this.targets);
-    const content = { code: t.code, silent: opts.silent ?? false, store_history: true, user_expressions: {}, allow_stdin: false, stop_on_error: true };
-    const tasks = ids.map((id) => this.client.submit("execute_request", content, this.meta(id, { sourceMap: t.map, source: code, ...(opts.timeLimit ? { timeLimit: opts.timeLimit } : {}) }), [], id));
+    const content = {
+      code: t.code,
+      silent: opts.silent ?? false,
+      store_history: true,
+      user_expressions: {},
+      allow_stdin: false,
+      stop_on_error: true,
+    };
+    const tasks = ids.map((id) =>
+      this.client.submit(
+        "execute_request",
+        content,
+        this.meta(id, { sourceMap: t.map, source: code, ...(opts.timeLimit ? { timeLimit: opts.timeLimit } : {}) }),
+        [],
+        id,
+      ),
+    );
     return new AsyncResult<PerEngine<S, ExecuteReply>>(this, tasks, { scalar, label: "execute" });
   }
 
   /** Defines names on the engines. */
   push(ns: Record<string, unknown>, opts: { targets?: Targets } = {}): AsyncResult<void> {
-    if (typeof ns !== "object" || ns === null || Array.isArray(ns)) throw new TypeError("push takes an object of names to values, e.g. push({ a: 1 })");
+    if (typeof ns !== "object" || ns === null || Array.isArray(ns))
+      throw new TypeError("push takes an object of names to values, e.g. push({ a: 1 })");
     return this.withTargets(opts.targets).send({ kind: "builtin", name: "push" }, [ns], "push", () => undefined);
   }
 
   /** Reads names (or expressions) from the engines: one value per engine, a scalar for one target. */
   pull<T = unknown>(names: string | string[], opts: { targets?: Targets } = {}): AsyncResult<PerEngine<S, T>> {
-    return this.withTargets(opts.targets).send({ kind: "builtin", name: "pull" }, [names], "pull") as AsyncResult<PerEngine<S, T>>;
+    return this.withTargets(opts.targets).send({ kind: "builtin", name: "pull" }, [names], "pull") as AsyncResult<
+      PerEngine<S, T>
+    >;
   }
 
   /** Splits `seq` across the targets as `name` (contiguous chunks); `flatten` turns 1-item chunks into scalars. */
-  scatter(name: string, seq: ArrayLike<unknown> | Iterable<unknown>, opts: { flatten?: boolean; targets?: Targets } = {}): AsyncResult<void> {
+  scatter(
+    name: string,
+    seq: ArrayLike<unknown> | Iterable<unknown>,
+    opts: { flatten?: boolean; targets?: Targets } = {},
+  ): AsyncResult<void> {
     const view = this.withTargets(opts.targets);
     const { ids } = this.client.targetIds(view.targets);
-    const items: ArrayLike<unknown> & { subarray?: (a: number, b: number) => unknown; slice?: (a: number, b: number) => unknown } =
-      ArrayBuffer.isView(seq) || Array.isArray(seq) ? (seq as never) : Array.from(seq as Iterable<unknown>);
+    const items: ArrayLike<unknown> & {
+      subarray?: (a: number, b: number) => unknown;
+      slice?: (a: number, b: number) => unknown;
+    } = ArrayBuffer.isView(seq) || Array.isArray(seq) ? (seq as never) : Array.from(seq as Iterable<unknown>);
     const call: ApplyContent["call"] = { kind: "builtin", name: "push" };
     const tasks = partition(items.length, ids.length).map(([a, b], k) => {
       const chunk = items.subarray ? items.subarray(a, b) : Array.prototype.slice.call(items, a, b);
@@ -163,7 +208,11 @@ export class DirectView<S extends boolean = boolean> extends View {
   }
 
   /** Wraps `f` for element-wise parallel calls: `pf.map(xs, ys)` and `pf(xs)` both map. */
-  parallel<F extends AnyFunction>(f: F): ((...seqs: unknown[]) => AsyncResult<Awaited<ReturnType<F>>[]>) & { map: (...seqs: unknown[]) => AsyncResult<Awaited<ReturnType<F>>[]> } {
+  parallel<F extends AnyFunction>(
+    f: F,
+  ): ((...seqs: unknown[]) => AsyncResult<Awaited<ReturnType<F>>[]>) & {
+    map: (...seqs: unknown[]) => AsyncResult<Awaited<ReturnType<F>>[]>;
+  } {
     const run = (...seqs: unknown[]): AsyncResult<Awaited<ReturnType<F>>[]> => this.map(f, ...seqs);
     return Object.assign(run, { map: run });
   }
@@ -198,10 +247,17 @@ export class DirectView<S extends boolean = boolean> extends View {
     return { route: { kind: "direct", engine }, ...extra };
   }
 
-  private send<T>(call: ApplyContent["call"], args: readonly unknown[], label: string, finish?: (v: unknown[]) => T): AsyncResult<T> {
+  private send<T>(
+    call: ApplyContent["call"],
+    args: readonly unknown[],
+    label: string,
+    finish?: (v: unknown[]) => T,
+  ): AsyncResult<T> {
     const { ids, scalar } = this.client.targetIds(this.targets);
     const packed = packApply(call, args); // once, whatever the number of targets
-    const tasks = ids.map((id) => this.client.submit("apply_request", packed.content, this.meta(id), packed.buffers, id));
+    const tasks = ids.map((id) =>
+      this.client.submit("apply_request", packed.content, this.meta(id), packed.buffers, id),
+    );
     return new AsyncResult<T>(this, tasks, { scalar, label, ...(finish ? { finish } : {}) });
   }
 
@@ -227,11 +283,15 @@ export interface LoadBalancedOptions {
 }
 
 export class LoadBalancedView extends View {
-  constructor(client: ViewHost, readonly flags: LoadBalancedOptions = {}) {
+  constructor(
+    client: ViewHost,
+    readonly flags: LoadBalancedOptions = {},
+  ) {
     super(client);
     for (const k of ["retries", "timeout", "timeLimit"] as const) {
       const v = flags[k];
-      if (v !== undefined && !(typeof v === "number" && v >= 0)) throw new RangeError(`${k} must be a non-negative number; got ${String(v)}`);
+      if (v !== undefined && !(typeof v === "number" && v >= 0))
+        throw new RangeError(`${k} must be a non-negative number; got ${String(v)}`);
     }
   }
 
@@ -257,7 +317,10 @@ export class LoadBalancedView extends View {
     const meta = this.meta();
     const tasks: SubmittedTask[] = [];
     for (let a = 0; a < n; a += chunksize) {
-      const packed = packApply(call, seqs.map((s) => s.slice(a, a + chunksize)));
+      const packed = packApply(
+        call,
+        seqs.map((s) => s.slice(a, a + chunksize)),
+      );
       tasks.push(this.client.submit("apply_request", packed.content, meta, packed.buffers, undefined));
     }
     return new AsyncResult(this, tasks, { chunked: true, ordered: opts.ordered ?? true, label: f.name || "map" });

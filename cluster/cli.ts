@@ -16,7 +16,9 @@ export async function main(argv: string[]): Promise<void> {
     case "list":
       return list();
     default:
-      throw new TsParallelError(`unknown cluster command ${JSON.stringify(sub ?? "")}: use \`tsparallel cluster start|stop|list\``);
+      throw new TsParallelError(
+        `unknown cluster command ${JSON.stringify(sub ?? "")}: use \`tsparallel cluster start|stop|list\``,
+      );
   }
 }
 
@@ -35,19 +37,28 @@ async function start(argv: string[]): Promise<void> {
     },
   });
   const n = values.n === undefined ? undefined : Number(values.n);
-  if (n !== undefined && !(Number.isInteger(n) && n >= 0)) throw new RangeError(`-n must be a whole number of engines; got ${values.n}`);
+  if (n !== undefined && !(Number.isInteger(n) && n >= 0))
+    throw new RangeError(`-n must be a whole number of engines; got ${values.n}`);
   const t0 = Date.now();
   const cluster = await Cluster.start({
-    ...(n !== undefined ? { n } : {}), profile: values.profile, detached: values.daemon, restartEngines: values["restart-engines"], timeout: Number(values.timeout),
+    ...(n !== undefined ? { n } : {}),
+    profile: values.profile,
+    detached: values.daemon,
+    restartEngines: values["restart-engines"],
+    timeout: Number(values.timeout),
     ...(values.heartbeat ? { heartbeatPeriod: Number(values.heartbeat) } : {}),
     controllerArgs: [...(values.ip ? ["--ip", values.ip] : []), ...(values.curve ? ["--curve"] : [])],
   });
   const ids = cluster.client.ids;
-  console.log(`Cluster "${values.profile}" started: controller pid ${cluster.pid}, ${ids.length} engines registered [${ids.join(", ")}] in ${((Date.now() - t0) / 1000).toFixed(2)} s`);
+  console.log(
+    `Cluster "${values.profile}" started: controller pid ${cluster.pid}, ${ids.length} engines registered [${ids.join(", ")}] in ${((Date.now() - t0) / 1000).toFixed(2)} s`,
+  );
   console.log(`Connection file: ${connectionFile("client", values.profile)}`);
   if (values.daemon) {
     cluster.client.close();
-    console.log(`Running in the background; stop it with \`tsparallel cluster stop${values.profile === "default" ? "" : ` --profile ${values.profile}`}\``);
+    console.log(
+      `Running in the background; stop it with \`tsparallel cluster stop${values.profile === "default" ? "" : ` --profile ${values.profile}`}\``,
+    );
     return;
   }
   console.log("Press Ctrl-C to stop the cluster.");
@@ -109,5 +120,11 @@ async function list(): Promise<void> {
     return;
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  for (const r of rows) console.log(r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd());
+  for (const r of rows)
+    console.log(
+      r
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join("  ")
+        .trimEnd(),
+    );
 }

@@ -33,7 +33,6 @@ export interface ClusterOptions {
   logFile?: string;
 }
 
-
 export class Cluster {
   private constructor(
     readonly profile: string,
@@ -57,14 +56,30 @@ export class Cluster {
     const clientFile = connectionFile("client", profile);
     const existing = recordedControllerPid(clientFile);
     if (existing !== undefined && existing !== process.pid && isAlive(existing)) {
-      throw new TsParallelError(`a cluster is already running for profile "${profile}" (controller pid ${existing}); stop it with \`tsparallel cluster stop --profile ${profile}\` or use another profile`);
+      throw new TsParallelError(
+        `a cluster is already running for profile "${profile}" (controller pid ${existing}); stop it with \`tsparallel cluster stop --profile ${profile}\` or use another profile`,
+      );
     }
     const logFile = opts.logFile ?? path.join(path.dirname(path.dirname(clientFile)), "log", "controller.log");
     fs.mkdirSync(path.dirname(logFile), { recursive: true });
     const log = fs.openSync(logFile, "a");
-    const args = [...nodeFlags(), CLI_PATH, "controller", "--profile", profile, "--engines", String(n), ...(opts.restartEngines ? ["--restart-engines"] : []),
-      ...(opts.heartbeatPeriod ? ["--heartbeat", String(opts.heartbeatPeriod)] : []), ...(opts.controllerArgs ?? [])];
-    const child = spawn(process.execPath, args, { cwd: opts.cwd ?? process.cwd(), stdio: ["ignore", log, log], detached: true });
+    const args = [
+      ...nodeFlags(),
+      CLI_PATH,
+      "controller",
+      "--profile",
+      profile,
+      "--engines",
+      String(n),
+      ...(opts.restartEngines ? ["--restart-engines"] : []),
+      ...(opts.heartbeatPeriod ? ["--heartbeat", String(opts.heartbeatPeriod)] : []),
+      ...(opts.controllerArgs ?? []),
+    ];
+    const child = spawn(process.execPath, args, {
+      cwd: opts.cwd ?? process.cwd(),
+      stdio: ["ignore", log, log],
+      detached: true,
+    });
     fs.closeSync(log);
     const kill = (): void => {
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
@@ -73,11 +88,19 @@ export class Cluster {
     else child.unref();
     try {
       const deadline = Date.now() + timeout;
-      await waitFor(() => recordedControllerPid(clientFile) === child.pid, child, deadline, opts.signal, () => `the controller did not write ${clientFile} within ${timeout} ms; see ${logFile}`);
+      await waitFor(
+        () => recordedControllerPid(clientFile) === child.pid,
+        child,
+        deadline,
+        opts.signal,
+        () => `the controller did not write ${clientFile} within ${timeout} ms; see ${logFile}`,
+      );
       const client = await Client.connect({ profile, timeout: Math.max(1000, deadline - Date.now()) });
       await Promise.race([
         client.waitForEngines(n, { timeout: Math.max(1, deadline - Date.now()) }),
-        exited(child).then(() => Promise.reject(new TsParallelError(`the controller exited during start-up; see ${logFile}`))),
+        exited(child).then(() =>
+          Promise.reject(new TsParallelError(`the controller exited during start-up; see ${logFile}`)),
+        ),
       ]);
       return new Cluster(profile, child, client, kill);
     } catch (e) {
@@ -106,14 +129,25 @@ export class Cluster {
 }
 
 function exited(child: ChildProcess): Promise<void> {
-  return child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((r) => child.once("exit", () => r()));
+  return child.exitCode !== null || child.signalCode !== null
+    ? Promise.resolve()
+    : new Promise((r) => child.once("exit", () => r()));
 }
 
 /** Polls `ready` until the deadline, failing early if `child` exits or `signal` aborts. */
-async function waitFor(ready: () => boolean, child: ChildProcess, deadline: number, signal: AbortSignal | undefined, message: () => string): Promise<void> {
+async function waitFor(
+  ready: () => boolean,
+  child: ChildProcess,
+  deadline: number,
+  signal: AbortSignal | undefined,
+  message: () => string,
+): Promise<void> {
   while (!ready()) {
     if (signal?.aborted) throw new TsParallelError("cluster start aborted", { cause: signal.reason });
-    if (child.exitCode !== null || child.signalCode !== null) throw new TsParallelError(`the controller exited (${child.exitCode ?? child.signalCode}) before it was ready; ${message().replace(/^.*; /, "")}`);
+    if (child.exitCode !== null || child.signalCode !== null)
+      throw new TsParallelError(
+        `the controller exited (${child.exitCode ?? child.signalCode}) before it was ready; ${message().replace(/^.*; /, "")}`,
+      );
     if (Date.now() > deadline) throw new TimeoutError(message());
     await new Promise((r) => setTimeout(r, 25));
   }

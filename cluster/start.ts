@@ -17,24 +17,44 @@ import { TsParallelError } from "../protocol/errors";
 const JUPYTER_CANDIDATES = ["/usr/bin/jupyter", "jupyter"];
 
 export async function main(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, strict: true, options: { engines: { type: "string", short: "n" }, port: { type: "string" }, dir: { type: "string" } } });
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: { engines: { type: "string", short: "n" }, port: { type: "string" }, dir: { type: "string" } },
+  });
   const jupyter = findJupyter();
   const dir = path.resolve(values.dir ?? path.join(PACKAGE_ROOT, "notebooks"));
 
   const spec = path.join(kernelsDir({ user: true }), "tsparallel", "kernel.json");
-  if (!fs.existsSync(spec) || !fs.readFileSync(spec, "utf8").includes(path.join(PACKAGE_ROOT, "dist"))) console.log(`Installed the kernelspec in ${install({ user: true })}`);
+  if (!fs.existsSync(spec) || !fs.readFileSync(spec, "utf8").includes(path.join(PACKAGE_ROOT, "dist")))
+    console.log(`Installed the kernelspec in ${install({ user: true })}`);
 
-  const cluster = await startOrReuseCluster(values.engines ? Number(values.engines) : Math.max(2, os.availableParallelism()));
-  const args = ["notebook", "--no-browser", "--ip=127.0.0.1", `--port=${values.port ?? "8888"}`, `--notebook-dir=${dir}`, ...(process.getuid?.() === 0 ? ["--allow-root"] : [])];
+  const cluster = await startOrReuseCluster(
+    values.engines ? Number(values.engines) : Math.max(2, os.availableParallelism()),
+  );
+  const args = [
+    "notebook",
+    "--no-browser",
+    "--ip=127.0.0.1",
+    `--port=${values.port ?? "8888"}`,
+    `--notebook-dir=${dir}`,
+    ...(process.getuid?.() === 0 ? ["--allow-root"] : []),
+  ];
   // Its own process group: the terminal's Ctrl-C reaches only us, and we stop Jupyter with SIGTERM
   // (a SIGINT would make it ask "Shutdown this notebook server (y/[n])?").
-  const server = spawn(jupyter, args, { stdio: ["ignore", "pipe", "pipe"], detached: true, env: { ...process.env, PYDEVD_DISABLE_FILE_VALIDATION: "1" } });
+  const server = spawn(jupyter, args, {
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+    env: { ...process.env, PYDEVD_DISABLE_FILE_VALIDATION: "1" },
+  });
   let printed = false;
   const watch = (chunk: Buffer): void => {
     const url = /(http:\/\/127\.0\.0\.1:\d+\/\S*token=\w+)/.exec(chunk.toString())?.[1];
     if (url && !printed) {
       printed = true;
-      console.log(`Jupyter Notebook is at ${url}\nOpen a notebook, pick the kernel "TypeScript (tsparallel)"; Ctrl-C here stops Jupyter${cluster ? " and the cluster" : ""}.`);
+      console.log(
+        `Jupyter Notebook is at ${url}\nOpen a notebook, pick the kernel "TypeScript (tsparallel)"; Ctrl-C here stops Jupyter${cluster ? " and the cluster" : ""}.`,
+      );
     }
   };
   server.stdout!.on("data", watch);
@@ -53,7 +73,10 @@ export async function main(argv: string[]): Promise<void> {
   process.on("SIGINT", () => void stop(0));
   process.on("SIGTERM", () => void stop(0));
   server.on("exit", (code) => {
-    if (!printed) console.error(`tsparallel: Jupyter Notebook exited (code ${code}) before it started; is port ${values.port ?? "8888"} taken? Try --port 8899`);
+    if (!printed)
+      console.error(
+        `tsparallel: Jupyter Notebook exited (code ${code}) before it started; is port ${values.port ?? "8888"} taken? Try --port 8899`,
+      );
     void stop(code ?? 1);
   });
 }
@@ -62,7 +85,9 @@ function findJupyter(): string {
   for (const candidate of JUPYTER_CANDIDATES) {
     if (candidate.includes("/") ? fs.existsSync(candidate) : whichSync(candidate)) return candidate;
   }
-  throw new TsParallelError("Jupyter Notebook is not installed: on Debian run `sudo apt-get install jupyter-notebook`, then `npm start` again");
+  throw new TsParallelError(
+    "Jupyter Notebook is not installed: on Debian run `sudo apt-get install jupyter-notebook`, then `npm start` again",
+  );
 }
 
 function whichSync(cmd: string): boolean {

@@ -68,7 +68,12 @@ export class Supervisor {
   async stop(graceMs = 3000): Promise<void> {
     this.stopping = true;
     const all = [...this.children.values()];
-    const exited = all.map((c) => new Promise<void>((resolve) => (c.exitCode !== null || c.signalCode !== null ? resolve() : c.once("exit", () => resolve()))));
+    const exited = all.map(
+      (c) =>
+        new Promise<void>((resolve) =>
+          c.exitCode !== null || c.signalCode !== null ? resolve() : c.once("exit", () => resolve()),
+        ),
+    );
     for (const c of all) c.kill("SIGTERM");
     const timer = setTimeout(() => all.forEach((c) => c.kill("SIGKILL")), graceMs);
     await Promise.all(exited);

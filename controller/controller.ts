@@ -58,38 +58,43 @@ export class Controller {
     const clientsOut = new Outbox(this.clients);
     const enginesOut = new Outbox(this.engines);
     const notifyOut = new Outbox(this.notification);
-    this.hub = new Hub(this.session, {
-      toClient: (f) => clientsOut.send(f),
-      toEngine: (f) => enginesOut.send(f),
-      notify: (f) => notifyOut.send(f),
-      signal: (engine, sig) => {
-        if (engine.hostname !== os.hostname()) return false;
-        try {
-          process.kill(engine.pid, sig);
-          return true;
-        } catch {
-          return false;
-        }
+    this.hub = new Hub(
+      this.session,
+      {
+        toClient: (f) => clientsOut.send(f),
+        toEngine: (f) => enginesOut.send(f),
+        notify: (f) => notifyOut.send(f),
+        signal: (engine, sig) => {
+          if (engine.hostname !== os.hostname()) return false;
+          try {
+            process.kill(engine.pid, sig);
+            return true;
+          } catch {
+            return false;
+          }
+        },
+        restart: (id) => {
+          const e = this.hub.registry.get(id);
+          return !!e && !!this.supervisor?.restart(e.pid);
+        },
+        shutdown: () => void this.close(),
+        log: this.log,
       },
-      restart: (id) => {
-        const e = this.hub.registry.get(id);
-        return !!e && !!this.supervisor?.restart(e.pid);
+      {
+        scheme: opts.scheme ?? "leastload",
+        hwm: opts.hwm ?? 32,
+        heartbeatPeriod: opts.heartbeatPeriod ?? 1000,
+        heartbeatMisses: opts.heartbeatMisses ?? 5,
       },
-      shutdown: () => void this.close(),
-      log: this.log,
-    }, {
-      scheme: opts.scheme ?? "leastload",
-      hwm: opts.hwm ?? 32,
-      heartbeatPeriod: opts.heartbeatPeriod ?? 1000,
-      heartbeatMisses: opts.heartbeatMisses ?? 5,
-    });
+    );
     this.done = new Promise((r) => (this.resolveDone = r));
   }
 
   async start(): Promise<ConnectionInfo> {
     const { profile, ip = "127.0.0.1" } = this.opts;
     const previous = this.previous;
-    const secret: ControllerSecret = (this.opts.reuse ? tryReadJson<ControllerSecret>(connectionFile("controller", profile)) : undefined) ?? {};
+    const secret: ControllerSecret =
+      (this.opts.reuse ? tryReadJson<ControllerSecret>(connectionFile("controller", profile)) : undefined) ?? {};
     if (this.opts.curve && !secret.curve) secret.curve = zmq.curveKeyPair();
     const curve = this.opts.curve || previous?.curve_serverkey ? secret.curve : undefined;
     const host = ip.includes(":") ? `[${ip}]` : ip;
@@ -108,8 +113,14 @@ export class Controller {
     };
     const connectIp = ip === "0.0.0.0" || ip === "*" ? guessAddress() : ip === "::" ? "::1" : ip;
     this.info = {
-      transport: "tcp", ip: connectIp, ports, key: this.session.key, signature_scheme: "hmac-sha256",
-      ...(curve ? { curve_serverkey: curve.publicKey } : {}), controller_pid: process.pid, location: os.hostname(),
+      transport: "tcp",
+      ip: connectIp,
+      ports,
+      key: this.session.key,
+      signature_scheme: "hmac-sha256",
+      ...(curve ? { curve_serverkey: curve.publicKey } : {}),
+      controller_pid: process.pid,
+      location: os.hostname(),
     };
     writeSecret(connectionFile("controller", profile), secret);
     writeSecret(connectionFile("engine", profile), this.info);

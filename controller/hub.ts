@@ -12,7 +12,14 @@ import * as os from "node:os";
 import { Session } from "../protocol/session";
 import { type Envelope, detachEnvelope } from "../protocol/wire";
 import {
-  type AnyMessage, type ContentOf, type EngineDescription, type Header, type MessageOf, type Route, isMsg, parentId,
+  type AnyMessage,
+  type ContentOf,
+  type EngineDescription,
+  type Header,
+  type MessageOf,
+  type Route,
+  isMsg,
+  parentId,
 } from "../protocol/messages";
 import { isAlive } from "../protocol/connection";
 import { isRoute } from "../protocol/validate";
@@ -76,18 +83,36 @@ export class Hub {
     // Session.parse has checked each request's shape (protocol/validate.ts); the guards narrow.
     if (isMsg(msg, "apply_request") || isMsg(msg, "execute_request")) return this.submit(msg, env, client);
     if (isMsg(msg, "connection_request")) {
-      return this.reply(msg, "connection_reply", { status: "ok", engines: this.engineList(), controller: this.session.id, heartbeat_period: this.options.heartbeatPeriod });
+      return this.reply(msg, "connection_reply", {
+        status: "ok",
+        engines: this.engineList(),
+        controller: this.session.id,
+        heartbeat_period: this.options.heartbeatPeriod,
+      });
     }
     if (isMsg(msg, "queue_request")) return this.reply(msg, "queue_reply", this.queueStatus(msg.content.targets));
     if (isMsg(msg, "signal_request")) return this.signal(msg);
     if (isMsg(msg, "restart_request")) return this.restartEngines(msg);
-    if (isMsg(msg, "task_abort_request")) return this.reply(msg, "task_abort_reply", { status: "ok", aborted: this.abort(msg.content.msg_ids) });
+    if (isMsg(msg, "task_abort_request"))
+      return this.reply(msg, "task_abort_reply", { status: "ok", aborted: this.abort(msg.content.msg_ids) });
     if (isMsg(msg, "shutdown_request")) return this.shutdown(msg);
     if (isMsg(msg, "stats_request")) {
       const mem = process.memoryUsage();
-      return this.reply(msg, "stats_reply", { status: "ok", rss: mem.rss, heap: mem.heapUsed, external: mem.external, records: this.records.size, dropped: { ...this.session.dropped } });
+      return this.reply(msg, "stats_reply", {
+        status: "ok",
+        rss: mem.rss,
+        heap: mem.heapUsed,
+        external: mem.external,
+        records: this.records.size,
+        dropped: { ...this.session.dropped },
+      });
     }
-    return this.reply(msg, "hub_error", { status: "error", ename: "ValueError", evalue: `the controller does not handle ${msg.header.msg_type} from clients`, traceback: [] });
+    return this.reply(msg, "hub_error", {
+      status: "error",
+      ename: "ValueError",
+      evalue: `the controller does not handle ${msg.header.msg_type} from clients`,
+      traceback: [],
+    });
   }
 
   private submit(msg: MessageOf<"apply_request" | "execute_request">, env: Envelope, client: Buffer): void {
@@ -95,8 +120,17 @@ export class Hub {
     const record: TaskRecord = {
       // A copy: the received frame is a view into ZeroMQ's receive chunk (8 KB or more, shared by
       // every message decoded from it), which a kept record would pin, unseen by V8's GC.
-      msgId: msg.header.msg_id, msgType: msg.header.msg_type, client: Buffer.from(client), route, state: "pending", engineId: undefined,
-      submitted: Date.now(), stdout: "", stderr: "", envelope: route.kind === "task" ? detachEnvelope(env) : env, retriesLeft: route.kind === "task" ? (route.retries ?? 0) : 0,
+      msgId: msg.header.msg_id,
+      msgType: msg.header.msg_type,
+      client: Buffer.from(client),
+      route,
+      state: "pending",
+      engineId: undefined,
+      submitted: Date.now(),
+      stdout: "",
+      stderr: "",
+      envelope: route.kind === "task" ? detachEnvelope(env) : env,
+      retriesLeft: route.kind === "task" ? (route.retries ?? 0) : 0,
       blacklist: new Set(),
     };
     record.header = msg.header;
@@ -104,7 +138,11 @@ export class Hub {
     if (route.kind === "direct") {
       const engine = this.registry.get(route.engine);
       if (!engine) {
-        this.failTask(record, "EngineError", `engine ${route.engine} is not registered (registered: [${this.registry.ids().join(", ")}])`);
+        this.failTask(
+          record,
+          "EngineError",
+          `engine ${route.engine} is not registered (registered: [${this.registry.ids().join(", ")}])`,
+        );
         return;
       }
       record.envelope = undefined; // direct tasks are never resubmitted
@@ -169,11 +207,20 @@ export class Hub {
     const uuid = identity.toString("latin1");
     let engine = this.registry.getByUuid(uuid);
     if (!engine) {
-      engine = this.registry.add({ uuid, identity: Buffer.from(identity), pid: c.pid, hostname: c.hostname, cwd: c.cwd }, c.requested_id);
+      engine = this.registry.add(
+        { uuid, identity: Buffer.from(identity), pid: c.pid, hostname: c.hostname, cwd: c.cwd },
+        c.requested_id,
+      );
       this.ports.log(`engine ${engine.id} registered (pid ${engine.pid} on ${engine.hostname})`);
       this.publish("registration_notification", this.registry.describe(engine));
     }
-    this.replyTo(identity, msg.header, "registration_reply", { status: "ok", id: engine.id, heartbeat_period: this.options.heartbeatPeriod, controller: this.session.id }, true);
+    this.replyTo(
+      identity,
+      msg.header,
+      "registration_reply",
+      { status: "ok", id: engine.id, heartbeat_period: this.options.heartbeatPeriod, controller: this.session.id },
+      true,
+    );
     this.scheduler.schedule();
   }
 
@@ -189,7 +236,8 @@ export class Hub {
     record.started = typeof started === "string" ? started : undefined;
     record.completed = typeof completed === "string" ? completed : msg.header.date;
     const ran = Date.parse(record.completed) - Date.parse(record.started ?? record.completed);
-    if (Number.isFinite(ran)) engine.avgTaskMs = engine.avgTaskMs === undefined ? ran : engine.avgTaskMs * 0.8 + ran * 0.2;
+    if (Number.isFinite(ran))
+      engine.avgTaskMs = engine.avgTaskMs === undefined ? ran : engine.avgTaskMs * 0.8 + ran * 0.2;
     const status = isMsg(msg, "apply_reply") || isMsg(msg, "execute_reply") ? msg.content.status : "error";
     this.records.finish(record, status === "ok" ? "done" : status === "aborted" ? "aborted" : "failed");
     this.ports.toClient(Session.forward([record.client], env));
@@ -211,7 +259,13 @@ export class Hub {
     if (this.askedToRegister.size > 10_000) this.askedToRegister.clear();
     this.askedToRegister.set(uuid, now);
     const identity = Buffer.from(uuid, "latin1");
-    this.ports.toEngine(this.session.encode("reregistration_request", { reason: "this controller does not know the engine" }, { identities: [identity] }).frames);
+    this.ports.toEngine(
+      this.session.encode(
+        "reregistration_request",
+        { reason: "this controller does not know the engine" },
+        { identities: [identity] },
+      ).frames,
+    );
   }
 
   checkEngines(): void {
@@ -240,7 +294,11 @@ export class Hub {
         this.scheduler.resubmit(record);
         return;
       }
-      this.failTask(record, "EngineError", `Engine ${id} died ${running ? "while running" : "before running"} task ${msgId} (${reason})`);
+      this.failTask(
+        record,
+        "EngineError",
+        `Engine ${id} died ${running ? "while running" : "before running"} task ${msgId} (${reason})`,
+      );
     });
     this.scheduler.schedule();
   }
@@ -256,7 +314,12 @@ export class Hub {
     const engines: ContentOf<"queue_reply">["engines"] = {};
     for (const e of this.registry.all()) {
       if (targets && !targets.includes(e.id)) continue;
-      engines[String(e.id)] = { queue: e.queue.length, completed: e.completed, tasks: e.lbLoad, running: e.queue[0] ?? null };
+      engines[String(e.id)] = {
+        queue: e.queue.length,
+        completed: e.completed,
+        tasks: e.lbLoad,
+        running: e.queue[0] ?? null,
+      };
     }
     return { status: "ok", engines, unassigned: this.scheduler.unassigned };
   }
@@ -268,17 +331,34 @@ export class Hub {
   private signal(msg: MessageOf<"signal_request">): void {
     const { targets, signal } = msg.content;
     const bad = this.unknownTargets(targets);
-    if (bad.length > 0) return this.reply(msg, "signal_reply", { status: "error", ename: "EngineError", evalue: `no engine with id ${bad.join(", ")}`, traceback: [] });
+    if (bad.length > 0)
+      return this.reply(msg, "signal_reply", {
+        status: "error",
+        ename: "EngineError",
+        evalue: `no engine with id ${bad.join(", ")}`,
+        traceback: [],
+      });
     const signalled = targets.filter((t) => this.ports.signal(this.registry.get(t)!, signal as NodeJS.Signals));
     this.reply(msg, "signal_reply", { status: "ok", signalled });
   }
 
   private restartEngines(msg: MessageOf<"restart_request">): void {
     const bad = this.unknownTargets(msg.content.targets);
-    if (bad.length > 0) return this.reply(msg, "restart_reply", { status: "error", ename: "EngineError", evalue: `no engine with id ${bad.join(", ")}`, traceback: [] });
+    if (bad.length > 0)
+      return this.reply(msg, "restart_reply", {
+        status: "error",
+        ename: "EngineError",
+        evalue: `no engine with id ${bad.join(", ")}`,
+        traceback: [],
+      });
     const notOurs = msg.content.targets.filter((t) => !this.ports.restart(t));
     if (notOurs.length > 0) {
-      return this.reply(msg, "restart_reply", { status: "error", ename: "EngineError", evalue: `engine(s) ${notOurs.join(", ")} were not started by this controller; restart them where they run`, traceback: [] });
+      return this.reply(msg, "restart_reply", {
+        status: "error",
+        ename: "EngineError",
+        evalue: `engine(s) ${notOurs.join(", ")} were not started by this controller; restart them where they run`,
+        traceback: [],
+      });
     }
     this.reply(msg, "restart_reply", { status: "ok", restarted: msg.content.targets });
   }
@@ -303,7 +383,9 @@ export class Hub {
     }
     for (const [engineId, ids] of perEngine) {
       const engine = this.registry.get(engineId)!;
-      this.ports.toEngine(this.session.encode("abort_request", { msg_ids: ids }, { identities: [engine.identity] }).frames);
+      this.ports.toEngine(
+        this.session.encode("abort_request", { msg_ids: ids }, { identities: [engine.identity] }).frames,
+      );
     }
     return aborted;
   }
@@ -312,7 +394,10 @@ export class Hub {
     const targets = msg.content.targets ?? this.registry.ids();
     for (const id of targets) {
       const e = this.registry.get(id);
-      if (e) this.ports.toEngine(this.session.encode("shutdown_request", { restart: false }, { identities: [e.identity] }).frames);
+      if (e)
+        this.ports.toEngine(
+          this.session.encode("shutdown_request", { restart: false }, { identities: [e.identity] }).frames,
+        );
     }
     this.reply(msg, "shutdown_reply", { status: "ok", restart: false });
     if (msg.content.hub) this.ports.shutdown();
@@ -330,26 +415,48 @@ export class Hub {
     const frames = this.session.encode(replyType, content, {
       identities: [record.client],
       parent: record.header,
-      metadata: { engineId: record.engineId ?? null, started: record.started ?? null, completed: now, status: state === "aborted" ? "aborted" : "error" },
+      metadata: {
+        engineId: record.engineId ?? null,
+        started: record.started ?? null,
+        completed: now,
+        status: state === "aborted" ? "aborted" : "error",
+      },
     }).frames;
     this.records.finish(record, state);
     this.ports.toClient(frames);
     this.scheduler.dependencyFinished();
   }
 
-  private reply<T extends "connection_reply" | "queue_reply" | "signal_reply" | "restart_reply" | "task_abort_reply" | "shutdown_reply" | "stats_reply" | "hub_error">(
-    to: AnyMessage, type: T, content: ContentOf<T>,
-  ): void {
+  private reply<
+    T extends
+      | "connection_reply"
+      | "queue_reply"
+      | "signal_reply"
+      | "restart_reply"
+      | "task_abort_reply"
+      | "shutdown_reply"
+      | "stats_reply"
+      | "hub_error",
+  >(to: AnyMessage, type: T, content: ContentOf<T>): void {
     this.replyTo(to.identities[0]!, to.header, type, content, false);
   }
 
-  private replyTo<T extends keyof import("../protocol/messages").ContentMap>(identity: Buffer, parent: Header, type: T, content: ContentOf<T>, toEngine: boolean): void {
+  private replyTo<T extends keyof import("../protocol/messages").ContentMap>(
+    identity: Buffer,
+    parent: Header,
+    type: T,
+    content: ContentOf<T>,
+    toEngine: boolean,
+  ): void {
     const frames = this.session.encode(type, content, { identities: [identity], parent }).frames;
     if (toEngine) this.ports.toEngine(frames);
     else this.ports.toClient(frames);
   }
 
-  private publish<T extends "registration_notification" | "unregistration_notification" | "controller_heartbeat">(type: T, content: ContentOf<T>): void {
+  private publish<T extends "registration_notification" | "unregistration_notification" | "controller_heartbeat">(
+    type: T,
+    content: ContentOf<T>,
+  ): void {
     this.ports.notify(this.session.encode(type, content).frames);
   }
 

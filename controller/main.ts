@@ -18,15 +18,23 @@ export async function main(argv: string[]): Promise<void> {
       reuse: { type: "boolean", default: false },
     },
   });
-  if (!isSchemeName(values.scheme)) throw new RangeError(`unknown --scheme ${values.scheme}: use leastload, lru, twobin, plainrandom or weighted`);
+  if (!isSchemeName(values.scheme))
+    throw new RangeError(`unknown --scheme ${values.scheme}: use leastload, lru, twobin, plainrandom or weighted`);
   const num = (name: string, v: string, min: number): number => {
     const n = Number(v);
     if (!Number.isFinite(n) || n < min) throw new RangeError(`--${name} must be a number ≥ ${min}; got ${v}`);
     return n;
   };
   const controller = new Controller({
-    profile: values.profile, ip: values.ip, engines: num("engines", values.engines, 0), restartEngines: values["restart-engines"],
-    heartbeatPeriod: num("heartbeat", values.heartbeat, 10), scheme: values.scheme, hwm: num("hwm", values.hwm, 1), curve: values.curve, reuse: values.reuse,
+    profile: values.profile,
+    ip: values.ip,
+    engines: num("engines", values.engines, 0),
+    restartEngines: values["restart-engines"],
+    heartbeatPeriod: num("heartbeat", values.heartbeat, 10),
+    scheme: values.scheme,
+    hwm: num("hwm", values.hwm, 1),
+    curve: values.curve,
+    reuse: values.reuse,
   });
   const stop = (): void => void controller.close();
   process.on("SIGTERM", stop);

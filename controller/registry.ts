@@ -47,7 +47,13 @@ export class Registry {
    * A new id, or the requested one when it is free (an engine re-registering with a restarted
    * controller keeps its id, as ipyparallel honours requested ids).
    */
-  add(desc: Omit<EngineEntry, "id" | "registeredAt" | "lastBeat" | "queue" | "lbLoad" | "completed" | "avgTaskMs" | "lastAssigned">, requestedId?: number): EngineEntry {
+  add(
+    desc: Omit<
+      EngineEntry,
+      "id" | "registeredAt" | "lastBeat" | "queue" | "lbLoad" | "completed" | "avgTaskMs" | "lastAssigned"
+    >,
+    requestedId?: number,
+  ): EngineEntry {
     let id: number;
     if (requestedId !== undefined && Number.isInteger(requestedId) && requestedId >= 0 && !this.byId.has(requestedId)) {
       id = requestedId;
@@ -56,7 +62,17 @@ export class Registry {
       id = this.nextId++;
     }
     const now = Date.now();
-    const entry: EngineEntry = { ...desc, id, registeredAt: now, lastBeat: now, queue: [], lbLoad: 0, completed: 0, avgTaskMs: undefined, lastAssigned: 0 };
+    const entry: EngineEntry = {
+      ...desc,
+      id,
+      registeredAt: now,
+      lastBeat: now,
+      queue: [],
+      lbLoad: 0,
+      completed: 0,
+      avgTaskMs: undefined,
+      lastAssigned: 0,
+    };
     this.byId.set(id, entry);
     this.byUuid.set(entry.uuid, entry);
     return entry;

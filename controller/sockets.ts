@@ -31,13 +31,22 @@ export function serverSocket<T extends zmq.Router | zmq.Publisher>(socket: T, cu
 }
 
 /** Client and engine ROUTERs: decode, count drops, hand to the hub. */
-export function routeLoop(socket: zmq.Router, session: Session, handle: (msg: NonNullable<ReturnType<Session["parse"]>>, env: NonNullable<ReturnType<Session["open"]>>) => void, log: (l: string) => void): Promise<void> {
-  return receiveLoop(socket, (frames) => {
-    const env = session.open(frames);
-    if (!env) return;
-    const msg = session.parse(env);
-    if (msg) handle(msg, env);
-  }, (e) => log(`receive error: ${String(e)}`));
+export function routeLoop(
+  socket: zmq.Router,
+  session: Session,
+  handle: (msg: NonNullable<ReturnType<Session["parse"]>>, env: NonNullable<ReturnType<Session["open"]>>) => void,
+  log: (l: string) => void,
+): Promise<void> {
+  return receiveLoop(
+    socket,
+    (frames) => {
+      const env = session.open(frames);
+      if (!env) return;
+      const msg = session.parse(env);
+      if (msg) handle(msg, env);
+    },
+    (e) => log(`receive error: ${String(e)}`),
+  );
 }
 
 /**
@@ -51,17 +60,28 @@ export class HeartbeatRole {
   private seq = 0;
   private readonly lastSeq = new Map<string, number>();
 
-  constructor(private readonly pingSocket: zmq.Publisher, private readonly pongSocket: zmq.Router, key: string, private readonly hub: Hub) {
+  constructor(
+    private readonly pingSocket: zmq.Publisher,
+    private readonly pongSocket: zmq.Router,
+    key: string,
+    private readonly hub: Hub,
+  ) {
     this.signer = new Signer(key);
   }
 
   start(log: (l: string) => void): Promise<void> {
-    return receiveLoop(this.pongSocket, (frames) => this.onPong(frames), (e) => log(`heartbeat error: ${String(e)}`));
+    return receiveLoop(
+      this.pongSocket,
+      (frames) => this.onPong(frames),
+      (e) => log(`heartbeat error: ${String(e)}`),
+    );
   }
 
   ping(): void {
     this.seq++;
-    this.pingSocket.send(encodePing(this.signer, { controller: this.hub.session.id, seq: this.seq })).catch(() => undefined);
+    this.pingSocket
+      .send(encodePing(this.signer, { controller: this.hub.session.id, seq: this.seq }))
+      .catch(() => undefined);
     // Echoes older than the window are refused anyway: forget the uuids that sent none since.
     for (const [uuid, seq] of this.lastSeq) if (seq < this.oldestAccepted()) this.lastSeq.delete(uuid);
   }

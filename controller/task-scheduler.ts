@@ -91,7 +91,13 @@ export class TaskScheduler {
         continue;
       }
       candidates.sort((a, b) => a.lastAssigned - b.lastAssigned);
-      const engine = candidates[this.scheme(candidates.map((e) => e.lbLoad), this.random)] ?? candidates[0]!;
+      const engine =
+        candidates[
+          this.scheme(
+            candidates.map((e) => e.lbLoad),
+            this.random,
+          )
+        ] ?? candidates[0]!;
       engine.lastAssigned = ++this.stamp;
       if (task.timer) clearTimeout(task.timer);
       this.host.dispatch(task, engine);
@@ -128,7 +134,11 @@ export class TaskScheduler {
       const dep = this.host.lookup(id);
       if (!dep || dep.state === "failed" || dep.state === "aborted") {
         this.waiting.delete(task);
-        this.host.fail(task, "ImpossibleDependency", `dependency ${id} ${dep ? dep.state : "is unknown"}, so this task cannot run`);
+        this.host.fail(
+          task,
+          "ImpossibleDependency",
+          `dependency ${id} ${dep ? dep.state : "is unknown"}, so this task cannot run`,
+        );
         return;
       }
       if (dep.state !== "done") met = false;

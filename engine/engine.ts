@@ -12,7 +12,14 @@ import * as zmq from "zeromq";
 import { Session } from "../protocol/session";
 import { type CurveClientKeys, Outbox, curveClientKeys, receiveLoop, withCurve } from "../protocol/socket";
 import { type ConnectionInfo, endpoint } from "../protocol/connection";
-import { type AnyMessage, type Header, type MessageOf, type MsgType, type ContentOf, isMsg } from "../protocol/messages";
+import {
+  type AnyMessage,
+  type Header,
+  type MessageOf,
+  type MsgType,
+  type ContentOf,
+  isMsg,
+} from "../protocol/messages";
 import { Executor } from "./executor";
 import { TaskQueue } from "./tasks";
 import { onSigint } from "./sigint";
@@ -26,7 +33,6 @@ export interface EngineOptions {
   cwd?: string;
   log?: (line: string) => void;
 }
-
 
 export class Engine {
   readonly uuid = randomUUID();
@@ -47,7 +53,10 @@ export class Engine {
   /** This engine's CURVE keys, shared by its sockets, when the controller encrypts. */
   private readonly curveKeys: CurveClientKeys | undefined;
 
-  constructor(private readonly info: ConnectionInfo, private readonly opts: EngineOptions = {}) {
+  constructor(
+    private readonly info: ConnectionInfo,
+    private readonly opts: EngineOptions = {},
+  ) {
     this.log = opts.log ?? ((l) => process.stderr.write(`[engine ${this.id ?? "?"}] ${l}\n`));
     this.session = new Session(info.key, `engine`);
     this.curveKeys = curveClientKeys(info.curve_serverkey);
@@ -59,7 +68,11 @@ export class Engine {
       display: (parent, data, metadata, displayId, update) =>
         update && displayId
           ? this.send("update_display_data", { data, metadata, transient: { display_id: displayId } }, parent)
-          : this.send("display_data", { data, metadata, ...(displayId ? { transient: { display_id: displayId } } : {}) }, parent),
+          : this.send(
+              "display_data",
+              { data, metadata, ...(displayId ? { transient: { display_id: displayId } } : {}) },
+              parent,
+            ),
     });
     this.executor = new Executor(opts.cwd ?? process.cwd(), { display: makeDisplay(this.capture) });
     this.tasks = new TaskQueue(this.executor, this.capture, {
@@ -75,7 +88,11 @@ export class Engine {
       if (!this.executor.interrupt()) this.log("SIGINT while idle: ignored");
     });
     this.socket.connect(endpoint(this.info, this.info.ports.engines));
-    void receiveLoop(this.socket, (frames) => this.onFrames(frames), (e) => this.log(`receive error: ${String(e)}`));
+    void receiveLoop(
+      this.socket,
+      (frames) => this.onFrames(frames),
+      (e) => this.log(`receive error: ${String(e)}`),
+    );
     await this.register();
   }
 
@@ -86,7 +103,10 @@ export class Engine {
       while (!this.closed) {
         const reply = this.pendingRegistration();
         this.send("registration_request", {
-          uuid: this.uuid, pid: process.pid, hostname: os.hostname(), cwd: this.executor.cwd,
+          uuid: this.uuid,
+          pid: process.pid,
+          hostname: os.hostname(),
+          cwd: this.executor.cwd,
           ...(this.id !== undefined ? { requested_id: this.id } : {}),
         });
         const got = await Promise.race([reply, delay(1000).then(() => undefined)]);
@@ -102,9 +122,12 @@ export class Engine {
           this.startHeart(got.content.heartbeat_period);
           return;
         }
-        if (got && got.content.status === "error") throw new TsParallelError(`registration refused: ${got.content.evalue}`);
+        if (got && got.content.status === "error")
+          throw new TsParallelError(`registration refused: ${got.content.evalue}`);
         if (Date.now() > deadline) {
-          throw new TsParallelError(`no controller answered at ${endpoint(this.info, this.info.ports.engines)} within ${this.opts.controllerTimeout ?? 30_000} ms; is the cluster running?`);
+          throw new TsParallelError(
+            `no controller answered at ${endpoint(this.info, this.info.ports.engines)} within ${this.opts.controllerTimeout ?? 30_000} ms; is the cluster running?`,
+          );
         }
       }
     })().finally(() => (this.registering = undefined));
@@ -118,12 +141,24 @@ export class Engine {
 
   private startHeart(period: number): void {
     if (this.heart) return;
-    this.heart = new Heart({
-      pingEndpoint: endpoint(this.info, this.info.ports.ping), pongEndpoint: endpoint(this.info, this.info.ports.heartbeat), uuid: this.uuid,
-      ...(this.curveKeys ? { curve: this.curveKeys } : {}),
-    }, this.log);
+    this.heart = new Heart(
+      {
+        pingEndpoint: endpoint(this.info, this.info.ports.ping),
+        pongEndpoint: endpoint(this.info, this.info.ports.heartbeat),
+        uuid: this.uuid,
+        ...(this.curveKeys ? { curve: this.curveKeys } : {}),
+      },
+      this.log,
+    );
     this.heart.start();
-    this.watch = new ControllerWatch(endpoint(this.info, this.info.ports.ping), this.info.key, this.curveKeys, period, 5, (e) => this.onController(e));
+    this.watch = new ControllerWatch(
+      endpoint(this.info, this.info.ports.ping),
+      this.info.key,
+      this.curveKeys,
+      period,
+      5,
+      (e) => this.onController(e),
+    );
   }
 
   private async stopHeart(): Promise<void> {
@@ -163,7 +198,8 @@ export class Engine {
 
   private handle(msg: AnyMessage): void {
     if (isMsg(msg, "registration_reply")) return this.waitingRegistration?.(msg);
-    if (isMsg(msg, "reregistration_request")) return this.registering ? undefined : this.registerAgain(msg.content.reason);
+    if (isMsg(msg, "reregistration_request"))
+      return this.registering ? undefined : this.registerAgain(msg.content.reason);
     if (isMsg(msg, "execute_request") || isMsg(msg, "apply_request")) {
       return this.tasks.push(msg);
     }
@@ -178,10 +214,21 @@ export class Engine {
     }
   }
 
-  private send<T extends MsgType>(type: T, content: ContentOf<T>, parent?: Header, metadata?: Record<string, unknown>, buffers?: Buffer[]): void {
-    this.outbox.send(this.session.encode(type, content, { ...(parent ? { parent } : {}), metadata: metadata ?? { engine: this.uuid }, ...(buffers ? { buffers } : {}) }).frames);
+  private send<T extends MsgType>(
+    type: T,
+    content: ContentOf<T>,
+    parent?: Header,
+    metadata?: Record<string, unknown>,
+    buffers?: Buffer[],
+  ): void {
+    this.outbox.send(
+      this.session.encode(type, content, {
+        ...(parent ? { parent } : {}),
+        metadata: metadata ?? { engine: this.uuid },
+        ...(buffers ? { buffers } : {}),
+      }).frames,
+    );
   }
-
 
   async close(): Promise<void> {
     if (this.closed) return;

@@ -44,7 +44,11 @@ export type Start = () => unknown;
 export type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
 function isThenable(v: unknown): v is PromiseLike<unknown> {
-  return (typeof v === "object" || typeof v === "function") && v !== null && typeof (v as { then?: unknown }).then === "function";
+  return (
+    (typeof v === "object" || typeof v === "function") &&
+    v !== null &&
+    typeof (v as { then?: unknown }).then === "function"
+  );
 }
 
 const CALL = Symbol.for("tsparallel.call");
@@ -56,7 +60,10 @@ export class Executor {
   private readonly functionCache = new Map<string, Function>();
   private interruptCurrent: ((e: Error) => void) | undefined;
 
-  constructor(readonly cwd: string, globals: Record<string, unknown>) {
+  constructor(
+    readonly cwd: string,
+    globals: Record<string, unknown>,
+  ) {
     const g = globalThis as Record<string, unknown>;
     g.require = createRequire(path.join(cwd, "__engine__.js"));
     // tslab compiles references to earlier cells' names as `exports.x`: on an engine those
@@ -78,7 +85,10 @@ export class Executor {
   async execute(code: string, opts: RunOptions): Promise<unknown> {
     const n = ++this.executionCount;
     const filename = `<cell-${n}>`;
-    const result = await this.guard(opts, () => vm.runInThisContext(code, this.vmOptions(filename, opts)) as Promise<{ value: unknown } | undefined>);
+    const result = await this.guard(
+      opts,
+      () => vm.runInThisContext(code, this.vmOptions(filename, opts)) as Promise<{ value: unknown } | undefined>,
+    );
     return result?.value;
   }
 
@@ -104,7 +114,12 @@ export class Executor {
    * Stops after a start that returns a promise (the next task must wait for it) or once
    * `budgetMs` has passed. `unfinished` is that promise, or the interrupt that stopped the call.
    */
-  startAll(starts: readonly Start[], opts: RunOptions, budgetMs: number, done: (index: number, outcome: Outcome) => void): { reached: number; unfinished?: Outcome } {
+  startAll(
+    starts: readonly Start[],
+    opts: RunOptions,
+    budgetMs: number,
+    done: (index: number, outcome: Outcome) => void,
+  ): { reached: number; unfinished?: Outcome } {
     let reached = 0;
     let unfinished: Outcome | undefined;
     (globalThis as Record<symbol, unknown>)[CALL] = () => {
@@ -148,7 +163,11 @@ export class Executor {
       return vm.runInThisContext(`(${expr})`, { filename: "<reference>" });
     } catch (e) {
       if (e instanceof ReferenceError) {
-        throw new TaskError("ReferenceError", `${e.message} on this engine; push it first (view.push({ ... })) or define it with execute / %px`, [`ReferenceError: ${e.message}`]);
+        throw new TaskError(
+          "ReferenceError",
+          `${e.message} on this engine; push it first (view.push({ ... })) or define it with execute / %px`,
+          [`ReferenceError: ${e.message}`],
+        );
       }
       throw e;
     }
@@ -204,7 +223,8 @@ export class Executor {
   taskError(e: unknown, opts: RunOptions): TaskError {
     if (e instanceof TaskError) return e;
     const code = (e as NodeJS.ErrnoException | null)?.code;
-    if (code === "ERR_SCRIPT_EXECUTION_INTERRUPTED") return new TaskError("KeyboardInterrupt", "interrupted by SIGINT", ["KeyboardInterrupt: interrupted by SIGINT"]);
+    if (code === "ERR_SCRIPT_EXECUTION_INTERRUPTED")
+      return new TaskError("KeyboardInterrupt", "interrupted by SIGINT", ["KeyboardInterrupt: interrupted by SIGINT"]);
     if (code === "ERR_SCRIPT_EXECUTION_TIMEOUT") return timeLimitError(opts.timeLimit ?? 0);
     if (!(e instanceof Error)) return new TaskError("Error", String(e), [`Uncaught ${String(e)}`]);
     const ename = e.name || "Error";
@@ -222,7 +242,9 @@ function timeLimitError(ms: number): TaskError {
  * sender's source map, and the offending TypeScript line quoted.
  */
 export function traceback(e: Error, opts: RunOptions): string[] {
-  const map = opts.sourceMap ? new SourceMap(JSON.parse(opts.sourceMap) as ConstructorParameters<typeof SourceMap>[0]) : undefined;
+  const map = opts.sourceMap
+    ? new SourceMap(JSON.parse(opts.sourceMap) as ConstructorParameters<typeof SourceMap>[0])
+    : undefined;
   const sourceLines = opts.source?.split("\n");
   const lines = (e.stack ?? "").split("\n");
   const out = [`${e.name}: ${e.message}`];
@@ -237,7 +259,10 @@ export function traceback(e: Error, opts: RunOptions): string[] {
       const entry = map.findEntry(Number(l) - 1, Number(c) - 1) as { originalLine?: number; originalColumn?: number };
       if (entry.originalLine === undefined) return all;
       const tsLine = entry.originalLine + 1;
-      excerpt ??= sourceLines?.[entry.originalLine] !== undefined ? `  ${tsLine} | ${sourceLines[entry.originalLine]!.trimEnd()}` : undefined;
+      excerpt ??=
+        sourceLines?.[entry.originalLine] !== undefined
+          ? `  ${tsLine} | ${sourceLines[entry.originalLine]!.trimEnd()}`
+          : undefined;
       return `${file}:${tsLine}:${(entry.originalColumn ?? 0) + 1}`;
     });
     out.push(mapped);

@@ -26,11 +26,17 @@ export class Heart {
   private running: Promise<void> = Promise.resolve();
   private stopped = false;
 
-  constructor(private readonly cfg: HeartConfig, private readonly log: (line: string) => void) {}
+  constructor(
+    private readonly cfg: HeartConfig,
+    private readonly log: (line: string) => void,
+  ) {}
 
   start(): void {
     const sub = withCurve(new zmq.Subscriber({ linger: 0, receiveHighWaterMark: 4 }), this.cfg.curve);
-    const dealer = withCurve(new zmq.Dealer({ routingId: this.cfg.uuid, linger: 0, sendHighWaterMark: 2 }), this.cfg.curve);
+    const dealer = withCurve(
+      new zmq.Dealer({ routingId: this.cfg.uuid, linger: 0, sendHighWaterMark: 2 }),
+      this.cfg.curve,
+    );
     sub.subscribe();
     sub.connect(this.cfg.pingEndpoint);
     dealer.connect(this.cfg.pongEndpoint);
@@ -69,17 +75,28 @@ export class ControllerWatch {
   private reportedSilent = false;
   private readonly timer: NodeJS.Timeout;
 
-  constructor(endpoint: string, key: string, curve: CurveClientKeys | undefined, period: number, misses: number, onEvent: (e: ControllerEvent) => void) {
+  constructor(
+    endpoint: string,
+    key: string,
+    curve: CurveClientKeys | undefined,
+    period: number,
+    misses: number,
+    onEvent: (e: ControllerEvent) => void,
+  ) {
     this.signer = new Signer(key);
     withCurve(this.socket, curve).subscribe();
     this.socket.connect(endpoint);
-    void receiveLoop(this.socket, ([frame]) => {
-      const ping = frame && parsePing(this.signer, frame);
-      if (!ping || typeof ping === "string") return; // not from a controller holding our key
-      this.lastPing = Date.now();
-      this.reportedSilent = false;
-      onEvent({ type: "ping", controller: ping.controller });
-    }, () => undefined);
+    void receiveLoop(
+      this.socket,
+      ([frame]) => {
+        const ping = frame && parsePing(this.signer, frame);
+        if (!ping || typeof ping === "string") return; // not from a controller holding our key
+        this.lastPing = Date.now();
+        this.reportedSilent = false;
+        onEvent({ type: "ping", controller: ping.controller });
+      },
+      () => undefined,
+    );
     let lastTick = Date.now();
     this.timer = setInterval(() => {
       const now = Date.now();

@@ -17,7 +17,10 @@ export async function main(argv: string[]): Promise<void> {
   // keeps as many for fs, zlib and crypto as plain Node has (read when the pool first starts).
   process.env.UV_THREADPOOL_SIZE = String((Number(process.env.UV_THREADPOOL_SIZE) || 4) + 1);
   const info = readConnectionFile(values.file ?? connectionFile("engine", values.profile));
-  const engine = new Engine(info, { controllerTimeout: Number(values.timeout), ...(values.cwd ? { cwd: values.cwd } : {}) });
+  const engine = new Engine(info, {
+    controllerTimeout: Number(values.timeout),
+    ...(values.cwd ? { cwd: values.cwd } : {}),
+  });
   process.on("SIGTERM", () => void engine.close().then(() => process.exit(0)));
   await engine.start();
 }

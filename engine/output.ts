@@ -13,7 +13,13 @@ import type { Header, MimeBundle } from "../protocol/messages";
 
 export interface OutputSink {
   stream(parent: Header, name: "stdout" | "stderr", text: string): void;
-  display(parent: Header, data: MimeBundle, metadata: Record<string, unknown>, displayId?: string, update?: boolean): void;
+  display(
+    parent: Header,
+    data: MimeBundle,
+    metadata: Record<string, unknown>,
+    displayId?: string,
+    update?: boolean,
+  ): void;
 }
 
 interface TaskContext {
@@ -89,9 +95,12 @@ export class OutputCapture {
 
 /** A rich-display helper installed as the engine global `display` (and `display.html`, …). */
 export function makeDisplay(capture: OutputCapture) {
-  const show = (value: unknown): void => capture.display(typeof value === "string" ? { "text/plain": value } : mimeBundle(value));
-  const typed = (mime: string, transform: (v: unknown) => unknown = (v) => v) => (v: unknown) =>
-    capture.display({ [mime]: transform(v), "text/plain": `<${mime}>` });
+  const show = (value: unknown): void =>
+    capture.display(typeof value === "string" ? { "text/plain": value } : mimeBundle(value));
+  const typed =
+    (mime: string, transform: (v: unknown) => unknown = (v) => v) =>
+    (v: unknown) =>
+      capture.display({ [mime]: transform(v), "text/plain": `<${mime}>` });
   return Object.assign(show, {
     html: typed("text/html"),
     markdown: typed("text/markdown"),

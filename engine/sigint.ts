@@ -38,7 +38,12 @@ function contextifyWatchdog(): SigintWatchdog | undefined {
   try {
     const binding = (process as unknown as { binding(name: string): Partial<SigintWatchdog> }).binding("contextify");
     const { startSigintWatchdog, stopSigintWatchdog, watchdogHasPendingSigint } = binding;
-    if (typeof startSigintWatchdog !== "function" || typeof stopSigintWatchdog !== "function" || typeof watchdogHasPendingSigint !== "function") return undefined;
+    if (
+      typeof startSigintWatchdog !== "function" ||
+      typeof stopSigintWatchdog !== "function" ||
+      typeof watchdogHasPendingSigint !== "function"
+    )
+      return undefined;
     return binding as SigintWatchdog;
   } catch {
     return undefined;

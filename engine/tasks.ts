@@ -18,7 +18,13 @@ import type { OutputCapture } from "./output";
 export type Task = MessageOf<"execute_request"> | MessageOf<"apply_request">;
 
 export interface TaskReplies {
-  send<T extends MsgType>(type: T, content: ContentOf<T>, parent: Header, metadata?: Record<string, unknown>, buffers?: Buffer[]): void;
+  send<T extends MsgType>(
+    type: T,
+    content: ContentOf<T>,
+    parent: Header,
+    metadata?: Record<string, unknown>,
+    buffers?: Buffer[],
+  ): void;
   identity(): { engineId: number; uuid: string };
   /** More messages are waiting on the socket, unread. */
   unread(): boolean;
@@ -47,7 +53,11 @@ export class TaskQueue {
    */
   private unpolled = false;
 
-  constructor(private readonly executor: Executor, private readonly capture: OutputCapture, private readonly replies: TaskReplies) {}
+  constructor(
+    private readonly executor: Executor,
+    private readonly capture: OutputCapture,
+    private readonly replies: TaskReplies,
+  ) {}
 
   push(task: Task): void {
     this.queue.push(task);
@@ -109,7 +119,13 @@ export class TaskQueue {
     for (const task of tasks) {
       if (this.wasAborted(task)) continue;
       const call = task.content.call;
-      const entry: StartedApply = { task, start: () => undefined, filename: `<apply:${call.name || "anonymous"}>`, started: "", replied: false };
+      const entry: StartedApply = {
+        task,
+        start: () => undefined,
+        filename: `<apply:${call.name || "anonymous"}>`,
+        started: "",
+        replied: false,
+      };
       try {
         entry.start = this.executor.prepareApply(call, task.buffers);
         runnable.push(entry);
@@ -119,15 +135,20 @@ export class TaskQueue {
     }
     if (runnable.length === 0) return;
     const opts = runOptions(runnable.length === 1 ? runnable[0]!.task : undefined);
-    const { reached, unfinished } = this.executor.startAll(runnable.map((r) => () => {
-      r.started = new Date().toISOString();
-      return this.capture.run(r.task.header, r.start);
-    }), opts, BATCH_MS, (i, outcome) => {
-      const r = runnable[i]!;
-      if (outcome.ok) this.replyApply(r, outcome.value);
-      else this.fail(r.task, this.executor.taskError(outcome.error, opts), r.started);
-      r.replied = true;
-    });
+    const { reached, unfinished } = this.executor.startAll(
+      runnable.map((r) => () => {
+        r.started = new Date().toISOString();
+        return this.capture.run(r.task.header, r.start);
+      }),
+      opts,
+      BATCH_MS,
+      (i, outcome) => {
+        const r = runnable[i]!;
+        if (outcome.ok) this.replyApply(r, outcome.value);
+        else this.fail(r.task, this.executor.taskError(outcome.error, opts), r.started);
+        r.replied = true;
+      },
+    );
     // Tasks the batch did not reach go back to the front, in order.
     this.queue.unshift(...runnable.slice(reached).map((r) => r.task));
     const last = runnable[reached - 1];
@@ -145,7 +166,11 @@ export class TaskQueue {
       buffers = serialize(value, "result");
     } catch (e) {
       if (!(e instanceof UnserializableError)) throw e;
-      return this.fail(r.task, new TaskError("UnserializableError", e.message, [`UnserializableError: ${e.message}`]), r.started);
+      return this.fail(
+        r.task,
+        new TaskError("UnserializableError", e.message, [`UnserializableError: ${e.message}`]),
+        r.started,
+      );
     }
     this.capture.flush();
     this.replies.send("apply_reply", { status: "ok" }, r.task.header, this.replyMeta(r.started), buffers);
@@ -155,13 +180,24 @@ export class TaskQueue {
     const started = new Date().toISOString();
     if (this.wasAborted(task)) return;
     try {
-      const value = await this.capture.run(task.header, () => this.executor.execute(task.content.code, runOptions(task)));
+      const value = await this.capture.run(task.header, () =>
+        this.executor.execute(task.content.code, runOptions(task)),
+      );
       const count = this.executor.executionCount;
       this.capture.flush();
       if (value !== undefined && !task.content.silent) {
-        this.replies.send("execute_result", { execution_count: count, data: mimeBundle(value), metadata: {} }, task.header);
+        this.replies.send(
+          "execute_result",
+          { execution_count: count, data: mimeBundle(value), metadata: {} },
+          task.header,
+        );
       }
-      this.replies.send("execute_reply", { status: "ok", execution_count: count, user_expressions: {} }, task.header, this.replyMeta(started));
+      this.replies.send(
+        "execute_reply",
+        { status: "ok", execution_count: count, user_expressions: {} },
+        task.header,
+        this.replyMeta(started),
+      );
     } catch (e) {
       this.fail(task, e, started);
     }
@@ -169,20 +205,47 @@ export class TaskQueue {
 
   private wasAborted(task: Task): boolean {
     if (!this.aborted.delete(task.header.msg_id)) return false;
-    this.fail(task, TaskError.library("TaskAborted", `task ${task.header.msg_id} was aborted before it started`), new Date().toISOString());
+    this.fail(
+      task,
+      TaskError.library("TaskAborted", `task ${task.header.msg_id} was aborted before it started`),
+      new Date().toISOString(),
+    );
     return true;
   }
 
   private fail(task: Task, e: unknown, started: string): void {
     this.capture.flush();
-    const err = e instanceof TaskError ? e : new TaskError((e as Error)?.name ?? "Error", (e as Error)?.message ?? String(e), [util.inspect(e)]);
+    const err =
+      e instanceof TaskError
+        ? e
+        : new TaskError((e as Error)?.name ?? "Error", (e as Error)?.message ?? String(e), [util.inspect(e)]);
     const { engineId, uuid } = this.replies.identity();
     const execute = isMsg(task as AnyMessage, "execute_request");
-    const engineInfo = { engine_id: engineId, engine_uuid: uuid, method: execute ? ("execute" as const) : ("apply" as const) };
-    const content = { status: "error" as const, ename: err.ename, evalue: err.message, traceback: err.traceback, engine_info: engineInfo, ...(err.origin ? { origin: err.origin } : {}) };
+    const engineInfo = {
+      engine_id: engineId,
+      engine_uuid: uuid,
+      method: execute ? ("execute" as const) : ("apply" as const),
+    };
+    const content = {
+      status: "error" as const,
+      ename: err.ename,
+      evalue: err.message,
+      traceback: err.traceback,
+      engine_info: engineInfo,
+      ...(err.origin ? { origin: err.origin } : {}),
+    };
     if (execute) {
-      this.replies.send("error", { ename: err.ename, evalue: err.message, traceback: err.traceback, engine_info: engineInfo }, task.header);
-      this.replies.send("execute_reply", { ...content, execution_count: this.executor.executionCount }, task.header, this.replyMeta(started));
+      this.replies.send(
+        "error",
+        { ename: err.ename, evalue: err.message, traceback: err.traceback, engine_info: engineInfo },
+        task.header,
+      );
+      this.replies.send(
+        "execute_reply",
+        { ...content, execution_count: this.executor.executionCount },
+        task.header,
+        this.replyMeta(started),
+      );
     } else {
       this.replies.send("apply_reply", content, task.header, this.replyMeta(started));
     }

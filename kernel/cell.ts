@@ -17,7 +17,15 @@ export function splitCell(code: string): Segment[] {
   const cell = CELL_MAGIC.exec(code);
   if (cell) {
     const head = cell[0];
-    return [{ kind: "cell-magic", name: cell[1]!, args: cell[2]!.trim(), body: code.slice(head.length), bodyLine: head.endsWith("\n") ? 2 : 1 }];
+    return [
+      {
+        kind: "cell-magic",
+        name: cell[1]!,
+        args: cell[2]!.trim(),
+        body: code.slice(head.length),
+        bodyLine: head.endsWith("\n") ? 2 : 1,
+      },
+    ];
   }
   const segments: Segment[] = [];
   let local: string[] = [];

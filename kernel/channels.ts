@@ -33,7 +33,9 @@ export function readKernelConnection(file: string): KernelConnection {
   try {
     text = fs.readFileSync(file, "utf8");
   } catch (e) {
-    throw new TsParallelError(`cannot read the kernel connection file ${file}: ${(e as Error).message} (Jupyter passes it as --config-path {connection_file})`);
+    throw new TsParallelError(
+      `cannot read the kernel connection file ${file}: ${(e as Error).message} (Jupyter passes it as --config-path {connection_file})`,
+    );
   }
   const c = JSON.parse(text) as Partial<KernelConnection>;
   for (const k of ["ip", "shell_port", "iopub_port", "stdin_port", "control_port", "hb_port"] as const) {
@@ -57,14 +59,18 @@ export class KernelChannels {
   private readonly hb = new zmq.Reply({ linger: 0 });
   private readonly out: Record<Channel | "iopub", Outbox>;
 
-  private constructor(conn: KernelConnection, private readonly log: (line: string) => void) {
+  private constructor(
+    conn: KernelConnection,
+    private readonly log: (line: string) => void,
+  ) {
     this.session = new Session(conn.key, "kernel");
     this.out = { shell: new Outbox(this.shell), control: new Outbox(this.control), iopub: new Outbox(this.iopub) };
   }
 
   static async bind(conn: KernelConnection, log: (line: string) => void): Promise<KernelChannels> {
     const ch = new KernelChannels(conn, log);
-    const addr = (port: number): string => (conn.transport === "ipc" ? `ipc://${conn.ip}-${port}` : `tcp://${conn.ip}:${port}`);
+    const addr = (port: number): string =>
+      conn.transport === "ipc" ? `ipc://${conn.ip}-${port}` : `tcp://${conn.ip}:${port}`;
     await Promise.all([
       ch.shell.bind(addr(conn.shell_port)),
       ch.control.bind(addr(conn.control_port)),
@@ -81,13 +87,25 @@ export class KernelChannels {
    */
   serve(onRequest: (req: Request) => void): void {
     for (const channel of ["shell", "control"] as const) {
-      void receiveLoop(this[channel], (frames) => {
-        const msg = this.session.decode(frames);
-        if (msg) onRequest(Object.assign(msg, { channel }));
-      }, (e) => this.log(`${channel} receive error: ${String(e)}`));
+      void receiveLoop(
+        this[channel],
+        (frames) => {
+          const msg = this.session.decode(frames);
+          if (msg) onRequest(Object.assign(msg, { channel }));
+        },
+        (e) => this.log(`${channel} receive error: ${String(e)}`),
+      );
     }
-    void receiveLoop(this.hb, (frames) => this.hb.send(frames), (e) => this.log(`heartbeat error: ${String(e)}`));
-    void receiveLoop(this.stdin, () => undefined, () => undefined);
+    void receiveLoop(
+      this.hb,
+      (frames) => this.hb.send(frames),
+      (e) => this.log(`heartbeat error: ${String(e)}`),
+    );
+    void receiveLoop(
+      this.stdin,
+      () => undefined,
+      () => undefined,
+    );
   }
 
   reply<T extends MsgType>(req: Request, type: T, content: ContentOf<T>, metadata: Record<string, unknown> = {}): void {
@@ -96,8 +114,17 @@ export class KernelChannels {
   }
 
   /** An iopub message; the topic frame is the msg_type, as ipykernel's `kernel.<id>.<type>` serves only filtering. */
-  publish<T extends MsgType>(parent: Message, type: T, content: ContentOf<T>, metadata: Record<string, unknown> = {}): void {
-    const { frames } = this.session.encode(type, content, { parent: parent.header, identities: [Buffer.from(`kernel.${type}`)], metadata });
+  publish<T extends MsgType>(
+    parent: Message,
+    type: T,
+    content: ContentOf<T>,
+    metadata: Record<string, unknown> = {},
+  ): void {
+    const { frames } = this.session.encode(type, content, {
+      parent: parent.header,
+      identities: [Buffer.from(`kernel.${type}`)],
+      metadata,
+    });
     this.out.iopub.send(frames);
   }
 

@@ -26,7 +26,9 @@ export function kernelSpec(): Record<string, unknown> {
 export function kernelsDir(opts: { user?: boolean; prefix?: string; sysPrefix?: boolean }): string {
   if (opts.prefix) return path.join(path.resolve(opts.prefix), "share", "jupyter", "kernels");
   if (opts.sysPrefix) return path.join("/usr", "local", "share", "jupyter", "kernels");
-  const data = process.env.JUPYTER_DATA_DIR ?? path.join(process.env.XDG_DATA_HOME ?? path.join(os.homedir(), ".local", "share"), "jupyter");
+  const data =
+    process.env.JUPYTER_DATA_DIR ??
+    path.join(process.env.XDG_DATA_HOME ?? path.join(os.homedir(), ".local", "share"), "jupyter");
   return path.join(data, "kernels");
 }
 
@@ -38,9 +40,15 @@ export function install(opts: { user?: boolean; prefix?: string; sysPrefix?: boo
 }
 
 export async function main(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, strict: true, options: { user: { type: "boolean" }, prefix: { type: "string" }, "sys-prefix": { type: "boolean" } } });
-  if ([values.user, values.prefix, values["sys-prefix"]].filter(Boolean).length > 1) throw new TsParallelError("give one of --user, --prefix P or --sys-prefix");
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: { user: { type: "boolean" }, prefix: { type: "string" }, "sys-prefix": { type: "boolean" } },
+  });
+  if ([values.user, values.prefix, values["sys-prefix"]].filter(Boolean).length > 1)
+    throw new TsParallelError("give one of --user, --prefix P or --sys-prefix");
   const dir = install({ user: values.user, prefix: values.prefix, sysPrefix: values["sys-prefix"] });
   console.log(`Installed kernelspec ${KERNEL_NAME} ("TypeScript (tsparallel)") in ${dir}`);
-  if (values.prefix) console.log(`Jupyter finds it with JUPYTER_PATH=${path.join(path.resolve(values.prefix), "share", "jupyter")}`);
+  if (values.prefix)
+    console.log(`Jupyter finds it with JUPYTER_PATH=${path.join(path.resolve(values.prefix), "share", "jupyter")}`);
 }

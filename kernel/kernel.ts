@@ -102,11 +102,22 @@ export class Kernel {
         return this.execute(req);
       case "complete_request": {
         const r = this.shell.complete(String(c.code), Number(c.cursor_pos));
-        return this.channels.reply(req, "complete_reply", { status: "ok", matches: r.matches, cursor_start: r.start, cursor_end: r.end, metadata: {} });
+        return this.channels.reply(req, "complete_reply", {
+          status: "ok",
+          matches: r.matches,
+          cursor_start: r.start,
+          cursor_end: r.end,
+          metadata: {},
+        });
       }
       case "inspect_request": {
         const text = this.shell.inspect(String(c.code), Number(c.cursor_pos));
-        return this.channels.reply(req, "inspect_reply", { status: "ok", found: text !== undefined, data: text ? { "text/plain": text } : {}, metadata: {} });
+        return this.channels.reply(req, "inspect_reply", {
+          status: "ok",
+          found: text !== undefined,
+          data: text ? { "text/plain": text } : {},
+          metadata: {},
+        });
       }
       case "is_complete_request":
         return this.channels.reply(req, "is_complete_reply", this.shell.isComplete(String(c.code)));
@@ -160,7 +171,7 @@ export class Kernel {
   private async abortQueued(): Promise<void> {
     await new Promise((r) => setImmediate(r));
     await new Promise((r) => setTimeout(r, 0));
-    for (let i = 0; i < this.queue.length; ) {
+    for (let i = 0; i < this.queue.length;) {
       const req = this.queue[i]!;
       if (req.header.msg_type !== "execute_request") {
         i++;
@@ -178,9 +189,16 @@ export class Kernel {
     for (const name of ["stdout", "stderr"] as const) {
       const stream = process[name];
       const original = stream.write.bind(stream);
-      stream.write = ((chunk: string | Uint8Array, encoding?: BufferEncoding | ((e?: Error) => void), cb?: (e?: Error) => void): boolean => {
+      stream.write = ((
+        chunk: string | Uint8Array,
+        encoding?: BufferEncoding | ((e?: Error) => void),
+        cb?: (e?: Error) => void,
+      ): boolean => {
         const done = typeof encoding === "function" ? encoding : cb;
-        const text = typeof chunk === "string" ? chunk : Buffer.from(chunk).toString(typeof encoding === "string" ? encoding : "utf8");
+        const text =
+          typeof chunk === "string"
+            ? chunk
+            : Buffer.from(chunk).toString(typeof encoding === "string" ? encoding : "utf8");
         if (this.io) this.io.stream(name, text);
         else original(text);
         done?.();
@@ -202,7 +220,11 @@ class CellOutputs implements CellIO {
   private pending: { name: "stdout" | "stderr"; text: string } | undefined;
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly channels: KernelChannels, private readonly parent: Request, private readonly silent: boolean) {
+  constructor(
+    private readonly channels: KernelChannels,
+    private readonly parent: Request,
+    private readonly silent: boolean,
+  ) {
     this.cellId = (parent.header as Header).msg_id;
   }
 
@@ -217,7 +239,11 @@ class CellOutputs implements CellIO {
   display(data: MimeBundle, metadata: Record<string, unknown> = {}, displayId?: string): void {
     if (this.silent) return;
     this.flush();
-    this.channels.publish(this.parent, "display_data", { data, metadata, transient: displayId ? { display_id: displayId } : {} });
+    this.channels.publish(this.parent, "display_data", {
+      data,
+      metadata,
+      transient: displayId ? { display_id: displayId } : {},
+    });
   }
 
   update(displayId: string, data: MimeBundle, metadata: Record<string, unknown> = {}): void {

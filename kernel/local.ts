@@ -14,7 +14,6 @@ import { fixForTslab } from "./tslab-fixes";
 import type { CellError, CellOutcome } from "../magics/cell-io";
 import { TsParallelError } from "../protocol/errors";
 
-
 /**
  * tslab and its TypeScript load on first use (about 0.7 s of require), so that a kernel binds
  * its sockets and answers kernel_info before paying for them.
@@ -25,7 +24,10 @@ const tslab = {
   inspect: () => require("tslab/dist/inspect") as typeof import("tslab/dist/inspect"),
 };
 
-type TslabDisplay = (d: { data: Record<string, unknown>; metadata: Record<string, unknown>; transient?: { display_id?: string } }, update: boolean) => void;
+type TslabDisplay = (
+  d: { data: Record<string, unknown>; metadata: Record<string, unknown>; transient?: { display_id?: string } },
+  update: boolean,
+) => void;
 let tslabDisplay: TslabDisplay | undefined;
 
 /** Where `tslab.display.*` publishes; handed to tslab when it loads. */
@@ -40,7 +42,9 @@ const TSLAB_TYPESCRIPT = "@tslab/typescript-for-tslab";
  * `fixForTslab`. Typed with the project's TypeScript, whose API is a superset of what we call.
  */
 export function tslabTypeScript(): typeof TS & { sys: Parameters<typeof mountInTypeScript>[0] } {
-  return require(require.resolve(TSLAB_TYPESCRIPT, { paths: [require.resolve("tslab")] })) as ReturnType<typeof tslabTypeScript>;
+  return require(require.resolve(TSLAB_TYPESCRIPT, { paths: [require.resolve("tslab")] })) as ReturnType<
+    typeof tslabTypeScript
+  >;
 }
 
 /** Its version, from package.json: kernel_info must not load the compiler. */
@@ -57,7 +61,8 @@ export class LocalRunner {
     // tslab's compiler host reads through this module's `sys`: lend it what the folder lacks.
     mountInTypeScript(tslabTypeScript().sys, missingPackages(cwd));
     lendToRequire();
-    if (tslabDisplay) (require("tslab/dist/jupyter") as { lastWriteDisplayData: unknown }).lastWriteDisplayData = tslabDisplay;
+    if (tslabDisplay)
+      (require("tslab/dist/jupyter") as { lastWriteDisplayData: unknown }).lastWriteDisplayData = tslabDisplay;
     let node: Converter | undefined;
     const converters = {
       get node(): Converter {
@@ -115,13 +120,22 @@ export class LocalRunner {
 function toCellError(errors: unknown[][], lineShift: number): CellError {
   const diagnostics = errors.filter((a) => a.length > 1 && typeof a[0] === "string" && a[0].includes("%d:%d"));
   if (diagnostics.length > 0) {
-    const lines = diagnostics.map(([fmt, file, line, col, text]) => util.format(fmt, file, Number(line) + lineShift, col, flatten(text)));
+    const lines = diagnostics.map(([fmt, file, line, col, text]) =>
+      util.format(fmt, file, Number(line) + lineShift, col, flatten(text)),
+    );
     return { ename: "TSError", evalue: lines[0]!, traceback: lines };
   }
   const thrown = errors[0]?.[0];
   if (thrown instanceof Error) {
-    const interrupted = (thrown as { code?: string }).code === "ERR_SCRIPT_EXECUTION_INTERRUPTED" || thrown.message === "Interrupted asynchronously";
-    if (interrupted) return { ename: "KeyboardInterrupt", evalue: "interrupted", traceback: ["KeyboardInterrupt: the cell was interrupted"] };
+    const interrupted =
+      (thrown as { code?: string }).code === "ERR_SCRIPT_EXECUTION_INTERRUPTED" ||
+      thrown.message === "Interrupted asynchronously";
+    if (interrupted)
+      return {
+        ename: "KeyboardInterrupt",
+        evalue: "interrupted",
+        traceback: ["KeyboardInterrupt: the cell was interrupted"],
+      };
     return { ename: thrown.name, evalue: thrown.message, traceback: cleanStack(thrown) };
   }
   const text = errors.map((a) => util.format(...a)).join("\n") || "the cell failed";
@@ -139,5 +153,7 @@ function flatten(text: unknown): string {
 /** The user's frames only: the kernel's and tslab's own frames say nothing to them. */
 function cleanStack(e: Error): string[] {
   const lines = (e.stack ?? `${e.name}: ${e.message}`).split("\n");
-  return lines.filter((l, i) => i === 0 || !/node_modules[\\/]tslab|[\\/]dist[\\/]src[\\/]kernel[\\/]|node:internal|\(node:/.test(l));
+  return lines.filter(
+    (l, i) => i === 0 || !/node_modules[\\/]tslab|[\\/]dist[\\/]src[\\/]kernel[\\/]|node:internal|\(node:/.test(l),
+  );
 }

@@ -6,9 +6,16 @@ import { Shell } from "./shell";
 import { TsParallelError } from "../protocol/errors";
 
 export async function main(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { "config-path": { type: "string", short: "f" } }, strict: true });
+  const { values } = parseArgs({
+    args: argv,
+    options: { "config-path": { type: "string", short: "f" } },
+    strict: true,
+  });
   const file = values["config-path"];
-  if (!file) throw new TsParallelError("usage: tsparallel kernel --config-path FILE (Jupyter starts the kernel and passes its connection file; register it with `tsparallel install`)");
+  if (!file)
+    throw new TsParallelError(
+      "usage: tsparallel kernel --config-path FILE (Jupyter starts the kernel and passes its connection file; register it with `tsparallel install`)",
+    );
   const conn = readKernelConnection(file);
   // The kernel's own log goes to the real stderr (Jupyter's console); cell output goes to iopub.
   const stderr = process.stderr.write.bind(process.stderr);

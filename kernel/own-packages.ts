@@ -12,7 +12,6 @@ import Module from "node:module";
 import * as path from "node:path";
 import { PACKAGE_ROOT } from "../cluster/paths";
 
-
 interface TsSys {
   fileExists(p: string): boolean;
   readFile(p: string, encoding?: string): string | undefined;
@@ -40,7 +39,15 @@ export function mountInTypeScript(sys: TsSys, mounts: ReadonlyMap<string, string
       children.get(dir)!.add(path.basename(child));
     }
   }
-  const orig = { fileExists: sys.fileExists, readFile: sys.readFile, directoryExists: sys.directoryExists, getDirectories: sys.getDirectories, readDirectory: sys.readDirectory, realpath: sys.realpath, watchFile: sys.watchFile };
+  const orig = {
+    fileExists: sys.fileExists,
+    readFile: sys.readFile,
+    directoryExists: sys.directoryExists,
+    getDirectories: sys.getDirectories,
+    readDirectory: sys.readDirectory,
+    realpath: sys.realpath,
+    watchFile: sys.watchFile,
+  };
   sys.fileExists = (p) => orig.fileExists.call(sys, toReal(p));
   sys.readFile = (p, enc) => orig.readFile.call(sys, toReal(p), enc);
   sys.directoryExists = (p) => children.has(p) || orig.directoryExists.call(sys, toReal(p));
@@ -48,10 +55,11 @@ export function mountInTypeScript(sys: TsSys, mounts: ReadonlyMap<string, string
     const real = orig.directoryExists.call(sys, toReal(p)) ? orig.getDirectories.call(sys, toReal(p)) : [];
     return [...new Set([...real, ...(children.get(p) ?? [])])];
   };
-  sys.readDirectory = (p, ...rest) => orig.readDirectory.call(sys, toReal(p), ...rest).map((f) => {
-    const real = toReal(p);
-    return f.startsWith(real) ? p + f.slice(real.length) : f;
-  });
+  sys.readDirectory = (p, ...rest) =>
+    orig.readDirectory.call(sys, toReal(p), ...rest).map((f) => {
+      const real = toReal(p);
+      return f.startsWith(real) ? p + f.slice(real.length) : f;
+    });
   if (orig.realpath) sys.realpath = (p) => orig.realpath!.call(sys, toReal(p));
   if (orig.watchFile) sys.watchFile = (p, ...rest) => orig.watchFile!.call(sys, toReal(p), ...rest);
 }
@@ -60,7 +68,8 @@ export function mountInTypeScript(sys: TsSys, mounts: ReadonlyMap<string, string
 export function missingPackages(cwd: string): Map<string, string> {
   const mounts = new Map<string, string>();
   const lend = (name: string, real: string): void => {
-    if (!findUp(cwd, path.join("node_modules", name, "package.json"))) mounts.set(path.join(cwd, "node_modules", name), real);
+    if (!findUp(cwd, path.join("node_modules", name, "package.json")))
+      mounts.set(path.join(cwd, "node_modules", name), real);
   };
   lend("@types/node", path.dirname(require.resolve("@types/node/package.json")));
   // Also inside this package (its notebooks/): TypeScript's node10 lookup has no self-reference.

@@ -8,7 +8,6 @@ import { ParallelMagics } from "../magics/px";
 import { hasMagic, splitCell } from "./cell";
 import { LocalRunner } from "./local";
 
-
 export class Shell {
   readonly magics: ParallelMagics;
   private runner: LocalRunner | undefined;
@@ -32,7 +31,8 @@ export class Shell {
 
   async run(code: string, io: CellIO): Promise<CellOutcome> {
     const segments = splitCell(code);
-    const toggles = segments.length === 1 && segments[0]!.kind === "line-magic" && /^autopx(_\w+)?$/.test(segments[0]!.name);
+    const toggles =
+      segments.length === 1 && segments[0]!.kind === "line-magic" && /^autopx(_\w+)?$/.test(segments[0]!.name);
     if (this.magics.autopx !== undefined && !toggles) return this.magics.autoCell(code, io);
     if (!hasMagic(segments)) return this.runLocal(code, 1);
 
@@ -69,7 +69,9 @@ export class Shell {
   }
 
   isComplete(code: string): { status: "complete" | "incomplete"; indent?: string } {
-    return /^\s*%/.test(code) && !code.includes("\n") ? { status: "complete" } : this.local.isComplete(magicBody(code).body);
+    return /^\s*%/.test(code) && !code.includes("\n")
+      ? { status: "complete" }
+      : this.local.isComplete(magicBody(code).body);
   }
 
   private async runLocal(code: string, line: number): Promise<CellOutcome> {

@@ -21,7 +21,12 @@ import { DocumentRegistry } from "@jupyterlab/docregistry";
 import { RenderMimeRegistry, standardRendererFactories } from "@jupyterlab/rendermime";
 import { NotebookActions, NotebookModelFactory, NotebookPanel, NotebookWidgetFactory } from "@jupyterlab/notebook";
 import {
-  CodeMirrorEditorFactory, CodeMirrorMimeTypeService, EditorExtensionRegistry, EditorLanguageRegistry, EditorThemeRegistry, ybinding,
+  CodeMirrorEditorFactory,
+  CodeMirrorMimeTypeService,
+  EditorExtensionRegistry,
+  EditorLanguageRegistry,
+  EditorThemeRegistry,
+  ybinding,
 } from "@jupyterlab/codemirror";
 
 function editorServices() {
@@ -34,9 +39,17 @@ function editorServices() {
   // Cell text lives in the shared (Yjs) model: bind each editor to it, as Lab's own plugin does.
   extensions.addExtension({
     name: "shared-model-binding",
-    factory: (options) => EditorExtensionRegistry.createImmutableExtension(ybinding({ ytext: (options.model.sharedModel as unknown as { ysource: Parameters<typeof ybinding>[0]["ytext"] }).ysource })),
+    factory: (options) =>
+      EditorExtensionRegistry.createImmutableExtension(
+        ybinding({
+          ytext: (options.model.sharedModel as unknown as { ysource: Parameters<typeof ybinding>[0]["ytext"] }).ysource,
+        }),
+      ),
   });
-  return { factory: new CodeMirrorEditorFactory({ extensions, languages }), mimeTypeService: new CodeMirrorMimeTypeService(languages) };
+  return {
+    factory: new CodeMirrorEditorFactory({ extensions, languages }),
+    mimeTypeService: new CodeMirrorMimeTypeService(languages),
+  };
 }
 
 async function main(): Promise<void> {
@@ -51,12 +64,19 @@ async function main(): Promise<void> {
   const opened = new Signal<unknown, never>({});
   const docManager = new DocumentManager({ registry, manager, opener: { open: () => undefined, opened } as never });
   registry.addModelFactory(new NotebookModelFactory({}));
-  registry.addWidgetFactory(new NotebookWidgetFactory({
-    name: "Notebook", modelName: "notebook", fileTypes: ["notebook"], defaultFor: ["notebook"], preferKernel: true, canStartKernel: true,
-    rendermime: new RenderMimeRegistry({ initialFactories: standardRendererFactories }),
-    contentFactory: new NotebookPanel.ContentFactory({ editorFactory: editors.factory.newInlineEditor }),
-    mimeTypeService: editors.mimeTypeService,
-  }));
+  registry.addWidgetFactory(
+    new NotebookWidgetFactory({
+      name: "Notebook",
+      modelName: "notebook",
+      fileTypes: ["notebook"],
+      defaultFor: ["notebook"],
+      preferKernel: true,
+      canStartKernel: true,
+      rendermime: new RenderMimeRegistry({ initialFactories: standardRendererFactories }),
+      contentFactory: new NotebookPanel.ContentFactory({ editorFactory: editors.factory.newInlineEditor }),
+      mimeTypeService: editors.mimeTypeService,
+    }),
+  );
   const notebook = docManager.open(query.get("path") ?? "Untitled.ipynb") as NotebookPanel;
 
   const panel = new BoxPanel();
@@ -68,13 +88,19 @@ async function main(): Promise<void> {
 
   const commands = new CommandRegistry();
   document.addEventListener("keydown", (e) => commands.processKeydownEvent(e), true);
-  commands.addCommand("run-and-advance", { execute: () => NotebookActions.runAndAdvance(notebook.content, notebook.context.sessionContext) });
+  commands.addCommand("run-and-advance", {
+    execute: () => NotebookActions.runAndAdvance(notebook.content, notebook.context.sessionContext),
+  });
   commands.addKeyBinding({ selector: ".jp-Notebook", keys: ["Shift Enter"], command: "run-and-advance" });
   // The kernel's status on <body>, for people and for the browser test.
   notebook.context.sessionContext.statusChanged.connect((_, status) => (document.body.dataset.kernelStatus = status));
 }
 
-window.addEventListener("load", () => void main().catch((e: unknown) => {
-  document.body.dataset.error = String(e);
-  console.error(e);
-}));
+window.addEventListener(
+  "load",
+  () =>
+    void main().catch((e: unknown) => {
+      document.body.dataset.error = String(e);
+      console.error(e);
+    }),
+);

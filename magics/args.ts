@@ -34,7 +34,15 @@ export class UsageError extends TsParallelError {
   override readonly code = "ERR_USAGE";
 }
 
-export const DEFAULT_PX: PxOptions = { targets: undefined, block: true, stream: true, progressAfter: 2, verbose: false, groupBy: "type", signal: "SIGINT" };
+export const DEFAULT_PX: PxOptions = {
+  targets: undefined,
+  block: true,
+  stream: true,
+  progressAfter: 2,
+  verbose: false,
+  groupBy: "type",
+  signal: "SIGINT",
+};
 
 const EXEC = {
   targets: { type: "string", short: "t" },
@@ -57,15 +65,21 @@ const OUTPUT = {
 const CELL = { ...EXEC, ...OUTPUT, local: { type: "boolean" } } as const;
 
 const HELP: Record<string, string> = {
-  "%%px": "-t/--targets T, -b/--block, -a/--noblock, --local, --group-outputs engine|order|type, -e, -r, --stream/--no-stream, -o/--out NAME, --progress-after S, --verbose, --signal-on-interrupt SIG",
-  "%pxconfig": "-t/--targets T, -b/--block, -a/--noblock, --stream/--no-stream, --progress-after S, --verbose/--no-verbose, --signal-on-interrupt SIG",
+  "%%px":
+    "-t/--targets T, -b/--block, -a/--noblock, --local, --group-outputs engine|order|type, -e, -r, --stream/--no-stream, -o/--out NAME, --progress-after S, --verbose, --signal-on-interrupt SIG",
+  "%pxconfig":
+    "-t/--targets T, -b/--block, -a/--noblock, --stream/--no-stream, --progress-after S, --verbose/--no-verbose, --signal-on-interrupt SIG",
   "%pxresult": "--group-outputs engine|order|type, -e, -r, -o/--out NAME",
 };
 
 /** `%%px` flags over the current defaults; the defaults themselves are not changed. */
 export function parseCellFlags(args: string, defaults: PxOptions): CellFlags {
   const v = parse("%%px", args, CELL);
-  return { options: applyExec(applyOutput({ ...defaults }, v, "%%px"), v, "%%px"), local: v.local === true, out: outName(v, "%%px") };
+  return {
+    options: applyExec(applyOutput({ ...defaults }, v, "%%px"), v, "%%px"),
+    local: v.local === true,
+    out: outName(v, "%%px"),
+  };
 }
 
 /** `%pxconfig` flags: the new persistent defaults. */
@@ -83,14 +97,25 @@ type Values = Record<string, string | boolean | undefined>;
 
 function parse(magic: string, args: string, options: NonNullable<ParseArgsConfig["options"]>): Values {
   try {
-    const { values, positionals } = parseArgs({ args: splitWords(args), options, strict: true, allowPositionals: true });
-    if (positionals.length > 0) throw new UsageError(`${magic}: unexpected argument ${JSON.stringify(positionals[0])} (options: ${HELP[magic]})`);
+    const { values, positionals } = parseArgs({
+      args: splitWords(args),
+      options,
+      strict: true,
+      allowPositionals: true,
+    });
+    if (positionals.length > 0)
+      throw new UsageError(`${magic}: unexpected argument ${JSON.stringify(positionals[0])} (options: ${HELP[magic]})`);
     return values as Values;
   } catch (e) {
     if (e instanceof UsageError) throw e;
     const what = /'([^']+)'/.exec((e as Error).message)?.[1];
     const code = (e as { code?: string }).code;
-    const problem = code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" ? `unknown option ${what}` : code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" ? `option ${what?.replace(/ <value>$/, "").replace(", ", "/") ?? ""} needs a value` : (e as Error).message.split("\n")[0];
+    const problem =
+      code === "ERR_PARSE_ARGS_UNKNOWN_OPTION"
+        ? `unknown option ${what}`
+        : code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE"
+          ? `option ${what?.replace(/ <value>$/, "").replace(", ", "/") ?? ""} needs a value`
+          : (e as Error).message.split("\n")[0];
     throw new UsageError(`${magic}: ${problem} (options: ${HELP[magic]})`);
   }
 }
@@ -106,7 +131,10 @@ function applyExec(o: PxOptions, v: Values, magic: string): PxOptions {
   if (v["no-verbose"]) o.verbose = false;
   if (typeof v["progress-after"] === "string") {
     const s = Number(v["progress-after"]);
-    if (!Number.isFinite(s)) throw new UsageError(`${magic}: --progress-after takes seconds (-1 for never, 0 for at once); got ${JSON.stringify(v["progress-after"])}`);
+    if (!Number.isFinite(s))
+      throw new UsageError(
+        `${magic}: --progress-after takes seconds (-1 for never, 0 for at once); got ${JSON.stringify(v["progress-after"])}`,
+      );
     o.progressAfter = s;
   }
   if (typeof v["signal-on-interrupt"] === "string") o.signal = parseSignal(v["signal-on-interrupt"], magic);
@@ -116,7 +144,8 @@ function applyExec(o: PxOptions, v: Values, magic: string): PxOptions {
 function applyOutput(o: PxOptions, v: Values, magic: string): PxOptions {
   const g = v["group-outputs"];
   if (typeof g === "string") {
-    if (g !== "type" && g !== "engine" && g !== "order") throw new UsageError(`${magic}: --group-outputs takes engine, order or type; got ${JSON.stringify(g)}`);
+    if (g !== "type" && g !== "engine" && g !== "order")
+      throw new UsageError(`${magic}: --group-outputs takes engine, order or type; got ${JSON.stringify(g)}`);
     o.groupBy = g;
   }
   if (v.e) o.groupBy = "engine";
@@ -126,14 +155,18 @@ function applyOutput(o: PxOptions, v: Values, magic: string): PxOptions {
 
 function outName(v: Values, magic: string): string | undefined {
   const name = (v.out ?? v["save-name"]) as string | undefined;
-  if (name !== undefined && !/^[A-Za-z_$][\w$]*$/.test(name)) throw new UsageError(`${magic}: -o/--out needs a variable name; got ${JSON.stringify(name)}`);
+  if (name !== undefined && !/^[A-Za-z_$][\w$]*$/.test(name))
+    throw new UsageError(`${magic}: -o/--out needs a variable name; got ${JSON.stringify(name)}`);
   return name;
 }
 
 const SIGNALS: Record<string, string> = { "2": "SIGINT", "9": "SIGKILL", "15": "SIGTERM", "0": "0" };
 function parseSignal(text: string, magic: string): string {
   const s = SIGNALS[text] ?? (text.startsWith("SIG") ? text : `SIG${text}`).toUpperCase();
-  if (!/^(SIG[A-Z0-9]+|0)$/.test(s)) throw new UsageError(`${magic}: --signal-on-interrupt takes a signal such as SIGINT or 9; got ${JSON.stringify(text)}`);
+  if (!/^(SIG[A-Z0-9]+|0)$/.test(s))
+    throw new UsageError(
+      `${magic}: --signal-on-interrupt takes a signal such as SIGINT or 9; got ${JSON.stringify(text)}`,
+    );
   return s;
 }
 

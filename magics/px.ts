@@ -20,19 +20,30 @@ import type { OutputEvent, SubmittedTask } from "../client/task";
 import type { DirectView } from "../client/views";
 import { connectionFile, isAlive, recordedControllerPid } from "../protocol/connection";
 import { TranspileError } from "../transpile/transpile";
-import { type CellFlags, DEFAULT_PX, type PxOptions, UsageError, parseCellFlags, parseConfigFlags, parseResultFlags } from "./args";
+import {
+  type CellFlags,
+  DEFAULT_PX,
+  type PxOptions,
+  UsageError,
+  parseCellFlags,
+  parseConfigFlags,
+  parseResultFlags,
+} from "./args";
 import type { CellError, CellIO, CellOutcome, LocalCells } from "./cell-io";
 import { type Rendered, renderDisplay, renderOutputs, renderResult, streamText, verboseLine } from "./render";
 
 const NAMES = /^(pxresult|pxconfig|autopx|px|result)(_\w+)?$/;
-const NO_CLUSTER = "start one with `tsparallel cluster start -n 4` (or `await Cluster.start({ n: 4 })` in a cell), then run this cell again";
+const NO_CLUSTER =
+  "start one with `tsparallel cluster start -n 4` (or `await Cluster.start({ n: 4 })` in a cell), then run this cell again";
 
 export class ParallelMagics {
   private readonly config = new Map<string, PxOptions>();
   private readonly last = new Map<string, AsyncResult<unknown>>();
   /** The suffix `%autopx` was enabled with, or undefined. */
   autopx: string | undefined;
-  private running: { client: ViewHost; ids: number[]; signal: string; io: CellIO; ar: AsyncResult<unknown>; giveUp: () => void } | undefined;
+  private running:
+    | { client: ViewHost; ids: number[]; signal: string; io: CellIO; ar: AsyncResult<unknown>; giveUp: () => void }
+    | undefined;
 
   constructor(private readonly local: LocalCells) {}
 
@@ -73,7 +84,9 @@ export class ParallelMagics {
   /** A cell while `%autopx` is on: the whole cell runs as `%%px`. */
   async autoCell(code: string, io: CellIO): Promise<CellOutcome> {
     const suffix = this.autopx ?? "";
-    return this.guard(() => this.execute(code, suffix, { options: this.options(suffix), local: false, out: undefined }, io, 1));
+    return this.guard(() =>
+      this.execute(code, suffix, { options: this.options(suffix), local: false, out: undefined }, io, 1),
+    );
   }
 
   /** Ctrl-C / interrupt_request during a blocking %px: signal the engines. True if one was running. */
@@ -90,7 +103,9 @@ export class ParallelMagics {
     // idle) would start afterwards and run on: signal the engines of unfinished tasks again until
     // every one has answered, as a user pressing Interrupt again would.
     const again = setInterval(() => {
-      const pending = [...new Set(r.ar.tasks.filter((t) => !t.ready).map((t) => t.metadata.engineId))].filter((id): id is number => id !== undefined);
+      const pending = [...new Set(r.ar.tasks.filter((t) => !t.ready).map((t) => t.metadata.engineId))].filter(
+        (id): id is number => id !== undefined,
+      );
       if (pending.length === 0 || this.running !== r) clearInterval(again);
       else void r.client.interrupt(pending, r.signal).catch(() => undefined);
     }, 250);
@@ -104,11 +119,20 @@ export class ParallelMagics {
 
   private parseName(name: string, sigil: string): [string, string] {
     const m = NAMES.exec(name);
-    if (!m) throw new UsageError(`unknown magic ${sigil}${name}: the tsparallel kernel knows %px, %%px, %pxresult, %pxconfig and %autopx`);
+    if (!m)
+      throw new UsageError(
+        `unknown magic ${sigil}${name}: the tsparallel kernel knows %px, %%px, %pxresult, %pxconfig and %autopx`,
+      );
     return [m[1]!, m[2] ?? ""];
   }
 
-  private async execute(code: string, suffix: string, flags: CellFlags, io: CellIO, firstLine: number): Promise<CellOutcome> {
+  private async execute(
+    code: string,
+    suffix: string,
+    flags: CellFlags,
+    io: CellIO,
+    firstLine: number,
+  ): Promise<CellOutcome> {
     const opts = flags.options;
     const base = await this.view(suffix);
     const view = opts.targets !== undefined ? base.withTargets(targetSpec(opts.targets)) : base;
@@ -121,7 +145,14 @@ export class ParallelMagics {
       if (e instanceof TranspileError) {
         const line = e.line + firstLine - 1;
         const evalue = `${e.message.replace(/\s*\(line \d+.*\)$/, "")} (cell line ${line})`;
-        return { ok: false, error: { ename: "SyntaxError", evalue, traceback: [`SyntaxError: ${evalue}`, `  ${e.lineText}`, "nothing was sent to the engines"] } };
+        return {
+          ok: false,
+          error: {
+            ename: "SyntaxError",
+            evalue,
+            traceback: [`SyntaxError: ${evalue}`, `  ${e.lineText}`, "nothing was sent to the engines"],
+          },
+        };
       }
       throw e;
     }
@@ -182,7 +213,10 @@ export class ParallelMagics {
   /** Declares `name` in the notebook (typed, for later cells) as the AsyncResult. */
   private bind(name: string, ar: AsyncResult<unknown>): Promise<CellOutcome> {
     (globalThis as Record<symbol, unknown>)[OUT] = ar;
-    return this.local.run(`const ${name} = (globalThis as any)[Symbol.for("tsparallel.out")] as import("tsparallel").AsyncResult<import("tsparallel").ExecuteReply[]>;`, 1);
+    return this.local.run(
+      `const ${name} = (globalThis as any)[Symbol.for("tsparallel.out")] as import("tsparallel").AsyncResult<import("tsparallel").ExecuteReply[]>;`,
+      1,
+    );
   }
 
   /**
@@ -215,8 +249,10 @@ export class ParallelMagics {
         return;
       }
       flush(); // keep each engine's text ahead of what it displayed next
-      if (e.type === "display_data") publish(io, renderDisplay(engine, e.data, e.metadata), e.displayId && `${e.displayId}-${engine}`);
-      else if (e.type === "update_display_data") io.update(`${e.displayId}-${engine}`, e.data, { ...e.metadata, engine });
+      if (e.type === "display_data")
+        publish(io, renderDisplay(engine, e.data, e.metadata), e.displayId && `${e.displayId}-${engine}`);
+      else if (e.type === "update_display_data")
+        io.update(`${e.displayId}-${engine}`, e.data, { ...e.metadata, engine });
       else if (e.type === "execute_result") publish(io, renderResult(engine, e.executionCount, e.data));
     });
     for (const t of ar.tasks) {
@@ -236,8 +272,17 @@ export class ParallelMagics {
   }
 
   /** Waits for `settled`; after `progressAfter` seconds shows `%px: 3/4 tasks finished after 2 s`, updated in place. */
-  private async waitWithProgress(ar: AsyncResult<unknown>, settled: Promise<unknown>, progressAfter: number, io: CellIO): Promise<void> {
-    if (progressAfter < 0 || (await Promise.race([settled.then(() => true), delay(progressAfter * 1000).then(() => false)]))) return;
+  private async waitWithProgress(
+    ar: AsyncResult<unknown>,
+    settled: Promise<unknown>,
+    progressAfter: number,
+    io: CellIO,
+  ): Promise<void> {
+    if (
+      progressAfter < 0 ||
+      (await Promise.race([settled.then(() => true), delay(progressAfter * 1000).then(() => false)]))
+    )
+      return;
     const id = `${io.cellId}-progress`;
     io.display(progressBundle(ar, "%px"), {}, id);
     const timer = setInterval(() => io.update(id, progressBundle(ar, "%px")), 500);
@@ -255,7 +300,10 @@ export class ParallelMagics {
       return await run();
     } catch (e) {
       const err = e as Error;
-      return { ok: false, error: { ename: err.name || "Error", evalue: err.message, traceback: [`${err.name}: ${err.message}`] } };
+      return {
+        ok: false,
+        error: { ename: err.name || "Error", evalue: err.message, traceback: [`${err.name}: ${err.message}`] },
+      };
     }
   }
 }
@@ -278,7 +326,11 @@ function engineError(e: unknown): CellError {
   if (e instanceof RemoteError) return { ename: e.ename, evalue: e.evalue, traceback: e.render().split("\n") };
   const err = e as Error;
   const engine = (e as { engineId?: number }).engineId;
-  return { ename: err.name, evalue: err.message, traceback: [`[${engine ?? "?"}:execute]: ${err.name}: ${err.message}`] };
+  return {
+    ename: err.name,
+    evalue: err.message,
+    traceback: [`[${engine ?? "?"}:execute]: ${err.name}: ${err.message}`],
+  };
 }
 
 /** The cell's error when engines failed: the one error, or all of them as a CompositeError. */
@@ -296,14 +348,19 @@ function checkController(client: ViewHost): void {
   if (location === os.hostname() && !isAlive(pid)) {
     deactivate(client);
     client.close();
-    throw new TsParallelError(`the cluster this notebook was using has stopped (controller pid ${pid} is gone): ${NO_CLUSTER}`);
+    throw new TsParallelError(
+      `the cluster this notebook was using has stopped (controller pid ${pid} is gone): ${NO_CLUSTER}`,
+    );
   }
 }
 
 async function connectDefault(): Promise<Client> {
   const pid = recordedControllerPid(connectionFile("client", "default"));
   if (pid === undefined) throw new TsParallelError(`no cluster is running for profile "default": ${NO_CLUSTER}`);
-  if (!isAlive(pid)) throw new TsParallelError(`no cluster is running for profile "default" (its controller, pid ${pid}, has exited): ${NO_CLUSTER}`);
+  if (!isAlive(pid))
+    throw new TsParallelError(
+      `no cluster is running for profile "default" (its controller, pid ${pid}, has exited): ${NO_CLUSTER}`,
+    );
   return Client.connect({ timeout: 5000 });
 }
 

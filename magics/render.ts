@@ -22,13 +22,30 @@ export function renderResult(engine: number | undefined, count: number | undefin
   const text = String(data["text/plain"] ?? "");
   const rich = Object.keys(data).some((k) => k !== "text/plain");
   const meta = { engine };
-  if (!rich) return [{ kind: "display", data: { "text/plain": `${prefix}${text.includes("\n") ? "\n" : " "}${text}` }, metadata: meta }];
-  return [{ kind: "stream", name: "stdout", text: `${prefix}\n` }, { kind: "display", data, metadata: meta }];
+  if (!rich)
+    return [
+      {
+        kind: "display",
+        data: { "text/plain": `${prefix}${text.includes("\n") ? "\n" : " "}${text}` },
+        metadata: meta,
+      },
+    ];
+  return [
+    { kind: "stream", name: "stdout", text: `${prefix}\n` },
+    { kind: "display", data, metadata: meta },
+  ];
 }
 
 /** A display_data from engine N: `[output:N]` then the data itself. */
-export function renderDisplay(engine: number | undefined, data: MimeBundle, metadata: Record<string, unknown>): Rendered[] {
-  return [{ kind: "stream", name: "stdout", text: `[output:${engine ?? "?"}]\n` }, { kind: "display", data, metadata: { ...metadata, engine } }];
+export function renderDisplay(
+  engine: number | undefined,
+  data: MimeBundle,
+  metadata: Record<string, unknown>,
+): Rendered[] {
+  return [
+    { kind: "stream", name: "stdout", text: `[output:${engine ?? "?"}]\n` },
+    { kind: "display", data, metadata: { ...metadata, engine } },
+  ];
 }
 
 /** One engine's rich outputs (errors are the cell's error, not rendered here). */
@@ -62,7 +79,8 @@ export function renderOutputs(metas: readonly ResultMetadata[], groupBy: GroupBy
     for (let i = 0; i < longest; i++) for (const p of perEngine) if (p[i]) out.push(p[i]!);
     return out;
   }
-  const isResult = (r: Rendered): boolean => r.kind === "display" && String(r.data["text/plain"] ?? "").startsWith("Out[");
+  const isResult = (r: Rendered): boolean =>
+    r.kind === "display" && String(r.data["text/plain"] ?? "").startsWith("Out[");
   const rich = metas.flatMap(richOutputs);
   return [
     ...metas.flatMap((m) => streams(m).filter((r) => r.kind === "stream" && r.name === "stdout")),
@@ -74,6 +92,11 @@ export function renderOutputs(metas: readonly ResultMetadata[], groupBy: GroupBy
 
 /** `Parallel execution on engine(s): all` / `[0, 1, 2, 3, ..., 12, 13, 14, 15]`. */
 export function verboseLine(block: boolean, targets: string | undefined, ids: readonly number[]): string {
-  const shown = targets === undefined || targets === "all" ? "all" : ids.length > 10 ? `[${[...ids.slice(0, 4), "...", ...ids.slice(-4)].join(", ")}]` : `[${ids.join(", ")}]`;
+  const shown =
+    targets === undefined || targets === "all"
+      ? "all"
+      : ids.length > 10
+        ? `[${[...ids.slice(0, 4), "...", ...ids.slice(-4)].join(", ")}]`
+        : `[${ids.join(", ")}]`;
   return `${block ? "Parallel" : "Async parallel"} execution on engine(s): ${shown}\n`;
 }

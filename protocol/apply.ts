@@ -47,7 +47,9 @@ const sourceOf = new WeakMap<Function, { source: string; name: string }>();
 function sourceOfUncached(f: Function): { source: string; name: string } {
   const src = Function.prototype.toString.call(f);
   if (/\{\s*\[native code\]\s*\}\s*$/.test(src)) {
-    throw new TypeError(`cannot send the native function ${f.name || "(anonymous)"}; wrap it: (...a) => ${f.name || "f"}(...a)`);
+    throw new TypeError(
+      `cannot send the native function ${f.name || "(anonymous)"}; wrap it: (...a) => ${f.name || "f"}(...a)`,
+    );
   }
   if (/^class[\s{]/.test(src)) throw new TypeError(`cannot apply class ${f.name}; apply a function that constructs it`);
   const isExpression = /^(async\s+)?(function\b|\(|[A-Za-z_$][\w$]*\s*=>|async\s*\()/.test(src);

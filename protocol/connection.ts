@@ -27,7 +27,8 @@ export function rootDir(): string {
 }
 
 export function profileDir(profile = "default"): string {
-  if (!/^[\w.-]+$/.test(profile)) throw new RangeError(`invalid profile name ${JSON.stringify(profile)}: use letters, digits, '.', '_' or '-'`);
+  if (!/^[\w.-]+$/.test(profile))
+    throw new RangeError(`invalid profile name ${JSON.stringify(profile)}: use letters, digits, '.', '_' or '-'`);
   return path.join(rootDir(), `profile_${profile}`);
 }
 
@@ -58,7 +59,9 @@ export function readConnectionFile(file: string): ConnectionInfo {
   try {
     text = fs.readFileSync(file, "utf8");
   } catch {
-    throw new ConnectionFileError(`no connection file at ${file}: start a cluster with \`tsparallel cluster start -n 4\` (or pass the right --profile / file)`);
+    throw new ConnectionFileError(
+      `no connection file at ${file}: start a cluster with \`tsparallel cluster start -n 4\` (or pass the right --profile / file)`,
+    );
   }
   let info: unknown;
   try {
@@ -72,7 +75,9 @@ export function readConnectionFile(file: string): ConnectionInfo {
   }
   const missing = PORTS.filter((k) => typeof (i.ports as Record<string, unknown>)[k] !== "number");
   if (missing.length > 0) {
-    throw new ConnectionFileError(`connection file ${file} has no ${missing.join(", ")} port (written by an older tsparallel?); restart the cluster to rewrite it`);
+    throw new ConnectionFileError(
+      `connection file ${file} has no ${missing.join(", ")} port (written by an older tsparallel?); restart the cluster to rewrite it`,
+    );
   }
   return info as ConnectionInfo;
 }
@@ -87,7 +92,11 @@ export function endpoint(info: Pick<ConnectionInfo, "ip" | "transport">, port: n
 /** Lists profiles that have a security dir. */
 export function listProfiles(): string[] {
   try {
-    return fs.readdirSync(rootDir()).filter((d) => d.startsWith("profile_")).map((d) => d.slice("profile_".length)).sort();
+    return fs
+      .readdirSync(rootDir())
+      .filter((d) => d.startsWith("profile_"))
+      .map((d) => d.slice("profile_".length))
+      .sort();
   } catch {
     return [];
   }

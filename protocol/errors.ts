@@ -20,7 +20,13 @@ export class TsParallelError extends Error {
 }
 
 /** Errors tsparallel raises for a task; the client maps each to its class. */
-export const LIBRARY_ERROR_NAMES = ["EngineError", "TaskAborted", "TimeoutError", "InvalidDependency", "ImpossibleDependency"] as const;
+export const LIBRARY_ERROR_NAMES = [
+  "EngineError",
+  "TaskAborted",
+  "TimeoutError",
+  "InvalidDependency",
+  "ImpossibleDependency",
+] as const;
 export type LibraryErrorName = (typeof LIBRARY_ERROR_NAMES)[number];
 
 export function isLibraryErrorName(name: string): name is LibraryErrorName {

@@ -29,7 +29,8 @@ export function parsePing(signer: Signer, frame: Buffer): Ping | DropReason {
   const seqAt = text.lastIndexOf(":", macAt - 1);
   if (macAt < 0 || seqAt <= 0) return "malformed";
   const body = text.slice(0, macAt);
-  if (!signer.verify(Buffer.from(text.slice(macAt + 1), "latin1"), [Buffer.from(body, "latin1")])) return "bad-signature";
+  if (!signer.verify(Buffer.from(text.slice(macAt + 1), "latin1"), [Buffer.from(body, "latin1")]))
+    return "bad-signature";
   const seq = Number(text.slice(seqAt + 1, macAt));
   if (!Number.isSafeInteger(seq)) return "malformed";
   return { controller: text.slice(0, seqAt), seq };

@@ -138,7 +138,14 @@ export interface ContentMap {
   task_abort_request: { msg_ids: string[] };
   task_abort_reply: { status: "ok"; aborted: string[] };
   stats_request: Record<string, never>;
-  stats_reply: { status: "ok"; rss: number; heap: number; external: number; records: number; dropped: Record<string, number> };
+  stats_reply: {
+    status: "ok";
+    rss: number;
+    heap: number;
+    external: number;
+    records: number;
+    dropped: Record<string, number>;
+  };
   hub_error: ErrorContent;
 
   // ---- notifications (controller PUB → clients)
@@ -190,15 +197,57 @@ export type AnyMessage = { [T in MsgType]: Message<T> }[MsgType];
 export type MessageOf<T extends MsgType> = Extract<AnyMessage, { header: { msg_type: T } }>;
 
 const MSG_TYPES: ReadonlySet<string> = new Set<keyof ContentMap>([
-  "execute_request", "execute_reply", "execute_input", "execute_result", "display_data", "update_display_data",
-  "clear_output", "stream", "error", "status", "kernel_info_request", "kernel_info_reply", "complete_request",
-  "complete_reply", "inspect_request", "inspect_reply", "is_complete_request", "is_complete_reply",
-  "comm_info_request", "comm_info_reply", "history_request", "history_reply", "interrupt_request",
-  "interrupt_reply", "apply_request", "apply_reply", "abort_request", "abort_reply", "clear_request",
-  "clear_reply", "shutdown_request", "shutdown_reply", "registration_request", "registration_reply",
-  "unregistration_request", "reregistration_request", "connection_request", "connection_reply", "queue_request", "queue_reply",
-  "signal_request", "signal_reply", "restart_request", "restart_reply", "task_abort_request", "task_abort_reply",
-  "stats_request", "stats_reply", "hub_error", "registration_notification", "unregistration_notification",
+  "execute_request",
+  "execute_reply",
+  "execute_input",
+  "execute_result",
+  "display_data",
+  "update_display_data",
+  "clear_output",
+  "stream",
+  "error",
+  "status",
+  "kernel_info_request",
+  "kernel_info_reply",
+  "complete_request",
+  "complete_reply",
+  "inspect_request",
+  "inspect_reply",
+  "is_complete_request",
+  "is_complete_reply",
+  "comm_info_request",
+  "comm_info_reply",
+  "history_request",
+  "history_reply",
+  "interrupt_request",
+  "interrupt_reply",
+  "apply_request",
+  "apply_reply",
+  "abort_request",
+  "abort_reply",
+  "clear_request",
+  "clear_reply",
+  "shutdown_request",
+  "shutdown_reply",
+  "registration_request",
+  "registration_reply",
+  "unregistration_request",
+  "reregistration_request",
+  "connection_request",
+  "connection_reply",
+  "queue_request",
+  "queue_reply",
+  "signal_request",
+  "signal_reply",
+  "restart_request",
+  "restart_reply",
+  "task_abort_request",
+  "task_abort_reply",
+  "stats_request",
+  "stats_reply",
+  "hub_error",
+  "registration_notification",
+  "unregistration_notification",
   "controller_heartbeat",
 ]);
 

@@ -16,8 +16,19 @@ import { TsParallelError } from "./errors";
 export const OUT_OF_BAND_BYTES = 64 * 1024;
 
 const VIEW_TYPES = [
-  Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array,
-  Float32Array, Float64Array, DataView, Buffer, BigInt64Array, BigUint64Array,
+  Int8Array,
+  Uint8Array,
+  Uint8ClampedArray,
+  Int16Array,
+  Uint16Array,
+  Int32Array,
+  Uint32Array,
+  Float32Array,
+  Float64Array,
+  DataView,
+  Buffer,
+  BigInt64Array,
+  BigUint64Array,
 ] as const;
 type ViewCtor = (typeof VIEW_TYPES)[number];
 /** Tag distinguishing an out-of-band reference from Node's in-band type index (0..12). */
@@ -26,7 +37,10 @@ const OOB_TAG = 0x7ff00000;
 export class UnserializableError extends TsParallelError {
   override name = "UnserializableError";
   override readonly code = "ERR_UNSERIALIZABLE";
-  constructor(readonly path: string, readonly reason: string) {
+  constructor(
+    readonly path: string,
+    readonly reason: string,
+  ) {
     super(`cannot send ${path}: ${reason}`);
   }
 }
@@ -54,7 +68,10 @@ class FrameSerializer extends v8.DefaultSerializer {
 }
 
 class FrameDeserializer extends v8.DefaultDeserializer {
-  constructor(data: Buffer, private readonly frames: readonly Buffer[]) {
+  constructor(
+    data: Buffer,
+    private readonly frames: readonly Buffer[],
+  ) {
     super(data);
   }
   _readHostObject(): unknown {
@@ -118,7 +135,10 @@ const CLONEABLE = [Array, Map, Set, Date, RegExp, Error, ArrayBuffer, Boolean, N
 export function assertSerializable(value: unknown, path: string, seen = new Set<object>()): void {
   switch (typeof value) {
     case "function":
-      throw new UnserializableError(path, `${describeFunction(value)} cannot be sent as data; pass it as the function of apply/map, or define it on the engines with execute`);
+      throw new UnserializableError(
+        path,
+        `${describeFunction(value)} cannot be sent as data; pass it as the function of apply/map, or define it on the engines with execute`,
+      );
     case "symbol":
       throw new UnserializableError(path, `${String(value)} is a Symbol, which has no structured clone`);
     case "object":
@@ -133,7 +153,8 @@ export function assertSerializable(value: unknown, path: string, seen = new Set<
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
       const item: unknown = value[i];
-      if (typeof item === "object" || typeof item === "function" || typeof item === "symbol") assertSerializable(item, `${path}[${i}]`, seen);
+      if (typeof item === "object" || typeof item === "function" || typeof item === "symbol")
+        assertSerializable(item, `${path}[${i}]`, seen);
     }
     return;
   }
@@ -151,12 +172,19 @@ export function assertSerializable(value: unknown, path: string, seen = new Set<
   if (!PLAIN_PROTOS.has(proto)) {
     if (CLONEABLE.some((c) => value instanceof c)) return;
     const name = (value as { constructor?: { name?: string } }).constructor?.name ?? "object";
-    throw new UnserializableError(path, `an instance of class ${name} would lose its prototype and private fields; send a plain object (e.g. { ...value }) or rebuild it on the engine`);
+    throw new UnserializableError(
+      path,
+      `an instance of class ${name} would lose its prototype and private fields; send a plain object (e.g. { ...value }) or rebuild it on the engine`,
+    );
   }
   for (const key of Object.keys(value)) {
     const item: unknown = (value as Record<string, unknown>)[key];
     if (typeof item === "object" || typeof item === "function" || typeof item === "symbol") {
-      assertSerializable(item, /^[A-Za-z_$][\w$]*$/.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`, seen);
+      assertSerializable(
+        item,
+        /^[A-Za-z_$][\w$]*$/.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`,
+        seen,
+      );
     }
   }
 }

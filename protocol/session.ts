@@ -7,7 +7,15 @@
  */
 import { randomUUID } from "node:crypto";
 import {
-  DEFAULT_LIMITS, type DropReason, type Envelope, type Limits, ReplayGuard, Signer, WireError, joinFrames, splitFrames,
+  DEFAULT_LIMITS,
+  type DropReason,
+  type Envelope,
+  type Limits,
+  ReplayGuard,
+  Signer,
+  WireError,
+  joinFrames,
+  splitFrames,
 } from "./wire";
 import { type AnyMessage, type ContentOf, type Header, type Message, type MsgType, isMsgType } from "./messages";
 import { malformation } from "./validate";
@@ -46,11 +54,22 @@ export class Session {
   }
 
   header<T extends MsgType>(msgType: T, msgId = this.newMsgId()): Header<T> {
-    return { msg_id: msgId, msg_type: msgType, session: this.id, username: this.username, date: new Date().toISOString(), version: "5.3" };
+    return {
+      msg_id: msgId,
+      msg_type: msgType,
+      session: this.id,
+      username: this.username,
+      date: new Date().toISOString(),
+      version: "5.3",
+    };
   }
 
   /** Frames for a new message; returns the header so callers can track the msg_id. */
-  encode<T extends MsgType>(msgType: T, content: ContentOf<T>, opts: SendOptions = {}): { frames: Buffer[]; header: Header<T> } {
+  encode<T extends MsgType>(
+    msgType: T,
+    content: ContentOf<T>,
+    opts: SendOptions = {},
+  ): { frames: Buffer[]; header: Header<T> } {
     const header = this.header(msgType, opts.msgId);
     const parts = [
       Buffer.from(JSON.stringify(header)),
@@ -75,7 +94,8 @@ export class Session {
     } catch (e) {
       return this.drop(e instanceof WireError ? e.reason : "malformed", String(e));
     }
-    if (!this.signer.verify(env.signature, env.parts)) return this.drop("bad-signature", "HMAC signature does not match");
+    if (!this.signer.verify(env.signature, env.parts))
+      return this.drop("bad-signature", "HMAC signature does not match");
     if (!this.replay.admit(env.signature)) return this.drop("replayed", "signature seen before");
     return env;
   }

@@ -40,12 +40,20 @@ function taskMetadata(metadata: Record<string, unknown>): string | undefined {
 const CHECKS: Partial<Record<MsgType, Check>> = {
   apply_request: (c, m) => {
     const call = c.call as Record<string, unknown> | undefined;
-    const ok = typeof call === "object" && call !== null && (call.kind === "source" ? typeof call.source === "string" : call.kind === "builtin" && typeof call.name === "string");
+    const ok =
+      typeof call === "object" &&
+      call !== null &&
+      (call.kind === "source"
+        ? typeof call.source === "string"
+        : call.kind === "builtin" && typeof call.name === "string");
     return ok ? taskMetadata(m) : "content.call must be a function source or a builtin";
   },
   execute_request: (c, m) => (typeof c.code === "string" ? taskMetadata(m) : "content.code must be a string"),
   queue_request: (c) => (optional(c.targets, isIntArray) ? undefined : "targets must be engine ids"),
-  signal_request: (c) => (isIntArray(c.targets) && typeof c.signal === "string" ? undefined : "signal_request needs targets (engine ids) and a signal name"),
+  signal_request: (c) =>
+    isIntArray(c.targets) && typeof c.signal === "string"
+      ? undefined
+      : "signal_request needs targets (engine ids) and a signal name",
   restart_request: (c) => (isIntArray(c.targets) ? undefined : "targets must be engine ids"),
   task_abort_request: (c) => (isStringArray(c.msg_ids) ? undefined : "msg_ids must be strings"),
   abort_request: (c) => (isStringArray(c.msg_ids) ? undefined : "msg_ids must be strings"),
@@ -58,6 +66,10 @@ const CHECKS: Partial<Record<MsgType, Check>> = {
 };
 
 /** Why a message of `type` is malformed, or undefined when it is well formed. */
-export function malformation(type: MsgType, content: Record<string, unknown>, metadata: Record<string, unknown>): string | undefined {
+export function malformation(
+  type: MsgType,
+  content: Record<string, unknown>,
+  metadata: Record<string, unknown>,
+): string | undefined {
   return CHECKS[type]?.(content, metadata);
 }

@@ -19,7 +19,10 @@ export type DropReason = "malformed" | "bad-signature" | "replayed" | "oversized
 export class WireError extends TsParallelError {
   override name = "WireError";
   override readonly code = "ERR_WIRE";
-  constructor(readonly reason: DropReason, message: string) {
+  constructor(
+    readonly reason: DropReason,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -94,7 +97,12 @@ export function detachEnvelope(env: Envelope): Envelope {
   };
 }
 
-export function joinFrames(identities: readonly Buffer[], signature: Buffer, parts: readonly Buffer[], buffers: readonly Buffer[]): Buffer[] {
+export function joinFrames(
+  identities: readonly Buffer[],
+  signature: Buffer,
+  parts: readonly Buffer[],
+  buffers: readonly Buffer[],
+): Buffer[] {
   return [...identities, DELIMITER, signature, ...parts, ...buffers];
 }
 

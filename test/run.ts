@@ -9,15 +9,20 @@ import * as path from "node:path";
 
 function files(dir: string): string[] {
   if (!fs.existsSync(dir)) return [];
-  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((d) => {
-    const p = path.join(dir, d.name);
-    return d.isDirectory() ? files(p) : d.name.endsWith(".test.js") ? [p] : [];
-  }).sort();
+  return fs
+    .readdirSync(dir, { withFileTypes: true })
+    .flatMap((d) => {
+      const p = path.join(dir, d.name);
+      return d.isDirectory() ? files(p) : d.name.endsWith(".test.js") ? [p] : [];
+    })
+    .sort();
 }
 
 const root = __dirname;
 const only = process.argv.slice(2);
 const all = ["unit", "integration", "kernel", "notebooks"].flatMap((d) => files(path.join(root, d)));
 const selected = only.length > 0 ? all.filter((f) => only.some((o) => f.includes(o))) : all;
-const result = spawnSync(process.execPath, ["--test", "--test-concurrency=1", "--test-reporter=spec", ...selected], { stdio: "inherit" });
+const result = spawnSync(process.execPath, ["--test", "--test-concurrency=1", "--test-reporter=spec", ...selected], {
+  stdio: "inherit",
+});
 process.exitCode = result.status ?? 1;

@@ -27,7 +27,12 @@ export interface Transpiled {
 export class TranspileError extends TsParallelError {
   override name = "SyntaxError";
   override readonly code = "ERR_TRANSPILE";
-  constructor(message: string, readonly line: number, readonly column: number, readonly lineText: string) {
+  constructor(
+    message: string,
+    readonly line: number,
+    readonly column: number,
+    readonly lineText: string,
+  ) {
     super(message);
   }
 }
@@ -63,7 +68,9 @@ function transpileUncached(source: string, filename: string): Transpiled {
     const loc = first.location;
     throw new TranspileError(
       `${first.text} (line ${loc?.line ?? "?"}${loc ? `, column ${loc.column + 1}` : ""}${loc?.lineText ? `: ${loc.lineText.trim()}` : ""})`,
-      loc?.line ?? 0, loc?.column ?? 0, loc?.lineText ?? "",
+      loc?.line ?? 0,
+      loc?.column ?? 0,
+      loc?.lineText ?? "",
     );
   }
   return { code: rewrite(js), map, source };
@@ -75,10 +82,15 @@ function transpileUncached(source: string, filename: string): Transpiled {
  * "The service is no longer running". esbuild.stop() drops the dead service; the retry starts anew.
  */
 function transformWithLiveService(source: string, filename: string): ReturnType<typeof transformSync> {
-  const run = (): ReturnType<typeof transformSync> => transformSync(source, {
-    loader: "ts", format: "esm", target: "node20", sourcemap: "external", sourcefile: filename,
-    tsconfigRaw: { compilerOptions: { verbatimModuleSyntax: true, experimentalDecorators: true } },
-  });
+  const run = (): ReturnType<typeof transformSync> =>
+    transformSync(source, {
+      loader: "ts",
+      format: "esm",
+      target: "node20",
+      sourcemap: "external",
+      sourcefile: filename,
+      tsconfigRaw: { compilerOptions: { verbatimModuleSyntax: true, experimentalDecorators: true } },
+    });
   try {
     return run();
   } catch (e) {
@@ -90,7 +102,12 @@ function transformWithLiveService(source: string, filename: string): ReturnType<
 
 /** The top-level rewrite (exported for unit tests). */
 export function rewrite(js: string): string {
-  const ast = acorn.parse(js, { ecmaVersion: "latest", sourceType: "module", allowAwaitOutsideFunction: true, allowReturnOutsideFunction: false });
+  const ast = acorn.parse(js, {
+    ecmaVersion: "latest",
+    sourceType: "module",
+    allowAwaitOutsideFunction: true,
+    allowReturnOutsideFunction: false,
+  });
   const s = new MagicString(js);
   const names = new Set<string>();
   const functions: string[] = [];
@@ -121,7 +138,12 @@ export function rewrite(js: string): string {
       case "ExportNamedDeclaration":
       case "ExportDefaultDeclaration":
       case "ExportAllDeclaration":
-        throw new TranspileError("export is not supported in a cell: declare the name instead (it stays defined on the engines)", lineOf(js, node.start), 0, "");
+        throw new TranspileError(
+          "export is not supported in a cell: declare the name instead (it stays defined on the engines)",
+          lineOf(js, node.start),
+          0,
+          "",
+        );
       default:
         break;
     }
@@ -168,7 +190,8 @@ function rewriteImport(s: MagicString, node: Node, names: Set<string>): void {
   for (const spec of node.specifiers as Node[]) {
     const local = (spec.local as Node).name as string;
     names.add(local);
-    if (spec.type === "ImportDefaultSpecifier") parts.push(`${local} = ((m) => m && m.__esModule ? m.default : m)(${mod})`);
+    if (spec.type === "ImportDefaultSpecifier")
+      parts.push(`${local} = ((m) => m && m.__esModule ? m.default : m)(${mod})`);
     else if (spec.type === "ImportNamespaceSpecifier") parts.push(`${local} = ${mod}`);
     else {
       const imported = spec.imported as Node;
@@ -185,7 +208,8 @@ function collectNames(pattern: Node, names: Set<string>): void {
       names.add(pattern.name as string);
       return;
     case "ObjectPattern":
-      for (const p of pattern.properties as Node[]) collectNames((p.type === "RestElement" ? p.argument : p.value) as Node, names);
+      for (const p of pattern.properties as Node[])
+        collectNames((p.type === "RestElement" ? p.argument : p.value) as Node, names);
       return;
     case "ArrayPattern":
       for (const e of pattern.elements as (Node | null)[]) if (e) collectNames(e, names);

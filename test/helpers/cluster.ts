@@ -36,7 +36,10 @@ export async function startCluster(n: number, opts: ClusterOptions = {}): Promis
   await pids();
   rc.on("registration", (e: { pid: number }) => known.add(e.pid));
   return {
-    cluster, rc, profile, pids,
+    cluster,
+    rc,
+    profile,
+    pids,
     stop: async () => {
       await cluster.stop();
       for (const pid of known) killQuietly(pid);

@@ -34,27 +34,50 @@ export async function startJupyterServer(opts: { staticDir?: string } = {}): Pro
   const port = 21000 + ((process.pid * 7 + portCounter * 131) % 20000);
   const token = randomBytes(16).toString("hex");
   const args = [
-    "server", "--no-browser", "--ip=127.0.0.1", `--port=${port}`, "--port-retries=0", `--ServerApp.token=${token}`, `--ServerApp.root_dir=${root}`,
+    "server",
+    "--no-browser",
+    "--ip=127.0.0.1",
+    `--port=${port}`,
+    "--port-retries=0",
+    `--ServerApp.token=${token}`,
+    `--ServerApp.root_dir=${root}`,
     ...(opts.staticDir ? [`--ServerApp.extra_static_paths=${JSON.stringify([opts.staticDir])}`] : []),
     ...(process.getuid?.() === 0 ? ["--allow-root"] : []),
   ];
-  const child: ChildProcess = spawn("/usr/bin/jupyter", args, { env: { ...process.env, PYDEVD_DISABLE_FILE_VALIDATION: "1" }, stdio: ["ignore", "pipe", "pipe"] });
+  const child: ChildProcess = spawn("/usr/bin/jupyter", args, {
+    env: { ...process.env, PYDEVD_DISABLE_FILE_VALIDATION: "1" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let log = "";
   child.stdout!.on("data", (c: Buffer) => (log += c.toString()));
   child.stderr!.on("data", (c: Buffer) => (log += c.toString()));
   const url = `http://127.0.0.1:${port}`;
-  await until(async () => {
-    if (child.exitCode !== null) throw new Error(`jupyter server exited (${child.exitCode}):\n${log}`);
-    return fetch(`${url}/api/status?token=${token}`).then((r) => r.ok, () => false);
-  }, 60_000, `jupyter server on ${url}`);
+  await until(
+    async () => {
+      if (child.exitCode !== null) throw new Error(`jupyter server exited (${child.exitCode}):\n${log}`);
+      return fetch(`${url}/api/status?token=${token}`).then(
+        (r) => r.ok,
+        () => false,
+      );
+    },
+    60_000,
+    `jupyter server on ${url}`,
+  );
   const serverSettings = ServerConnection.makeSettings({
-    baseUrl: `${url}/`, wsUrl: `ws://127.0.0.1:${port}/`, token, appendToken: true,
+    baseUrl: `${url}/`,
+    wsUrl: `ws://127.0.0.1:${port}/`,
+    token,
+    appendToken: true,
     WebSocket: WebSocket as unknown as typeof globalThis.WebSocket,
   });
   const kernels = new KernelManager({ serverSettings });
   await kernels.ready;
   return {
-    url, token, port, root, kernels,
+    url,
+    token,
+    port,
+    root,
+    kernels,
     // The REST call, not a KernelSpecManager: a disposed lumino Poll leaves its 61 s timer armed,
     // which keeps Node alive for a minute after the test.
     kernelspecs: () => KernelSpecAPI.getSpecs(serverSettings),
@@ -69,7 +92,9 @@ export async function startJupyterServer(opts: { staticDir?: string } = {}): Pro
     stop: async () => {
       kernels.dispose();
       child.kill("SIGTERM");
-      await until(() => child.exitCode !== null || child.signalCode !== null, 10_000, "jupyter server to exit").catch(() => killQuietly(child.pid!));
+      await until(() => child.exitCode !== null || child.signalCode !== null, 10_000, "jupyter server to exit").catch(
+        () => killQuietly(child.pid!),
+      );
     },
   };
 }

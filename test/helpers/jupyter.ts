@@ -14,14 +14,22 @@ const RUN_CELLS = path.join(ROOT, "test", "kernel", "run_cells.py");
 
 export interface IopubMessage {
   msg_type: string;
-  content: Record<string, unknown> & { data?: Record<string, string>; text?: string; name?: string; traceback?: string[]; ename?: string; evalue?: string };
+  content: Record<string, unknown> & {
+    data?: Record<string, string>;
+    text?: string;
+    name?: string;
+    traceback?: string[];
+    ename?: string;
+    evalue?: string;
+  };
 }
 export interface CellResult {
   reply: Record<string, unknown> & { status: string; execution_count?: number; ename?: string; evalue?: string };
   iopub: IopubMessage[];
   batch?: Array<{ status: string }>;
 }
-export type CellSpec = { code: string; interrupt_on?: string; timeout?: number } | { batch: string[]; sent_file?: string };
+export type CellSpec =
+  { code: string; interrupt_on?: string; timeout?: number } | { batch: string[]; sent_file?: string };
 
 let installed = false;
 /** Installs the kernelspec once per test process, and points Jupyter at it. */
@@ -39,10 +47,15 @@ export function installKernel(): void {
 export function runCells(cells: CellSpec[], cwd = testRoot): Promise<{ results: CellResult[]; alive: boolean }> {
   installKernel();
   return new Promise((resolve, reject) => {
-    const child = execFile(PYTHON, ["-Xfrozen_modules=off", RUN_CELLS], { maxBuffer: 64 << 20, timeout: 240_000 }, (err, stdout, stderr) => {
-      if (err) return reject(new Error(`run_cells.py failed: ${err.message}\n${stderr.slice(-3000)}`));
-      resolve(JSON.parse(stdout) as { results: CellResult[]; alive: boolean });
-    });
+    const child = execFile(
+      PYTHON,
+      ["-Xfrozen_modules=off", RUN_CELLS],
+      { maxBuffer: 64 << 20, timeout: 240_000 },
+      (err, stdout, stderr) => {
+        if (err) return reject(new Error(`run_cells.py failed: ${err.message}\n${stderr.slice(-3000)}`));
+        resolve(JSON.parse(stdout) as { results: CellResult[]; alive: boolean });
+      },
+    );
     child.stdin!.end(JSON.stringify({ kernel: "tsparallel", cwd, cells }));
   });
 }
@@ -64,7 +77,7 @@ export function textOf(r: CellResult): string {
       } else parts.push(text);
     } else if (m.msg_type === "update_display_data" && id) latest.set(id, String(c.data?.["text/plain"] ?? "") + "\n");
   }
-  return parts.map((p) => (typeof p === "string" ? p : latest.get(p.id) ?? "")).join("");
+  return parts.map((p) => (typeof p === "string" ? p : (latest.get(p.id) ?? ""))).join("");
 }
 
 export function messages(r: CellResult, type: string): IopubMessage[] {

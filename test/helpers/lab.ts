@@ -15,13 +15,18 @@ const LAB = path.resolve(__dirname, "..", "..", "..", "lab");
 const webpackIdioms: Plugin = {
   name: "webpack-idioms",
   setup(b) {
-    b.onResolve({ filter: /^~/ }, (args) => b.resolve(args.path.slice(1), { kind: args.kind, resolveDir: args.resolveDir }));
+    b.onResolve({ filter: /^~/ }, (args) =>
+      b.resolve(args.path.slice(1), { kind: args.kind, resolveDir: args.resolveDir }),
+    );
     b.onResolve({ filter: /\.svg$/ }, async (args) => {
       if (args.kind !== "url-token") return undefined;
       const r = await b.resolve(args.path, { kind: "import-statement", resolveDir: args.resolveDir });
       return { path: r.path, namespace: "svg-in-css" };
     });
-    b.onLoad({ filter: /.*/, namespace: "svg-in-css" }, (args) => ({ contents: fs.readFileSync(args.path), loader: "dataurl" }));
+    b.onLoad({ filter: /.*/, namespace: "svg-in-css" }, (args) => ({
+      contents: fs.readFileSync(args.path),
+      loader: "dataurl",
+    }));
   },
 };
 
@@ -29,8 +34,22 @@ export async function buildLabPage(outDir: string): Promise<string> {
   const dir = path.join(outDir, "lab");
   fs.mkdirSync(dir, { recursive: true });
   await build({
-    entryPoints: [path.join(LAB, "index.ts")], bundle: true, outdir: dir, format: "iife", target: "chrome110", minify: true, logLevel: "error",
-    loader: { ".svg": "text", ".woff": "file", ".woff2": "file", ".ttf": "file", ".eot": "file", ".png": "dataurl", ".gif": "dataurl" },
+    entryPoints: [path.join(LAB, "index.ts")],
+    bundle: true,
+    outdir: dir,
+    format: "iife",
+    target: "chrome110",
+    minify: true,
+    logLevel: "error",
+    loader: {
+      ".svg": "text",
+      ".woff": "file",
+      ".woff2": "file",
+      ".ttf": "file",
+      ".eot": "file",
+      ".png": "dataurl",
+      ".gif": "dataurl",
+    },
     define: { "process.env.NODE_ENV": '"production"', global: "globalThis" },
     plugins: [webpackIdioms],
   });

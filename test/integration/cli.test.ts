@@ -14,23 +14,33 @@ const env = { ...process.env, TSPARALLEL_DIR: testRoot };
 
 test("cluster start --daemon / list / stop, 0600 files, an engine started by hand", async () => {
   const profile = `cli${process.pid}`;
-  const started = await run(process.execPath, [CLI, "cluster", "start", "-n", "2", "--daemon", "--profile", profile], { env, timeout: 60_000 });
+  const started = await run(process.execPath, [CLI, "cluster", "start", "-n", "2", "--daemon", "--profile", profile], {
+    env,
+    timeout: 60_000,
+  });
   assert.match(started.stdout, /2 engines registered \[0, 1\]/);
   const file = connectionFile("client", profile);
   const pid = readConnectionFile(file).controller_pid;
   let engine: ReturnType<typeof spawn> | undefined;
   try {
-    for (const kind of ["client", "engine"] as const) assert.equal(fs.statSync(connectionFile(kind, profile)).mode & 0o777, 0o600);
+    for (const kind of ["client", "engine"] as const)
+      assert.equal(fs.statSync(connectionFile(kind, profile)).mode & 0o777, 0o600);
     assert.equal(readConnectionFile(file).ip, "127.0.0.1");
     const listed = await run(process.execPath, [CLI, "cluster", "list"], { env });
     assert.match(listed.stdout, new RegExp(`${profile}\\s+true\\s+2\\s+${pid}`));
-    engine = spawn(process.execPath, [CLI, "engine", "--file", connectionFile("engine", profile)], { env, stdio: "ignore" });
+    engine = spawn(process.execPath, [CLI, "engine", "--file", connectionFile("engine", profile)], {
+      env,
+      stdio: "ignore",
+    });
     const rc = await Client.connect({ profile, activate: false });
     await rc.waitForEngines(3, { timeout: 20_000 });
     assert.deepEqual(rc.ids, [0, 1, 2]);
     assert.equal(await rc.view(2).apply(() => process.pid), engine.pid);
     rc.close();
-    const stopped = await run(process.execPath, [CLI, "cluster", "stop", "--profile", profile], { env, timeout: 30_000 });
+    const stopped = await run(process.execPath, [CLI, "cluster", "stop", "--profile", profile], {
+      env,
+      timeout: 30_000,
+    });
     assert.match(stopped.stdout, /stopped/);
     assert.equal(isAlive(pid), false);
   } finally {
@@ -42,7 +52,15 @@ test("cluster start --daemon / list / stop, 0600 files, an engine started by han
 test("clear one-line errors: no cluster, bad -n, unknown command", async () => {
   const noCluster = await run(process.execPath, [CLI, "cluster", "stop", "--profile", "nothing-here"], { env });
   assert.match(noCluster.stdout, /No cluster is running for profile "nothing-here"/);
-  await assert.rejects(run(process.execPath, [CLI, "cluster", "start", "-n", "two"], { env }), (e: { stderr: string }) => /^tsparallel: -n must be a whole number of engines; got two\n$/.test(e.stderr));
-  await assert.rejects(run(process.execPath, [CLI, "frobnicate"], { env }), (e: { stderr: string }) => /unknown command "frobnicate"/.test(e.stderr));
-  await assert.rejects(Client.connect({ profile: "nothing-here" }), /no connection file at .*: start a cluster with `tsparallel cluster start -n 4`/);
+  await assert.rejects(
+    run(process.execPath, [CLI, "cluster", "start", "-n", "two"], { env }),
+    (e: { stderr: string }) => /^tsparallel: -n must be a whole number of engines; got two\n$/.test(e.stderr),
+  );
+  await assert.rejects(run(process.execPath, [CLI, "frobnicate"], { env }), (e: { stderr: string }) =>
+    /unknown command "frobnicate"/.test(e.stderr),
+  );
+  await assert.rejects(
+    Client.connect({ profile: "nothing-here" }),
+    /no connection file at .*: start a cluster with `tsparallel cluster start -n 4`/,
+  );
 });

@@ -18,11 +18,17 @@ describe("faults: engines die, tasks are interrupted, the controller restarts", 
     const [victim] = await t.pids();
     const lv = t.rc.loadBalancedView({ retries: 2 });
     const xs = Array.from({ length: 2000 }, (_, i) => i);
-    const ar = lv.map(async (x: number) => { await new Promise((r) => setTimeout(r, 1)); return x * 3; }, xs);
+    const ar = lv.map(async (x: number) => {
+      await new Promise((r) => setTimeout(r, 1));
+      return x * 3;
+    }, xs);
     await until(() => ar.progress > 200, 30_000, "200 tasks done");
     killQuietly(victim!);
     const out = await ar.get({ timeout: 60_000 });
-    assert.deepEqual(out, xs.map((x) => x * 3));
+    assert.deepEqual(
+      out,
+      xs.map((x) => x * 3),
+    );
     await until(() => t!.rc.ids.length === 2, 5000, "the dead engine to leave rc.ids");
   });
 
@@ -32,7 +38,10 @@ describe("faults: engines die, tasks are interrupted, the controller restarts", 
     const ar = t.rc.view(0).apply(async () => new Promise((r) => setTimeout(r, 60_000)));
     await until(async () => (await t!.rc.queueStatus())["0"]?.queue === 1, 5000, "task running");
     killQuietly(pids[0]!);
-    await assert.rejects(ar.get({ timeout: 5000 }), (e: unknown) => e instanceof EngineError && /Engine 0 died while running/.test(e.message));
+    await assert.rejects(
+      ar.get({ timeout: 5000 }),
+      (e: unknown) => e instanceof EngineError && /Engine 0 died while running/.test(e.message),
+    );
     assert.deepEqual(t.rc.ids, [1]);
     assert.equal(await t.rc.view(1).apply(() => 5), 5);
     await assert.rejects(async () => t!.rc.view(0), /no engine with id 0/);
@@ -64,7 +73,8 @@ describe("faults: engines die, tasks are interrupted, the controller restarts", 
     let lost = 0;
     t.rc.on("unregistration", () => lost++);
     const log = path.join(testRoot, `profile_${t.profile}`, "log", "controller.log");
-    const restarted = (): boolean => fs.existsSync(log) && /heart stopped \(.*Interrupted system call/.test(fs.readFileSync(log, "utf8"));
+    const restarted = (): boolean =>
+      fs.existsSync(log) && /heart stopped \(.*Interrupted system call/.test(fs.readFileSync(log, "utf8"));
     // SIGINT each of the engine's threads but the main one and ZeroMQ's own (which block signals):
     // one of them runs the heart's poll, which the signal ends with EINTR. Again until it has
     // (the proxy's thread may not have started its poll yet).
@@ -74,15 +84,23 @@ describe("faults: engines die, tasks are interrupted, the controller restarts", 
       "for tid in sys.argv[2:]: ctypes.CDLL(None).syscall(nr, int(sys.argv[1]), int(tid), 2)",
     ].join("\n");
     const signalThreads = (): void => {
-      const threads = fs.readdirSync(`/proc/${pid}/task`).filter((tid) => tid !== String(pid) && !/^ZMQbg/.test(fs.readFileSync(`/proc/${pid}/task/${tid}/comm`, "utf8")));
+      const threads = fs
+        .readdirSync(`/proc/${pid}/task`)
+        .filter(
+          (tid) => tid !== String(pid) && !/^ZMQbg/.test(fs.readFileSync(`/proc/${pid}/task/${tid}/comm`, "utf8")),
+        );
       execFileSync("/usr/bin/python3", ["-c", tgkill, String(pid), ...threads]);
     };
     let signalled = 0;
-    await until(() => {
-      if (restarted()) return true;
-      if (Date.now() - signalled > 500) (signalThreads(), (signalled = Date.now()));
-      return false;
-    }, 20_000, "the engine to log that its heart stopped and starts again");
+    await until(
+      () => {
+        if (restarted()) return true;
+        if (Date.now() - signalled > 500) (signalThreads(), (signalled = Date.now()));
+        return false;
+      },
+      20_000,
+      "the engine to log that its heart stopped and starts again",
+    );
     // Beyond the 1 s (5 × 200 ms) a silent heart would take to be declared lost:
     await new Promise((r) => setTimeout(r, 2000));
     assert.equal(lost, 0);
@@ -105,7 +123,16 @@ describe("faults: engines die, tasks are interrupted, the controller restarts", 
     await assert.rejects(busy.get(), (e: unknown) => e instanceof RemoteError && e.ename === "KeyboardInterrupt");
     await assert.rejects(queued.get(), (e: unknown) => e instanceof TaskAborted);
     const lv = t.rc.loadBalancedView({ timeLimit: 200 });
-    await assert.rejects(lv.apply(() => { for (;;) { /* spin */ } }).get(), (e: unknown) => e instanceof TimeoutError && /time limit of 200 ms/.test(e.message));
+    await assert.rejects(
+      lv
+        .apply(() => {
+          for (;;) {
+            /* spin */
+          }
+        })
+        .get(),
+      (e: unknown) => e instanceof TimeoutError && /time limit of 200 ms/.test(e.message),
+    );
     await assert.rejects(lv.apply(() => new Promise((r) => setTimeout(r, 5000))).get(), TimeoutError);
     const slow = t.rc.view(0).apply(async () => new Promise((r) => setTimeout(r, 60_000)));
     await until(async () => (await t!.rc.queueStatus())["0"]?.queue === 1, 5000, "slow task running");
@@ -117,16 +144,32 @@ describe("faults: engines die, tasks are interrupted, the controller restarts", 
   test("a burst of applies runs in order across async tasks; SIGINT stops a busy loop inside a burst and the rest still run", async () => {
     t = await clusters.start(1);
     const e0 = t.rc.view(0);
-    await e0.apply(() => { (globalThis as Record<string, unknown>).trail = []; });
+    await e0.apply(() => {
+      (globalThis as Record<string, unknown>).trail = [];
+    });
     // Sent back to back, these reach the engine as one burst: the async ones must still finish
     // before the next task starts.
-    const burst = Array.from({ length: 40 }, (_, i) => i % 7 === 3
-      ? e0.apply(async (k: number) => { await new Promise((r) => setTimeout(r, 2)); ((globalThis as Record<string, unknown>).trail as number[]).push(k); }, i)
-      : e0.apply((k: number) => { ((globalThis as Record<string, unknown>).trail as number[]).push(k); }, i));
+    const burst = Array.from({ length: 40 }, (_, i) =>
+      i % 7 === 3
+        ? e0.apply(async (k: number) => {
+            await new Promise((r) => setTimeout(r, 2));
+            ((globalThis as Record<string, unknown>).trail as number[]).push(k);
+          }, i)
+        : e0.apply((k: number) => {
+            ((globalThis as Record<string, unknown>).trail as number[]).push(k);
+          }, i),
+    );
     await Promise.all(burst.map((ar) => ar.get()));
-    assert.deepEqual(await e0.apply(() => (globalThis as Record<string, unknown>).trail), Array.from({ length: 40 }, (_, i) => i));
+    assert.deepEqual(
+      await e0.apply(() => (globalThis as Record<string, unknown>).trail),
+      Array.from({ length: 40 }, (_, i) => i),
+    );
     const before = e0.apply(() => "before");
-    const spin = e0.apply(() => { for (;;) { /* spin */ } });
+    const spin = e0.apply(() => {
+      for (;;) {
+        /* spin */
+      }
+    });
     const after = Array.from({ length: 5 }, (_, i) => e0.apply((k: number) => k * 2, i));
     await until(async () => (await t!.rc.queueStatus())["0"]?.running === spin.msgIds[0], 5000, "busy loop running");
     // A SIGINT that lands before the loop starts is ignored (the engine is idle): send until it stops.
@@ -141,17 +184,40 @@ describe("faults: engines die, tasks are interrupted, the controller restarts", 
   test("dependencies: after/follow order tasks, impossible and unknown ones fail, timeout fires", async () => {
     t = await clusters.start(2);
     const lv = t.rc.loadBalancedView();
-    const first = lv.apply(async () => { await new Promise((r) => setTimeout(r, 100)); return Date.now(); });
+    const first = lv.apply(async () => {
+      await new Promise((r) => setTimeout(r, 100));
+      return Date.now();
+    });
     const second = lv.with({ after: [first], follow: [first] }).apply(() => Date.now());
     const [a, b] = [await first, await second];
     assert.ok(b >= a);
     assert.equal(second.metadata[0]!.engineId, first.metadata[0]!.engineId);
-    await assert.rejects(lv.with({ after: ["no-such-msg"] }).apply(() => 1).get(), /unknown dependency/);
-    const failing = lv.apply(() => { throw new Error("x"); });
+    await assert.rejects(
+      lv
+        .with({ after: ["no-such-msg"] })
+        .apply(() => 1)
+        .get(),
+      /unknown dependency/,
+    );
+    const failing = lv.apply(() => {
+      throw new Error("x");
+    });
     await failing.wait();
-    await assert.rejects(lv.with({ after: [failing] }).apply(() => 1).get(), /cannot run/);
+    await assert.rejects(
+      lv
+        .with({ after: [failing] })
+        .apply(() => 1)
+        .get(),
+      /cannot run/,
+    );
     const long = lv.apply(async () => new Promise((r) => setTimeout(r, 1000)));
-    await assert.rejects(lv.with({ timeout: 100, after: [long] }).apply(() => 1).get(), (e: unknown) => e instanceof TimeoutError && /within its timeout of 100 ms/.test(e.message));
+    await assert.rejects(
+      lv
+        .with({ timeout: 100, after: [long] })
+        .apply(() => 1)
+        .get(),
+      (e: unknown) => e instanceof TimeoutError && /within its timeout of 100 ms/.test(e.message),
+    );
   });
 
   test("restartEngine replaces an engine with a new id and pid; --restart-engines revives killed ones", async () => {
@@ -162,8 +228,18 @@ describe("faults: engines die, tasks are interrupted, the controller restarts", 
     const [pid1] = await t.pids();
     assert.notEqual(pid1, pid0);
     killQuietly(pid1!);
-    await until(async () => (await t!.pids()).some((p) => p !== pid1) && t!.rc.ids.length === 1, 10_000, "engine revived");
-    assert.equal(await t.rc.view().apply(() => 2).then((r) => r[0]), 2);
+    await until(
+      async () => (await t!.pids()).some((p) => p !== pid1) && t!.rc.ids.length === 1,
+      10_000,
+      "engine revived",
+    );
+    assert.equal(
+      await t.rc
+        .view()
+        .apply(() => 2)
+        .then((r) => r[0]),
+      2,
+    );
   });
 
   test("controller restart: engines re-register with their ids, in-flight tasks fail, clients go on", async () => {
@@ -173,10 +249,17 @@ describe("faults: engines die, tasks are interrupted, the controller restarts", 
     await until(async () => (await rc.queueStatus())["0"]?.queue === 1, 5000, "task running");
     killQuietly(t.cluster.pid);
     const cli = path.join(__dirname, "..", "..", "cli.js");
-    const again = spawn(process.execPath, [cli, "controller", "--profile", t.profile, "--reuse", "--heartbeat", "200"], { stdio: "ignore" });
+    const again = spawn(
+      process.execPath,
+      [cli, "controller", "--profile", t.profile, "--reuse", "--heartbeat", "200"],
+      { stdio: "ignore" },
+    );
     try {
       const t0 = Date.now();
-      await assert.rejects(inflight.get({ timeout: 20_000 }), (e: unknown) => e instanceof EngineError && /controller restarted/.test(e.message));
+      await assert.rejects(
+        inflight.get({ timeout: 20_000 }),
+        (e: unknown) => e instanceof EngineError && /controller restarted/.test(e.message),
+      );
       await until(async () => (await rc.engines()).length === 2, 20_000, "engines to re-register");
       assert.deepEqual((await rc.engines()).map((e) => e.id).sort(), [0, 1]);
       assert.deepEqual(await rc.view().apply(() => 3), [3, 3]);

@@ -45,7 +45,11 @@ describe("hostile traffic", () => {
       const valid = heart ? [ping] : honest.encode("stats_request", {}).frames; // for replays: sent once honestly here
       await sock.send(valid);
       for (let i = 0; i < 2500; i++) {
-        await sock.send(heart ? encodePing(new Signer("not-the-key"), { controller: "forged", seq: i }) : forger.encode("queue_request", {}).frames); // forged: wrong key
+        await sock.send(
+          heart
+            ? encodePing(new Signer("not-the-key"), { controller: "forged", seq: i })
+            : forger.encode("queue_request", {}).frames,
+        ); // forged: wrong key
         await sock.send(valid); // replayed
         const v = honest.encode("queue_request", {}).frames;
         await sock.send(v.slice(0, 2 + (i % 3))); // truncated
@@ -58,10 +62,14 @@ describe("hostile traffic", () => {
       }
     }
     assert.ok(sent >= 10_000);
-    await until(async () => {
-      const s = await t.rc.stats();
-      return Object.values(s.dropped).reduce((a, b) => a + b, 0) - droppedBefore >= sent;
-    }, 60_000, "the drop counters to account for every bad message");
+    await until(
+      async () => {
+        const s = await t.rc.stats();
+        return Object.values(s.dropped).reduce((a, b) => a + b, 0) - droppedBefore >= sent;
+      },
+      60_000,
+      "the drop counters to account for every bad message",
+    );
     const afterStats = await t.rc.stats();
     const counted = Object.values(afterStats.dropped).reduce((a, b) => a + b, 0) - droppedBefore;
     assert.equal(counted, sent, JSON.stringify(afterStats.dropped));

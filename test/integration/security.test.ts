@@ -17,8 +17,13 @@ describe("security and shutdown", () => {
     t.rc.on("unregistration", () => lost++);
     const info = readConnectionFile(connectionFile("client", t.profile));
     assert.match(info.curve_serverkey ?? "", /^.{40}$/);
-    const secret = JSON.parse(fs.readFileSync(connectionFile("controller", t.profile), "utf8")) as { curve?: { secretKey: string } };
-    assert.ok(secret.curve?.secretKey && !JSON.stringify(info).includes(secret.curve.secretKey), "the server secret stays out of client.json");
+    const secret = JSON.parse(fs.readFileSync(connectionFile("controller", t.profile), "utf8")) as {
+      curve?: { secretKey: string };
+    };
+    assert.ok(
+      secret.curve?.secretKey && !JSON.stringify(info).includes(secret.curve.secretKey),
+      "the server secret stays out of client.json",
+    );
     assert.deepEqual(await t.rc.view().apply((x: number) => x + 1, 1), [2, 2]);
     // The hearts echo through CURVE too: past the 1 s (5 × 200 ms) a silent one would be lost in.
     await new Promise((r) => setTimeout(r, 2000));
@@ -31,7 +36,10 @@ describe("security and shutdown", () => {
     const info = readConnectionFile(connectionFile("client", t.profile));
     const forged = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "tsp-key-")), "client.json");
     fs.writeFileSync(forged, JSON.stringify({ ...info, key: "wrong" }));
-    await assert.rejects(Client.connect({ file: forged, timeout: 500, activate: false }), /did not answer within 500 ms: the cluster is not running .* or the connection file's key is stale/);
+    await assert.rejects(
+      Client.connect({ file: forged, timeout: 500, activate: false }),
+      /did not answer within 500 ms: the cluster is not running .* or the connection file's key is stale/,
+    );
     assert.ok(((await t.rc.stats()).dropped["bad-signature"] ?? 0) >= 1);
     assert.equal(await t.rc.view(0).apply(() => 1), 1);
   });

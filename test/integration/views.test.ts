@@ -1,7 +1,14 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { type TestCluster, startCluster } from "../helpers/cluster";
-import { CompositeError, NoEnginesError, Reference, RemoteError, TranspileError, UnserializableError } from "../../index";
+import {
+  CompositeError,
+  NoEnginesError,
+  Reference,
+  RemoteError,
+  TranspileError,
+  UnserializableError,
+} from "../../index";
 import type { ExecuteReply } from "../../client/execute-reply";
 
 declare const a: number, b: number, c: number, map: unknown, set: unknown, date: unknown, f32: unknown;
@@ -22,7 +29,13 @@ describe("DirectView and LoadBalancedView on 4 real engines", () => {
     assert.equal(new Set(pids).size, 4);
     const pmul = rc.view().parallel((x: number, y: number) => x * y);
     assert.deepEqual(await pmul.map([1, 2, 3, 4, 5], [6, 7, 8, 9, 10]), [6, 14, 24, 36, 50]);
-    assert.deepEqual(await rc.view().apply(async (x: number) => { await new Promise((r) => setTimeout(r, 5)); return x; }, 7), [7, 7, 7, 7]);
+    assert.deepEqual(
+      await rc.view().apply(async (x: number) => {
+        await new Promise((r) => setTimeout(r, 5));
+        return x;
+      }, 7),
+      [7, 7, 7, 7],
+    );
   });
 
   test("push/pull, free names are engine globals, Reference", async () => {
@@ -35,13 +48,20 @@ describe("DirectView and LoadBalancedView on 4 real engines", () => {
     assert.deepEqual(await dv.apply((n: number) => n * 2, Reference("id")), [0, 2, 4, 6]);
     await dv.push({ g: [10, 20] });
     assert.deepEqual(await t.rc.view(1).apply((v: number) => v, Reference("g[1]")), 20);
-    await assert.rejects(dv.pull("nosuchname"), (e: unknown) => e instanceof CompositeError && /nosuchname is not defined on this engine; push it first/.test(e.message));
+    await assert.rejects(
+      dv.pull("nosuchname"),
+      (e: unknown) =>
+        e instanceof CompositeError && /nosuchname is not defined on this engine; push it first/.test(e.message),
+    );
   });
 
   test("map: one chunk per engine, uneven and empty sequences", async () => {
     const dv = t.rc.view();
     const xs = Array.from({ length: 101 }, (_, i) => i);
-    assert.deepEqual(await dv.map((x: number) => x ** 2, xs), xs.map((x) => x ** 2));
+    assert.deepEqual(
+      await dv.map((x: number) => x ** 2, xs),
+      xs.map((x) => x ** 2),
+    );
     assert.deepEqual(await dv.map((x: number) => x, []), []);
     assert.deepEqual(await t.rc.view(2).map((x: number) => x + 1, [1, 2]), [2, 3]);
     const ar = dv.map((x: number) => process.pid + x * 0, xs);
@@ -58,9 +78,20 @@ describe("DirectView and LoadBalancedView on 4 real engines", () => {
     assert.equal(replies[0]!.stdout, "c is 42\n");
     assert.deepEqual(await dv.apply(() => c), [42, 42, 42, 42]);
     await dv.importModule("node:path");
-    assert.deepEqual(await t.rc.view(0).execute("path.join('a', 'b')").then((r) => (r as ExecuteReply).text), "'a/b'");
-    await dv.execute("async function later(): Promise<number> { await new Promise((r) => setTimeout(r, 1)); return 9 }");
-    assert.deepEqual(await dv.apply(() => (globalThis as unknown as { later: () => Promise<number> }).later()), [9, 9, 9, 9]);
+    assert.deepEqual(
+      await t.rc
+        .view(0)
+        .execute("path.join('a', 'b')")
+        .then((r) => (r as ExecuteReply).text),
+      "'a/b'",
+    );
+    await dv.execute(
+      "async function later(): Promise<number> { await new Promise((r) => setTimeout(r, 1)); return 9 }",
+    );
+    assert.deepEqual(
+      await dv.apply(() => (globalThis as unknown as { later: () => Promise<number> }).later()),
+      [9, 9, 9, 9],
+    );
   });
 
   test("scatter/gather round trip, flatten, typed arrays", async () => {
@@ -80,13 +111,24 @@ describe("DirectView and LoadBalancedView on 4 real engines", () => {
   test("structured-clone values arrive as the engine's own built-ins and come back equal", async () => {
     const e0 = t.rc.view(0);
     const values: Record<string, unknown> = {
-      map: new Map<unknown, unknown>([["k", 1], [2, { n: [3] }]]), set: new Set([1, "a"]), date: new Date("2020-01-02T03:04:05Z"),
-      big: 2n ** 70n, nested: { a: [1, { b: null, u: undefined }] }, f32: new Float32Array([1.5, 2]), u8: new Uint8Array([1, 255]),
+      map: new Map<unknown, unknown>([
+        ["k", 1],
+        [2, { n: [3] }],
+      ]),
+      set: new Set([1, "a"]),
+      date: new Date("2020-01-02T03:04:05Z"),
+      big: 2n ** 70n,
+      nested: { a: [1, { b: null, u: undefined }] },
+      f32: new Float32Array([1.5, 2]),
+      u8: new Uint8Array([1, 255]),
       re: /x+/g,
     };
     await e0.push(values);
     for (const [k, v] of Object.entries(values)) assert.deepEqual(await e0.pull(k), v, k);
-    assert.deepEqual(await e0.apply(() => [map instanceof Map, set instanceof Set, date instanceof Date, f32 instanceof Float32Array]), [true, true, true, true]);
+    assert.deepEqual(
+      await e0.apply(() => [map instanceof Map, set instanceof Set, date instanceof Date, f32 instanceof Float32Array]),
+      [true, true, true, true],
+    );
   });
 
   test("a 64 MB Float64Array pushes and pulls back equal", async () => {
@@ -104,11 +146,24 @@ describe("DirectView and LoadBalancedView on 4 real engines", () => {
     const lv = t.rc.loadBalancedView();
     assert.equal(await lv.apply((x: number) => x + 1, 1), 2);
     const xs = Array.from({ length: 100 }, (_, i) => i);
-    assert.deepEqual(await lv.map((x: number) => x * 2, xs, { chunksize: 7 }), xs.map((x) => x * 2));
-    const ar = lv.map(async (ms: number) => { await new Promise((r) => setTimeout(r, ms)); return ms; }, [60, 1, 30, 1, 1], { ordered: false });
+    assert.deepEqual(
+      await lv.map((x: number) => x * 2, xs, { chunksize: 7 }),
+      xs.map((x) => x * 2),
+    );
+    const ar = lv.map(
+      async (ms: number) => {
+        await new Promise((r) => setTimeout(r, ms));
+        return ms;
+      },
+      [60, 1, 30, 1, 1],
+      { ordered: false },
+    );
     const seen: unknown[] = [];
     for await (const r of ar) seen.push(r);
-    assert.deepEqual([...seen].sort((p, q) => Number(p) - Number(q)), [1, 1, 1, 30, 60]);
+    assert.deepEqual(
+      [...seen].sort((p, q) => Number(p) - Number(q)),
+      [1, 1, 1, 30, 60],
+    );
     assert.notDeepEqual(seen, [60, 1, 30, 1, 1], "unordered iteration yields as tasks finish");
     const ordered: unknown[] = [];
     for await (const r of lv.map((x: number) => x, [3, 2, 1])) ordered.push(r);
@@ -117,14 +172,19 @@ describe("DirectView and LoadBalancedView on 4 real engines", () => {
     await timed;
     assert.ok(timed.ready() && timed.progress === 4);
     assert.ok(timed.wallTime >= 0.09 && timed.serialTime >= 0.39, `wall ${timed.wallTime} serial ${timed.serialTime}`);
-    for (const m of timed.metadata) assert.ok(m.engineId !== undefined && m.started && m.completed && m.started <= m.completed);
+    for (const m of timed.metadata)
+      assert.ok(m.engineId !== undefined && m.started && m.completed && m.started <= m.completed);
     assert.ok(timed.msgIds.every((id) => typeof id === "string"));
     const status = await t.rc.queueStatus();
     assert.deepEqual(Object.keys(status).sort(), ["0", "1", "2", "3", "unassigned"]);
   });
 
   test("get with a timeout, wait, stdout in metadata", async () => {
-    const ar = t.rc.view(1).apply(async () => { console.log("printed"); await new Promise((r) => setTimeout(r, 300)); return 1; });
+    const ar = t.rc.view(1).apply(async () => {
+      console.log("printed");
+      await new Promise((r) => setTimeout(r, 300));
+      return 1;
+    });
     await assert.rejects(ar.get(10), { name: "TimeoutError" });
     assert.equal(await ar.wait(5), false);
     assert.equal(await ar.get({ timeout: 10_000 }), 1);
@@ -133,19 +193,37 @@ describe("DirectView and LoadBalancedView on 4 real engines", () => {
 
   test("errors: RemoteError with TypeScript lines, CompositeError, syntax, unserializable, targets", async () => {
     const e0 = t.rc.view(0);
-    await assert.rejects(e0.execute("const q: number = 1;\n\nconst z = (undefined as unknown as { foo: number }).foo;"), (e: unknown) => {
-      assert.ok(e instanceof RemoteError);
-      assert.equal(e.ename, "TypeError");
-      assert.equal(e.engineId, 0);
-      assert.match(e.render(), /^\[0:execute\]: TypeError: Cannot read properties of undefined/);
-      assert.match(e.traceback.join("\n"), /3 \| const z = \(undefined/);
-      assert.match(e.traceback.join("\n"), /<cell-\d+>:3:/);
-      return true;
-    });
-    await assert.rejects(t.rc.view().apply(() => { throw new RangeError("bad"); }), (e: unknown) => e instanceof CompositeError && e.errors.length === 4 && /\[0:apply\]: RangeError: bad/.test(e.message));
-    assert.throws(() => t.rc.view().execute("const x: = 1"), (e: unknown) => e instanceof TranspileError && /line 1/.test(e.message));
-    assert.throws(() => e0.apply((o: unknown) => o, { cb: () => 1 }), (e: unknown) => e instanceof UnserializableError && e.path === "args[0].cb");
-    await assert.rejects(e0.apply(() => () => 1), /cannot send result: a function/);
+    await assert.rejects(
+      e0.execute("const q: number = 1;\n\nconst z = (undefined as unknown as { foo: number }).foo;"),
+      (e: unknown) => {
+        assert.ok(e instanceof RemoteError);
+        assert.equal(e.ename, "TypeError");
+        assert.equal(e.engineId, 0);
+        assert.match(e.render(), /^\[0:execute\]: TypeError: Cannot read properties of undefined/);
+        assert.match(e.traceback.join("\n"), /3 \| const z = \(undefined/);
+        assert.match(e.traceback.join("\n"), /<cell-\d+>:3:/);
+        return true;
+      },
+    );
+    await assert.rejects(
+      t.rc.view().apply(() => {
+        throw new RangeError("bad");
+      }),
+      (e: unknown) =>
+        e instanceof CompositeError && e.errors.length === 4 && /\[0:apply\]: RangeError: bad/.test(e.message),
+    );
+    assert.throws(
+      () => t.rc.view().execute("const x: = 1"),
+      (e: unknown) => e instanceof TranspileError && /line 1/.test(e.message),
+    );
+    assert.throws(
+      () => e0.apply((o: unknown) => o, { cb: () => 1 }),
+      (e: unknown) => e instanceof UnserializableError && e.path === "args[0].cb",
+    );
+    await assert.rejects(
+      e0.apply(() => () => 1),
+      /cannot send result: a function/,
+    );
     assert.throws(() => t.rc.view(9), /no engine with id 9; registered engines are \[0, 1, 2, 3\]/);
     assert.throws(() => t.rc.view("0-3"), /bad target string/);
     assert.deepEqual(await t.rc.view().apply(() => 1), [1, 1, 1, 1], "the cluster is still usable");

@@ -18,10 +18,27 @@ const OUTPUT = path.join(ROOT, "test-output");
 test("tsparallel start: kernelspec, cluster and Notebook; a %%px cell typed in chromium streams [stdout:N]", async () => {
   const dir = path.join(testRoot, "browser-notebooks");
   fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, "typed.ipynb"), JSON.stringify({ cells: [], metadata: { kernelspec: { name: "tsparallel", display_name: "TypeScript (tsparallel)", language: "typescript" } }, nbformat: 4, nbformat_minor: 5 }));
+  fs.writeFileSync(
+    path.join(dir, "typed.ipynb"),
+    JSON.stringify({
+      cells: [],
+      metadata: { kernelspec: { name: "tsparallel", display_name: "TypeScript (tsparallel)", language: "typescript" } },
+      nbformat: 4,
+      nbformat_minor: 5,
+    }),
+  );
   const port = 20000 + (process.pid % 20000);
-  const env = { ...process.env, JUPYTER_DATA_DIR: path.join(testRoot, "start-data"), JUPYTER_PATH: "", TSPARALLEL_DIR: path.join(testRoot, "start-cluster") };
-  const start: ChildProcess = spawn(process.execPath, [path.join(ROOT, "dist", "cli.js"), "start", "-n", "2", "--port", String(port), "--dir", dir], { env, stdio: ["ignore", "pipe", "pipe"] });
+  const env = {
+    ...process.env,
+    JUPYTER_DATA_DIR: path.join(testRoot, "start-data"),
+    JUPYTER_PATH: "",
+    TSPARALLEL_DIR: path.join(testRoot, "start-cluster"),
+  };
+  const start: ChildProcess = spawn(
+    process.execPath,
+    [path.join(ROOT, "dist", "cli.js"), "start", "-n", "2", "--port", String(port), "--dir", dir],
+    { env, stdio: ["ignore", "pipe", "pipe"] },
+  );
   after(() => killQuietly(start.pid!));
   let log = "";
   start.stdout!.on("data", (c: Buffer) => (log += c.toString()));
@@ -29,11 +46,19 @@ test("tsparallel start: kernelspec, cluster and Notebook; a %%px cell typed in c
   await until(() => /Jupyter Notebook is at (\S+)/.test(log), 60_000, `the Notebook URL in:\n${log}`);
   const url = /Jupyter Notebook is at (\S+)/.exec(log)![1]!;
   const token = new URL(url).searchParams.get("token")!;
-  const specs = (await (await fetch(`http://127.0.0.1:${port}/api/kernelspecs?token=${token}`)).json()) as { kernelspecs: Record<string, unknown> };
+  const specs = (await (await fetch(`http://127.0.0.1:${port}/api/kernelspecs?token=${token}`)).json()) as {
+    kernelspecs: Record<string, unknown>;
+  };
   assert.ok("tsparallel" in specs.kernelspecs, "kernelspec installed");
-  const controllerPid = readConnectionFile(connectionFile("client", "default").replace(process.env.TSPARALLEL_DIR!, env.TSPARALLEL_DIR)).controller_pid;
+  const controllerPid = readConnectionFile(
+    connectionFile("client", "default").replace(process.env.TSPARALLEL_DIR!, env.TSPARALLEL_DIR),
+  ).controller_pid;
 
-  const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"] });
+  const browser = await chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
+  });
   try {
     const page = await browser.newPage({ viewport: { width: 1100, height: 700 } });
     await page.goto(`http://127.0.0.1:${port}/notebooks/typed.ipynb?token=${token}`);
@@ -43,7 +68,14 @@ test("tsparallel start: kernelspec, cluster and Notebook; a %%px cell typed in c
     await page.keyboard.insertText('%%px\nconst who: string = "engine";\nconsole.log(`${who} ${process.pid}`);');
     await page.keyboard.press("Shift+Enter");
     const output = cell.locator(".output_area");
-    await until(async () => /\[stdout:0\] engine \d+[^]*\[stdout:1\] engine \d+|\[stdout:1\] engine \d+[^]*\[stdout:0\] engine \d+/.test((await output.allInnerTexts()).join("\n")), 30_000, "[stdout:N] in the page");
+    await until(
+      async () =>
+        /\[stdout:0\] engine \d+[^]*\[stdout:1\] engine \d+|\[stdout:1\] engine \d+[^]*\[stdout:0\] engine \d+/.test(
+          (await output.allInnerTexts()).join("\n"),
+        ),
+      30_000,
+      "[stdout:N] in the page",
+    );
     fs.mkdirSync(OUTPUT, { recursive: true });
     await page.screenshot({ path: path.join(OUTPUT, "classic-notebook-px.png"), fullPage: true });
   } finally {

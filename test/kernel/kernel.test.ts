@@ -43,25 +43,31 @@ function waitForFile(file: string): string {
 test("ordinary cells behave as tslab, with execute_input, execute_result and error messages", async () => {
   const cwd = bareFolder();
   const batchSent = path.join(cwd, "batch-sent");
-  const { results: r, alive } = await runCells([
-    { code: "const x: number = 1 + 1;\nx * 21" },
-    { code: 'console.log("hi"); import * as os from "os"; os.platform()' },
-    { code: 'let bad: number = "str"' },
-    { code: "const v = await Promise.resolve(7); v * 6" },
-    { code: 'import { Client } from "tsparallel"; typeof Client.connect' },
-    { code: 'throw new RangeError("boom")' },
-    { code: "%nosuch 1" },
-    { code: "%px 1 + 1" },
-    // The first cell fails only once the client has sent the other two: on a loaded machine they
-    // could otherwise arrive after the failure, when nothing is queued to abort.
-    { batch: [`${waitForFile(batchSent)}; throw new Error("stop here")`, "1", "2"], sent_file: batchSent },
-    { code: '"runs at once after an error"' },
-    // Two tslab bugs the kernel mends: an earlier cell's name in a shorthand property, a top-level for await.
-    { code: "const o = { x, v: 1 };\nlet y = 0; ({ y } = { y: 5 });\n[o, y]" },
-    { code: "let n = 0;\nfor await (const k of [Promise.resolve(3), 4]) n += k;\nn" },
-  ], cwd);
+  const { results: r, alive } = await runCells(
+    [
+      { code: "const x: number = 1 + 1;\nx * 21" },
+      { code: 'console.log("hi"); import * as os from "os"; os.platform()' },
+      { code: 'let bad: number = "str"' },
+      { code: "const v = await Promise.resolve(7); v * 6" },
+      { code: 'import { Client } from "tsparallel"; typeof Client.connect' },
+      { code: 'throw new RangeError("boom")' },
+      { code: "%nosuch 1" },
+      { code: "%px 1 + 1" },
+      // The first cell fails only once the client has sent the other two: on a loaded machine they
+      // could otherwise arrive after the failure, when nothing is queued to abort.
+      { batch: [`${waitForFile(batchSent)}; throw new Error("stop here")`, "1", "2"], sent_file: batchSent },
+      { code: '"runs at once after an error"' },
+      // Two tslab bugs the kernel mends: an earlier cell's name in a shorthand property, a top-level for await.
+      { code: "const o = { x, v: 1 };\nlet y = 0; ({ y } = { y: 5 });\n[o, y]" },
+      { code: "let n = 0;\nfor await (const k of [Promise.resolve(3), 4]) n += k;\nn" },
+    ],
+    cwd,
+  );
   const first = ok(r[0], "x * 21");
-  assert.deepEqual(messages(first, "execute_input")[0]?.content, { code: "const x: number = 1 + 1;\nx * 21", execution_count: 1 });
+  assert.deepEqual(messages(first, "execute_input")[0]?.content, {
+    code: "const x: number = 1 + 1;\nx * 21",
+    execution_count: 1,
+  });
   assert.equal(messages(first, "execute_result")[0]?.content.data?.["text/plain"], "42");
   assert.equal(first.reply.execution_count, 1);
   const second = ok(r[1], "console.log + import");
@@ -76,9 +82,15 @@ test("ordinary cells behave as tslab, with execute_input, execute_result and err
   assert.deepEqual([thrown.reply.ename, thrown.reply.evalue], ["RangeError", "boom"]);
   assert.match(String(failed(r[6], "unknown magic").reply.evalue), /unknown magic %nosuch/);
   const noCluster = failed(r[7], "%px with no cluster");
-  assert.match(String(noCluster.reply.evalue), /no cluster is running for profile "default".*tsparallel cluster start -n 4/);
+  assert.match(
+    String(noCluster.reply.evalue),
+    /no cluster is running for profile "default".*tsparallel cluster start -n 4/,
+  );
   assert.equal(noCluster.reply.evalue?.includes("\n"), false, "one line");
-  assert.deepEqual(r[8]?.batch?.map((b) => b.status), ["error", "aborted", "aborted"]);
+  assert.deepEqual(
+    r[8]?.batch?.map((b) => b.status),
+    ["error", "aborted", "aborted"],
+  );
   assert.equal(textOf(ok(r[9], "cell right after an error")), "'runs at once after an error'\n");
   assert.equal(textOf(ok(r[10], "shorthand of an earlier cell's name")), "[ { x: 2, v: 1 }, 5 ]\n");
   assert.equal(textOf(ok(r[11], "top-level for await")), "7\n");
@@ -87,44 +99,61 @@ test("ordinary cells behave as tslab, with execute_input, execute_result and err
 
 test("%px, %%px flags, %pxresult, %pxconfig, %autopx and activated views, streamed from 2 engines", async () => {
   await clusters.start(2, { profile: "default" });
-  const { results: r, alive } = await runCells([
-    /* 0 */ { code: '%px const who: string = "engine" + (1 as number); console.log(who)' },
-    /* 1 */ { code: "const here = 5\n%px const r = 2 * 3;\nhere + 1" },
-    /* 2 */ { code: "%%px --targets 1\nr * 7" },
-    /* 3 */ { code: '%%px -t ::2 --noblock\nawait new Promise((res) => setTimeout(res, 200)); "late"' },
-    /* 4 */ { code: "%pxresult" },
-    /* 5 */ { code: '%%px --no-stream --group-outputs engine\nconsole.log("e" + 1); 9' },
-    /* 6 */ { code: "%pxconfig --targets 0 --verbose" },
-    /* 7 */ { code: "%px 100 + 1" },
-    /* 8 */ { code: "%pxconfig --targets all --no-verbose" },
-    /* 9 */ { code: "%%px -o saved\n3 + 4" },
-    /* 10 */ { code: "(await saved).map(String).join(' ')" },
-    /* 11 */ { code: "%%px --local\nconst both: number = 11; both" },
-    /* 12 */ { code: '%%px\nconst n: number = 1;\nthrow new TypeError("bad " + n)' },
-    /* 13 */ { code: "%%px\nconst a: number = ;" },
-    /* 14 */ { code: "%%px --bogus\n1" },
-    /* 15 */ { code: "%%px -t 7\n1" },
-    /* 16 */ { code: "%autopx" },
-    /* 17 */ { code: "process.pid > 0" },
-    /* 18 */ { code: "%autopx" },
-    /* 19 */ { code: "%%px --progress-after 0\nawait new Promise((res) => setTimeout(res, 300)); 1" },
-    /* 20 */ { code: '%px display.html("<b>bold</b>")' },
-    /* 21 */ { code: 'import { Client } from "tsparallel";\nconst rc = await Client.connect();\nrc.view(1).activate("_one");' },
-    /* 22 */ { code: '%px_one "one"' },
-    /* 23 */ { code: "%px_two 1" },
-    /* 24 */ { code: '%%px\ndisplay("spinning"); // a display is sent at once, before the loop blocks the engine\nwhile (true) {}', interrupt_on: "spinning" },
-    /* 25 */ { code: '%px "still alive"' },
-    /* 26 */ { code: '%%px -t 0\nprocess.kill(process.pid, "SIGKILL")' },
-    /* 27 */ { code: '%px "after a death"' },
-  ], testRoot);
+  const { results: r, alive } = await runCells(
+    [
+      /* 0 */ { code: '%px const who: string = "engine" + (1 as number); console.log(who)' },
+      /* 1 */ { code: "const here = 5\n%px const r = 2 * 3;\nhere + 1" },
+      /* 2 */ { code: "%%px --targets 1\nr * 7" },
+      /* 3 */ { code: '%%px -t ::2 --noblock\nawait new Promise((res) => setTimeout(res, 200)); "late"' },
+      /* 4 */ { code: "%pxresult" },
+      /* 5 */ { code: '%%px --no-stream --group-outputs engine\nconsole.log("e" + 1); 9' },
+      /* 6 */ { code: "%pxconfig --targets 0 --verbose" },
+      /* 7 */ { code: "%px 100 + 1" },
+      /* 8 */ { code: "%pxconfig --targets all --no-verbose" },
+      /* 9 */ { code: "%%px -o saved\n3 + 4" },
+      /* 10 */ { code: "(await saved).map(String).join(' ')" },
+      /* 11 */ { code: "%%px --local\nconst both: number = 11; both" },
+      /* 12 */ { code: '%%px\nconst n: number = 1;\nthrow new TypeError("bad " + n)' },
+      /* 13 */ { code: "%%px\nconst a: number = ;" },
+      /* 14 */ { code: "%%px --bogus\n1" },
+      /* 15 */ { code: "%%px -t 7\n1" },
+      /* 16 */ { code: "%autopx" },
+      /* 17 */ { code: "process.pid > 0" },
+      /* 18 */ { code: "%autopx" },
+      /* 19 */ { code: "%%px --progress-after 0\nawait new Promise((res) => setTimeout(res, 300)); 1" },
+      /* 20 */ { code: '%px display.html("<b>bold</b>")' },
+      /* 21 */ {
+        code: 'import { Client } from "tsparallel";\nconst rc = await Client.connect();\nrc.view(1).activate("_one");',
+      },
+      /* 22 */ { code: '%px_one "one"' },
+      /* 23 */ { code: "%px_two 1" },
+      /* 24 */ {
+        code: '%%px\ndisplay("spinning"); // a display is sent at once, before the loop blocks the engine\nwhile (true) {}',
+        interrupt_on: "spinning",
+      },
+      /* 25 */ { code: '%px "still alive"' },
+      /* 26 */ { code: '%%px -t 0\nprocess.kill(process.pid, "SIGKILL")' },
+      /* 27 */ { code: '%px "after a death"' },
+    ],
+    testRoot,
+  );
   assert.equal(sortedLines(textOf(ok(r[0], "%px line"))), "[stdout:0] engine1\n[stdout:1] engine1");
   assert.equal(textOf(ok(r[1], "local lines around %px")), "6\n");
   const t1 = textOf(ok(r[2], "--targets 1"));
   assert.match(t1, /^Out\[1:\d+\]: 42\n$/);
-  assert.match(String(messages(ok(r[3], "--noblock"), "execute_result")[0]?.content.data?.["text/plain"]), /<AsyncResult\(execute\)/);
+  assert.match(
+    String(messages(ok(r[3], "--noblock"), "execute_result")[0]?.content.data?.["text/plain"]),
+    /<AsyncResult\(execute\)/,
+  );
   assert.match(textOf(ok(r[4], "%pxresult")), /^Out\[0:\d+\]: 'late'\n$/);
-  assert.match(textOf(ok(r[5], "--no-stream -e")), /^\[stdout:0\] e1\nOut\[0:\d+\]: 9\n\[stdout:1\] e1\nOut\[1:\d+\]: 9\n$/);
-  assert.match(textOf(ok(r[7], "%pxconfig targets + verbose")), /^Parallel execution on engine\(s\): \[0\]\nOut\[0:\d+\]: 101\n$/);
+  assert.match(
+    textOf(ok(r[5], "--no-stream -e")),
+    /^\[stdout:0\] e1\nOut\[0:\d+\]: 9\n\[stdout:1\] e1\nOut\[1:\d+\]: 9\n$/,
+  );
+  assert.match(
+    textOf(ok(r[7], "%pxconfig targets + verbose")),
+    /^Parallel execution on engine\(s\): \[0\]\nOut\[0:\d+\]: 101\n$/,
+  );
   assert.match(textOf(ok(r[10], "-o NAME")), /<ExecuteReply\[\d+\]: 7> <ExecuteReply\[\d+\]: 7>/);
   const local = ok(r[11], "--local");
   assert.match(sortedLines(textOf(local)), /^11\nOut\[0:\d+\]: 11\nOut\[1:\d+\]: 11$/);
@@ -136,7 +165,10 @@ test("%px, %%px flags, %pxresult, %pxconfig, %autopx and activated views, stream
   assert.equal(syntax.reply.ename, "SyntaxError");
   assert.match(textOf(syntax), /cell line 2[^]*nothing was sent to the engines/);
   assert.match(String(failed(r[14], "bad flag").reply.evalue), /^%%px: unknown option --bogus \(options: /);
-  assert.match(String(failed(r[15], "bad target").reply.evalue), /no engine with id 7; registered engines are \[0, 1\]/);
+  assert.match(
+    String(failed(r[15], "bad target").reply.evalue),
+    /no engine with id 7; registered engines are \[0, 1\]/,
+  );
   assert.equal(textOf(ok(r[16], "%autopx on")), "%autopx enabled\n");
   assert.match(sortedLines(textOf(ok(r[17], "autopx cell"))), /^Out\[0:\d+\]: true\nOut\[1:\d+\]: true$/);
   assert.equal(textOf(ok(r[18], "%autopx off")), "%autopx disabled\n");
@@ -147,11 +179,18 @@ test("%px, %%px flags, %pxresult, %pxconfig, %autopx and activated views, stream
   assert.match(textOf(rich), /\[output:0\]\n/);
   assert.equal(messages(rich, "display_data").filter((m) => m.content.data?.["text/html"] === "<b>bold</b>").length, 2);
   assert.match(textOf(ok(r[22], "%px_one")), /^Out\[1:\d+\]: 'one'\n$/);
-  assert.match(String(failed(r[23], "%px_two").reply.evalue), /%px_two has no view: activate one with view.activate\("_two"\)/);
+  assert.match(
+    String(failed(r[23], "%px_two").reply.evalue),
+    /%px_two has no view: activate one with view.activate\("_two"\)/,
+  );
   const interrupted = failed(r[24], "interrupt");
   assert.match(textOf(interrupted), /Received Keyboard Interrupt. Sending signal SIGINT to engines...\n/);
   assert.match(textOf(interrupted), /\[\d:execute\]: KeyboardInterrupt/);
-  assert.match(sortedLines(textOf(ok(r[25], "after the interrupt"))), /^Out\[0:\d+\]: 'still alive'\nOut\[1:\d+\]: 'still alive'$/, JSON.stringify(r.slice(24, 26)));
+  assert.match(
+    sortedLines(textOf(ok(r[25], "after the interrupt"))),
+    /^Out\[0:\d+\]: 'still alive'\nOut\[1:\d+\]: 'still alive'$/,
+    JSON.stringify(r.slice(24, 26)),
+  );
   assert.match(textOf(failed(r[26], "engine dies")), /\[0:execute\]: EngineError/);
   assert.match(textOf(ok(r[27], "after the death")), /^Out\[1:\d+\]: 'after a death'\n$/);
   assert.equal(alive, true);
@@ -161,7 +200,9 @@ test("%px against a cluster that stopped says how to start one, and the kernel l
   await clusters.start(2, { profile: "default" });
   const { results: r, alive } = await runCells([
     { code: "%px 1" },
-    { code: 'import { Client } from "tsparallel";\nconst rc = await Client.connect({ activate: false });\nconst pid = rc.info.controller_pid;\nawait rc.shutdown({ hub: true });\nconst gone = () => { try { process.kill(pid, 0); return false; } catch { return true; } };\nwhile (!gone()) await new Promise((res) => setTimeout(res, 20));' },
+    {
+      code: 'import { Client } from "tsparallel";\nconst rc = await Client.connect({ activate: false });\nconst pid = rc.info.controller_pid;\nawait rc.shutdown({ hub: true });\nconst gone = () => { try { process.kill(pid, 0); return false; } catch { return true; } };\nwhile (!gone()) await new Promise((res) => setTimeout(res, 20));',
+    },
     { code: "%px 2" },
     { code: '"kernel alive"' },
   ]);

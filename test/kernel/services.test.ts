@@ -29,7 +29,11 @@ interface Ran {
 type KernelConnection = Awaited<ReturnType<JupyterServer["startKernel"]>>;
 
 /** Executes `code` and collects every iopub message of the request until its reply. */
-async function run(kernel: KernelConnection, code: string, onIOPub?: (m: KernelMessage.IIOPubMessage) => void): Promise<Ran> {
+async function run(
+  kernel: KernelConnection,
+  code: string,
+  onIOPub?: (m: KernelMessage.IIOPubMessage) => void,
+): Promise<Ran> {
   const iopub: KernelMessage.IIOPubMessage[] = [];
   const future = kernel.requestExecute({ code, stop_on_error: true });
   future.onIOPub = (m) => {
@@ -41,10 +45,12 @@ async function run(kernel: KernelConnection, code: string, onIOPub?: (m: KernelM
 }
 
 function text(r: Ran): string {
-  return r.iopub.map((m) => {
-    const c = m.content as { text?: string; data?: Record<string, unknown>; traceback?: string[] };
-    return c.text ?? (c.data?.["text/plain"] as string | undefined) ?? c.traceback?.join("\n") ?? "";
-  }).join("\n");
+  return r.iopub
+    .map((m) => {
+      const c = m.content as { text?: string; data?: Record<string, unknown>; traceback?: string[] };
+      return c.text ?? (c.data?.["text/plain"] as string | undefined) ?? c.traceback?.join("\n") ?? "";
+    })
+    .join("\n");
 }
 
 test("@jupyterlab/services against jupyter-server: kernelspec, local cells, streamed %%px, errors, interrupt", async () => {
@@ -59,7 +65,10 @@ test("@jupyterlab/services against jupyter-server: kernelspec, local cells, stre
   assert.equal(local.reply.status, "ok");
   const result = local.iopub.find((m) => m.header.msg_type === "execute_result");
   assert.equal((result?.content as { data: Record<string, string> }).data["text/plain"], "42");
-  assert.ok(local.iopub.some((m) => m.header.msg_type === "execute_input"), "execute_input recorded");
+  assert.ok(
+    local.iopub.some((m) => m.header.msg_type === "execute_input"),
+    "execute_input recorded",
+  );
 
   const px = await run(kernel, '%%px\nconst who: string = "engine";\nconsole.log(`${who} ${process.pid}`);');
   assert.equal(px.reply.status, "ok");

@@ -38,22 +38,48 @@ test("a wrong key, missing delimiter, bad JSON, unknown type and too many frames
   assert.equal(b.decode([Buffer.from("x"), Buffer.from("y")]), undefined);
   const parts = ["{", "{}", "{}", "{}"].map((p) => Buffer.from(p));
   assert.equal(b.decode([DELIMITER, new Signer("right").sign(parts), ...parts]), undefined);
-  const hdr = [JSON.stringify({ msg_id: "1", session: "s", msg_type: "nonsense" }), "{}", "{}", "{}"].map((p) => Buffer.from(p));
+  const hdr = [JSON.stringify({ msg_id: "1", session: "s", msg_type: "nonsense" }), "{}", "{}", "{}"].map((p) =>
+    Buffer.from(p),
+  );
   assert.equal(b.decode([DELIMITER, new Signer("right").sign(hdr), ...hdr]), undefined);
   assert.equal(b.decode(Array.from({ length: 5000 }, () => Buffer.alloc(1))), undefined);
   assert.deepEqual(b.dropped, { malformed: 2, "bad-signature": 1, replayed: 0, oversized: 1, "unknown-type": 1 });
 });
 
 test("limits are checked before parsing", () => {
-  assert.throws(() => splitFrames([DELIMITER, Buffer.alloc(0), Buffer.alloc(100), Buffer.alloc(0), Buffer.alloc(0), Buffer.alloc(0)], { maxFrames: 10, maxJsonBytes: 10, maxMessageBytes: 1000 }), /JSON part of 100 bytes/);
+  assert.throws(
+    () =>
+      splitFrames([DELIMITER, Buffer.alloc(0), Buffer.alloc(100), Buffer.alloc(0), Buffer.alloc(0), Buffer.alloc(0)], {
+        maxFrames: 10,
+        maxJsonBytes: 10,
+        maxMessageBytes: 1000,
+      }),
+    /JSON part of 100 bytes/,
+  );
 });
 
 const table: Array<[string, unknown]> = [
-  ["number", 3.5], ["string", "héllo"], ["bigint", 12345678901234567890n], ["null", null], ["undefined", undefined],
-  ["nested", { a: [1, { b: "c" }], d: { e: true } }], ["Map", new Map<unknown, unknown>([["k", 1], [2, [3]]])], ["Set", new Set([1, "a"])],
-  ["Date", new Date("2024-05-06T07:08:09Z")], ["RegExp", /ab+c/gi], ["Float64Array small", new Float64Array([1.5, -2])],
-  ["Int32Array large", Int32Array.from({ length: 100_000 }, (_, i) => i - 50_000)], ["BigInt64Array", new BigInt64Array([1n, -2n])],
-  ["Uint8Array", new Uint8Array([1, 2, 3])], ["ArrayBuffer", new Uint8Array([9, 8]).buffer],
+  ["number", 3.5],
+  ["string", "héllo"],
+  ["bigint", 12345678901234567890n],
+  ["null", null],
+  ["undefined", undefined],
+  ["nested", { a: [1, { b: "c" }], d: { e: true } }],
+  [
+    "Map",
+    new Map<unknown, unknown>([
+      ["k", 1],
+      [2, [3]],
+    ]),
+  ],
+  ["Set", new Set([1, "a"])],
+  ["Date", new Date("2024-05-06T07:08:09Z")],
+  ["RegExp", /ab+c/gi],
+  ["Float64Array small", new Float64Array([1.5, -2])],
+  ["Int32Array large", Int32Array.from({ length: 100_000 }, (_, i) => i - 50_000)],
+  ["BigInt64Array", new BigInt64Array([1n, -2n])],
+  ["Uint8Array", new Uint8Array([1, 2, 3])],
+  ["ArrayBuffer", new Uint8Array([9, 8]).buffer],
 ];
 for (const [name, value] of table) {
   test(`structured clone round trip: ${name}`, () => {
@@ -81,7 +107,10 @@ test("a misaligned out-of-band frame is copied to an aligned one", () => {
 });
 
 test("unserializable values name their path", () => {
-  assert.throws(() => serialize([1, { cb: () => 1 }], "args"), (e: unknown) => e instanceof UnserializableError && e.path === "args[1].cb");
+  assert.throws(
+    () => serialize([1, { cb: () => 1 }], "args"),
+    (e: unknown) => e instanceof UnserializableError && e.path === "args[1].cb",
+  );
   assert.throws(() => serialize({ s: Symbol("x") }), /value\.s: Symbol\(x\)/);
   class Secret {
     #hidden = 1;
@@ -89,11 +118,21 @@ test("unserializable values name their path", () => {
       return this.#hidden;
     }
   }
-  assert.throws(() => serialize({ m: new Map([["k", new Secret()]]) }), /value\.m\.get\("k"\): an instance of class Secret/);
+  assert.throws(
+    () => serialize({ m: new Map([["k", new Secret()]]) }),
+    /value\.m\.get\("k"\): an instance of class Secret/,
+  );
 });
 
 test("function sources become expressions, including method shorthand", () => {
-  const obj = { double(x: number) { return x * 2; }, async later() { return 1; } };
+  const obj = {
+    double(x: number) {
+      return x * 2;
+    },
+    async later() {
+      return 1;
+    },
+  };
   assert.match(functionSource(obj.double).source, /^function double\(x\)/);
   assert.match(functionSource(obj.later).source, /^async function later\(\)/);
   assert.match(functionSource((a: number) => a).source, /^\(a\) => a/);
@@ -102,11 +141,20 @@ test("function sources become expressions, including method shorthand", () => {
 
 test("detachEnvelope copies small frames out of the shared receive chunk and keeps large ones", () => {
   const chunk = Buffer.alloc(8192, 7); // as ZeroMQ's decoder hands frames over: views into one chunk
-  const frames = [chunk.subarray(0, 16), DELIMITER, chunk.subarray(16, 80), ...[0, 1, 2, 3].map((i) => chunk.subarray(100 + i * 200, 300 + i * 200))];
+  const frames = [
+    chunk.subarray(0, 16),
+    DELIMITER,
+    chunk.subarray(16, 80),
+    ...[0, 1, 2, 3].map((i) => chunk.subarray(100 + i * 200, 300 + i * 200)),
+  ];
   const big = Buffer.alloc(64 * 1024, 1);
   const env = splitFrames([...frames, big]);
   const copy = detachEnvelope(env);
-  for (const [a, b] of [[env.identities[0]!, copy.identities[0]!], [env.signature, copy.signature], ...env.parts.map((p, i) => [p, copy.parts[i]!])] as [Buffer, Buffer][]) {
+  for (const [a, b] of [
+    [env.identities[0]!, copy.identities[0]!],
+    [env.signature, copy.signature],
+    ...env.parts.map((p, i) => [p, copy.parts[i]!]),
+  ] as [Buffer, Buffer][]) {
     assert.deepEqual(b, a);
     assert.notEqual(b.buffer, chunk.buffer, "a small frame must not stay a view into the chunk");
   }
@@ -126,6 +174,20 @@ test("a ping survives its echo; a forged, altered or malformed one is named", ()
 test("a connection file without every port is refused in one line that says what to do", () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tsp-conn-"));
   const file = path.join(dir, "client.json");
-  fs.writeFileSync(file, JSON.stringify({ transport: "tcp", ip: "127.0.0.1", key: "k", ports: { clients: 1, notification: 2, engines: 3, heartbeat: 4 } }));
-  assert.throws(() => readConnectionFile(file), (e: unknown) => e instanceof ConnectionFileError && /has no ping port .*restart the cluster/.test(e.message) && !e.message.includes("\n"));
+  fs.writeFileSync(
+    file,
+    JSON.stringify({
+      transport: "tcp",
+      ip: "127.0.0.1",
+      key: "k",
+      ports: { clients: 1, notification: 2, engines: 3, heartbeat: 4 },
+    }),
+  );
+  assert.throws(
+    () => readConnectionFile(file),
+    (e: unknown) =>
+      e instanceof ConnectionFileError &&
+      /has no ping port .*restart the cluster/.test(e.message) &&
+      !e.message.includes("\n"),
+  );
 });

@@ -26,18 +26,36 @@ test("targets: all, ids, lists, slices and negative ids", () => {
 });
 
 test("partition splits evenly, uneven sizes first", () => {
-  assert.deepEqual(partition(10, 3), [[0, 4], [4, 7], [7, 10]]);
-  assert.deepEqual(partition(2, 4), [[0, 1], [1, 2], [2, 2], [2, 2]]);
+  assert.deepEqual(partition(10, 3), [
+    [0, 4],
+    [4, 7],
+    [7, 10],
+  ]);
+  assert.deepEqual(partition(2, 4), [
+    [0, 1],
+    [1, 2],
+    [2, 2],
+    [2, 2],
+  ]);
 });
 
 test("schemes pick as documented", () => {
   const loads = [3, 1, 1, 5];
   assert.equal(leastload(loads, Math.random), 1);
   assert.equal(lru(loads, Math.random), 0);
-  assert.equal(plainrandom(loads, () => 0.99), 3);
+  assert.equal(
+    plainrandom(loads, () => 0.99),
+    3,
+  );
   const seq = [0.9, 0.3];
-  assert.equal(twobin(loads, () => seq.shift()!), 1);
-  assert.equal(weighted([0, 100], () => 0.01), 0);
+  assert.equal(
+    twobin(loads, () => seq.shift()!),
+    1,
+  );
+  assert.equal(
+    weighted([0, 100], () => 0.01),
+    0,
+  );
 });
 
 test("pipeline depth adapts to task length", () => {
@@ -75,14 +93,21 @@ test("transpiled cells keep declarations across runs, allow top-level await, and
 });
 
 test("a syntax error is one line with its position; export is refused", () => {
-  assert.throws(() => transpile("const x: number = ;"), (e: unknown) => e instanceof TranspileError && /line 1, column 19/.test(e.message));
+  assert.throws(
+    () => transpile("const x: number = ;"),
+    (e: unknown) => e instanceof TranspileError && /line 1, column 19/.test(e.message),
+  );
   assert.throws(() => transpile("export const y = 1"), /export is not supported/);
 });
 
 test("tracebacks map transpiled positions back to the TypeScript line, quoting it", async () => {
-  const source = "const a = 1;\n\ninterface T { x: number }\nconst b: number = a + 1;\nthrow new RangeError('at line 5: ' + b)";
+  const source =
+    "const a = 1;\n\ninterface T { x: number }\nconst b: number = a + 1;\nthrow new RangeError('at line 5: ' + b)";
   const t = transpile(source);
-  const err = await (vm.runInThisContext(t.code, { filename: "<cell-1>" }) as Promise<unknown>).then(() => undefined, (e: Error) => e);
+  const err = await (vm.runInThisContext(t.code, { filename: "<cell-1>" }) as Promise<unknown>).then(
+    () => undefined,
+    (e: Error) => e,
+  );
   assert.ok(err instanceof Error);
   const tb = traceback(err, { sourceMap: t.map, source });
   assert.equal(tb[0], "RangeError: at line 5: 2");
@@ -95,8 +120,21 @@ test("fixForTslab spells out shorthand properties and makes a cell with a top-le
   assert.equal(fix("const o = { SCALE, n: 1 };"), "const o = { SCALE: SCALE, n: 1 };");
   assert.equal(fix("({ a = 1, b } = obj);"), "({ a: a = 1, b: b } = obj);");
   assert.equal(fix("const { a, b } = obj;"), "const { a, b } = obj;", "binding patterns are left alone");
-  assert.equal(fix("let n = 0;\nfor await (const x of xs) n += x;\nn"), "let n = 0;\nawait null; for await (const x of xs) n += x;\nn");
-  assert.equal(fix("outer: for await (const x of xs) continue outer;"), "await null; outer: for await (const x of xs) continue outer;");
-  assert.equal(fix("await f();\nfor await (const x of xs) g(x);"), "await f();\nfor await (const x of xs) g(x);", "already async");
-  assert.equal(fix("async function f() { for await (const x of xs) g(x); }"), "async function f() { for await (const x of xs) g(x); }");
+  assert.equal(
+    fix("let n = 0;\nfor await (const x of xs) n += x;\nn"),
+    "let n = 0;\nawait null; for await (const x of xs) n += x;\nn",
+  );
+  assert.equal(
+    fix("outer: for await (const x of xs) continue outer;"),
+    "await null; outer: for await (const x of xs) continue outer;",
+  );
+  assert.equal(
+    fix("await f();\nfor await (const x of xs) g(x);"),
+    "await f();\nfor await (const x of xs) g(x);",
+    "already async",
+  );
+  assert.equal(
+    fix("async function f() { for await (const x of xs) g(x); }"),
+    "async function f() { for await (const x of xs) g(x); }",
+  );
 });
