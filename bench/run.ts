@@ -39,7 +39,7 @@ const WORKLOADS: Record<string, () => Promise<unknown>> = {
   scale: scale64,
   soak,
   kernel,
-  ipp: async () => undefined,
+  ipp: () => Promise.resolve(),
 };
 
 async function main(): Promise<void> {

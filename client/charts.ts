@@ -7,6 +7,7 @@ import { pathToFileURL } from "node:url";
 import type { MimeBundle } from "../protocol/messages";
 
 /** vega and vega-lite are ES modules with top-level await: `require` cannot load them, import() can. */
+// eslint-disable-next-line @typescript-eslint/no-implied-eval -- TypeScript compiles import() to require() under CommonJS; this keeps a real import()
 const importModule = new Function("specifier", "return import(specifier)") as (specifier: string) => Promise<unknown>;
 
 interface VegaModule {
@@ -59,13 +60,8 @@ export class Table {
   }
 
   toMimeBundle(): MimeBundle {
-    const esc = (v: unknown): string =>
-      String(v ?? "")
-        .replace(/&/g, "&amp;")
-        .replace(/</g, "&lt;")
-        .replace(/>/g, "&gt;");
-    const cell = (v: unknown): string =>
-      typeof v === "number" && !Number.isInteger(v) ? v.toFixed(3) : String(v ?? "");
+    const esc = (v: unknown): string => cellText(v).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+    const cell = (v: unknown): string => (typeof v === "number" && !Number.isInteger(v) ? v.toFixed(3) : cellText(v));
     const head = `<tr>${this.columns.map((c) => `<th>${esc(c)}</th>`).join("")}</tr>`;
     const body = this.rows
       .map((r) => `<tr>${this.columns.map((c) => `<td>${esc(cell(r[c]))}</td>`).join("")}</tr>`)
@@ -82,4 +78,13 @@ export class Table {
 
 export function table(rows: ReadonlyArray<Record<string, unknown>>, columns?: string[]): Table {
   return new Table(rows, columns);
+}
+
+/** A table cell's text: strings as they are, objects as JSON rather than "[object Object]". */
+function cellText(v: unknown): string {
+  if (v === undefined || v === null) return "";
+  if (typeof v === "string") return v;
+  if (typeof v === "number" || typeof v === "boolean" || typeof v === "bigint" || typeof v === "symbol")
+    return v.toString();
+  return JSON.stringify(v) ?? "";
 }

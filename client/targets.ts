@@ -3,7 +3,8 @@
  * `"-1"`, `"1,3"`) over the sorted engine ids, checked at the door with messages that say
  * what was wrong.
  */
-export type Targets = "all" | number | readonly number[] | string;
+/** `"all"`, an id, a list of ids, or a slice string such as `"::2"` or `"1:3"`. */
+export type Targets = number | readonly number[] | string;
 
 /** Resolves a spec against the registered ids. `scalar` is true for a single integer target. */
 export function resolveTargets(spec: Targets | undefined, ids: readonly number[]): { ids: number[]; scalar: boolean } {

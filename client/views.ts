@@ -4,7 +4,7 @@
  * pick the engine per task.
  */
 import * as util from "node:util";
-import { functionSource, packApply } from "../protocol/apply";
+import { type AnyFunction, functionSource, packApply } from "../protocol/apply";
 import type { ApplyContent, RequestMetadata, Route } from "../protocol/messages";
 import { transpile } from "../transpile/transpile";
 import { AsyncResult, type ResultHost } from "./async-result";
@@ -26,8 +26,6 @@ export interface MapOptions {
 }
 
 type Seq = ArrayLike<unknown> | Iterable<unknown>;
-/** Any function: parameters are checked per call through `Parameters<F>`. */
-export type AnyFunction = (...args: never[]) => unknown;
 /** One value per engine, or the value itself for a single-integer target. */
 export type PerEngine<S extends boolean, R> = S extends true ? R : R[];
 
@@ -42,7 +40,7 @@ abstract class View implements ResultHost {
     return this.client.interrupt(engineIds);
   }
 
-  protected applyCall(f: Function): ApplyContent["call"] {
+  protected applyCall(f: AnyFunction): ApplyContent["call"] {
     if (typeof f !== "function") throw new TypeError(`apply/map need a function first; got ${typeof f}`);
     return { kind: "source", ...functionSource(f) };
   }
@@ -70,7 +68,7 @@ abstract class View implements ResultHost {
   }
 
   /** The engine-side function that maps `f` over one chunk of each sequence (awaiting async f). */
-  protected mapCall(f: Function, nseqs: number): ApplyContent["call"] {
+  protected mapCall(f: AnyFunction, nseqs: number): ApplyContent["call"] {
     const { source, name } = this.applyCall(f) as { source: string; name: string };
     const args = nseqs === 1 ? "s0[i]" : Array.from({ length: nseqs }, (_, k) => `s${k}[i]`).join(", ");
     const params = Array.from({ length: nseqs }, (_, k) => `s${k}`).join(", ");
@@ -168,9 +166,7 @@ export class DirectView<S extends boolean = boolean> extends View {
 
   /** Reads names (or expressions) from the engines: one value per engine, a scalar for one target. */
   pull<T = unknown>(names: string | string[], opts: { targets?: Targets } = {}): AsyncResult<PerEngine<S, T>> {
-    return this.withTargets(opts.targets).send({ kind: "builtin", name: "pull" }, [names], "pull") as AsyncResult<
-      PerEngine<S, T>
-    >;
+    return this.withTargets(opts.targets).send<PerEngine<S, T>>({ kind: "builtin", name: "pull" }, [names], "pull");
   }
 
   /** Splits `seq` across the targets as `name` (contiguous chunks); `flatten` turns 1-item chunks into scalars. */
@@ -358,5 +354,5 @@ export function concat(parts: unknown[]): unknown {
     }
     return out;
   }
-  return parts.flatMap((p) => (Array.isArray(p) ? p : [p]));
+  return parts.flatMap((p): unknown[] => (Array.isArray(p) ? (p as unknown[]) : [p]));
 }

@@ -57,8 +57,8 @@ export async function main(argv: string[]): Promise<void> {
       );
     }
   };
-  server.stdout!.on("data", watch);
-  server.stderr!.on("data", watch);
+  server.stdout.on("data", watch);
+  server.stderr.on("data", watch);
 
   let stopping = false;
   const stop = async (code: number): Promise<void> => {

@@ -57,7 +57,7 @@ const callScript = new vm.Script("globalThis[Symbol.for('tsparallel.call')]()", 
 export class Executor {
   executionCount = 0;
   private readonly baseline: Set<string>;
-  private readonly functionCache = new Map<string, Function>();
+  private readonly functionCache = new Map<string, (...args: unknown[]) => unknown>();
   private interruptCurrent: ((e: Error) => void) | undefined;
 
   constructor(
@@ -98,7 +98,9 @@ export class Executor {
     if (call.kind === "builtin") return () => this.builtin(call.name, args);
     let fn = this.functionCache.get(call.source);
     if (!fn) {
-      fn = vm.runInThisContext(`(${call.source})`, { filename: `<apply:${call.name || "anonymous"}>` }) as Function;
+      fn = vm.runInThisContext(`(${call.source})`, { filename: `<apply:${call.name || "anonymous"}>` }) as (
+        ...args: unknown[]
+      ) => unknown;
       if (typeof fn !== "function") throw new TaskError("TypeError", "the applied source is not a function", []);
       if (this.functionCache.size > 256) this.functionCache.clear();
       this.functionCache.set(call.source, fn);

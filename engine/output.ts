@@ -8,7 +8,7 @@
  * reply, so output always reaches the client before the result.
  */
 import { AsyncLocalStorage } from "node:async_hooks";
-import { mimeBundle } from "../protocol/mime";
+import { mimeBundle, plainText } from "../protocol/mime";
 import type { Header, MimeBundle } from "../protocol/messages";
 
 export interface OutputSink {
@@ -41,14 +41,14 @@ export class OutputCapture {
     for (const name of ["stdout", "stderr"] as const) {
       const stream = process[name];
       const real = stream.write.bind(stream) as (chunk: unknown, ...rest: unknown[]) => boolean;
-      stream.write = ((chunk: unknown, ...rest: unknown[]) => {
+      stream.write = (chunk: unknown, ...rest: unknown[]) => {
         const ctx = this.als.getStore();
         if (!ctx) return real(chunk, ...rest);
         this.write(ctx, name, typeof chunk === "string" ? chunk : Buffer.from(chunk as Uint8Array).toString("utf8"));
         const cb = rest.find((r) => typeof r === "function") as (() => void) | undefined;
         cb?.();
         return true;
-      }) as typeof stream.write;
+      };
     }
   }
 
@@ -59,7 +59,7 @@ export class OutputCapture {
   display(data: MimeBundle, metadata: Record<string, unknown> = {}, displayId?: string, update = false): void {
     const ctx = this.als.getStore();
     if (!ctx) {
-      process.stdout.write(String(data["text/plain"] ?? "") + "\n");
+      process.stdout.write(plainText(data) + "\n");
       return;
     }
     this.flushContext(ctx); // keep stdout and displays in the order they happened

@@ -39,7 +39,7 @@ export function install(opts: { user?: boolean; prefix?: string; sysPrefix?: boo
   return dir;
 }
 
-export async function main(argv: string[]): Promise<void> {
+export function main(argv: string[]): void {
   const { values } = parseArgs({
     args: argv,
     strict: true,

@@ -1,11 +1,14 @@
 /**
- * The kernel's request handling (https://jupyter-client.readthedocs.io/en/latest/messaging.html):
+ * The kernel's request handling, in Jupyter's messaging protocol:
  * shell requests one at a time in arrival order, control requests at once. Compared with tslab
  * it sends `execute_input` (so execution counts are recorded), the last expression as
  * `execute_result`, failures as `error` with ename/evalue/traceback, and honours `stop_on_error`
  * by aborting only the requests already queued, with no 200 ms window that drops new ones.
  */
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { setDisplayHook } from "../client/display";
+import { PACKAGE_ROOT } from "../cluster/paths";
 import { mimeBundle } from "../protocol/mime";
 import type { CellIO } from "../magics/cell-io";
 import type { Header, MimeBundle } from "../protocol/messages";
@@ -13,7 +16,8 @@ import type { KernelChannels, Request } from "./channels";
 import { routeTslabDisplays, tslabTypeScriptVersion } from "./local";
 import type { Shell } from "./shell";
 
-const VERSION = (require("../../../package.json") as { version: string }).version;
+const VERSION = (JSON.parse(fs.readFileSync(path.join(PACKAGE_ROOT, "package.json"), "utf8")) as { version: string })
+  .version;
 const STREAM_FLUSH_MS = 20;
 const WARM_UP_QUIET_MS = 500;
 
@@ -141,7 +145,7 @@ export class Kernel {
 
   private async execute(req: Request): Promise<void> {
     const c = req.content as { code?: unknown; silent?: unknown; store_history?: unknown; stop_on_error?: unknown };
-    const code = String(c.code ?? "");
+    const code = typeof c.code === "string" ? c.code : "";
     const silent = c.silent === true;
     if (!silent && c.store_history !== false) this.executionCount++;
     const count = this.executionCount;
@@ -189,7 +193,7 @@ export class Kernel {
     for (const name of ["stdout", "stderr"] as const) {
       const stream = process[name];
       const original = stream.write.bind(stream);
-      stream.write = ((
+      stream.write = (
         chunk: string | Uint8Array,
         encoding?: BufferEncoding | ((e?: Error) => void),
         cb?: (e?: Error) => void,
@@ -203,7 +207,7 @@ export class Kernel {
         else original(text);
         done?.();
         return true;
-      }) as typeof stream.write;
+      };
     }
   }
 

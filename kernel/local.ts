@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-require-imports -- tslab loads on first use (below), and its TypeScript is resolved from tslab's own folder */
 /**
  * Ordinary cells, run exactly as tslab runs them: its converter (a TypeScript watch program that
  * type-checks each cell against the declarations of earlier ones) and its executor. What is

@@ -40,28 +40,28 @@ export function mountInTypeScript(sys: TsSys, mounts: ReadonlyMap<string, string
     }
   }
   const orig = {
-    fileExists: sys.fileExists,
-    readFile: sys.readFile,
-    directoryExists: sys.directoryExists,
-    getDirectories: sys.getDirectories,
-    readDirectory: sys.readDirectory,
-    realpath: sys.realpath,
-    watchFile: sys.watchFile,
+    fileExists: sys.fileExists.bind(sys),
+    readFile: sys.readFile.bind(sys),
+    directoryExists: sys.directoryExists.bind(sys),
+    getDirectories: sys.getDirectories.bind(sys),
+    readDirectory: sys.readDirectory.bind(sys),
+    realpath: sys.realpath?.bind(sys),
+    watchFile: sys.watchFile?.bind(sys),
   };
-  sys.fileExists = (p) => orig.fileExists.call(sys, toReal(p));
-  sys.readFile = (p, enc) => orig.readFile.call(sys, toReal(p), enc);
-  sys.directoryExists = (p) => children.has(p) || orig.directoryExists.call(sys, toReal(p));
+  sys.fileExists = (p) => orig.fileExists(toReal(p));
+  sys.readFile = (p, enc) => orig.readFile(toReal(p), enc);
+  sys.directoryExists = (p) => children.has(p) || orig.directoryExists(toReal(p));
   sys.getDirectories = (p) => {
-    const real = orig.directoryExists.call(sys, toReal(p)) ? orig.getDirectories.call(sys, toReal(p)) : [];
+    const real = orig.directoryExists(toReal(p)) ? orig.getDirectories(toReal(p)) : [];
     return [...new Set([...real, ...(children.get(p) ?? [])])];
   };
   sys.readDirectory = (p, ...rest) =>
-    orig.readDirectory.call(sys, toReal(p), ...rest).map((f) => {
+    orig.readDirectory(toReal(p), ...rest).map((f) => {
       const real = toReal(p);
       return f.startsWith(real) ? p + f.slice(real.length) : f;
     });
-  if (orig.realpath) sys.realpath = (p) => orig.realpath!.call(sys, toReal(p));
-  if (orig.watchFile) sys.watchFile = (p, ...rest) => orig.watchFile!.call(sys, toReal(p), ...rest);
+  if (orig.realpath) sys.realpath = (p) => orig.realpath!(toReal(p));
+  if (orig.watchFile) sys.watchFile = (p, ...rest) => orig.watchFile!(toReal(p), ...rest);
 }
 
 /** Which of our packages `cwd` cannot see, as virtual path → real folder. */

@@ -7,6 +7,7 @@
 import type { OutputEvent, ResultMetadata } from "../client/task";
 import type { MimeBundle } from "../protocol/messages";
 import type { GroupBy } from "./args";
+import { plainText } from "../protocol/mime";
 
 export type Rendered =
   | { kind: "stream"; name: "stdout" | "stderr"; text: string }
@@ -19,7 +20,7 @@ export function streamText(engine: number | undefined, name: "stdout" | "stderr"
 /** `Out[2:7]: 5`; a multi-line repr starts on the next line; rich data follows its prefix. */
 export function renderResult(engine: number | undefined, count: number | undefined, data: MimeBundle): Rendered[] {
   const prefix = `Out[${engine ?? "?"}:${count ?? " "}]:`;
-  const text = String(data["text/plain"] ?? "");
+  const text = plainText(data);
   const rich = Object.keys(data).some((k) => k !== "text/plain");
   const meta = { engine };
   if (!rich)
@@ -79,8 +80,7 @@ export function renderOutputs(metas: readonly ResultMetadata[], groupBy: GroupBy
     for (let i = 0; i < longest; i++) for (const p of perEngine) if (p[i]) out.push(p[i]!);
     return out;
   }
-  const isResult = (r: Rendered): boolean =>
-    r.kind === "display" && String(r.data["text/plain"] ?? "").startsWith("Out[");
+  const isResult = (r: Rendered): boolean => r.kind === "display" && plainText(r.data).startsWith("Out[");
   const rich = metas.flatMap(richOutputs);
   return [
     ...metas.flatMap((m) => streams(m).filter((r) => r.kind === "stream" && r.name === "stdout")),

@@ -35,16 +35,19 @@ export function unpackArgs(buffers: readonly Buffer[]): unknown[] {
  * A function's source as an expression the engine can evaluate. Handles arrows, function
  * expressions and object-method shorthand (`f(x) { … }`, whose toString is not an expression).
  */
-export function functionSource(f: Function): { source: string; name: string } {
+/** Any function: the views check parameters per call through `Parameters<F>`. */
+export type AnyFunction = (...args: never[]) => unknown;
+
+export function functionSource(f: AnyFunction): { source: string; name: string } {
   let known = sourceOf.get(f);
   if (!known) sourceOf.set(f, (known = sourceOfUncached(f)));
   return known;
 }
 
 /** Per function object: a hot loop of `apply(f)` reads and checks f's source once. */
-const sourceOf = new WeakMap<Function, { source: string; name: string }>();
+const sourceOf = new WeakMap<AnyFunction, { source: string; name: string }>();
 
-function sourceOfUncached(f: Function): { source: string; name: string } {
+function sourceOfUncached(f: AnyFunction): { source: string; name: string } {
   const src = Function.prototype.toString.call(f);
   if (/\{\s*\[native code\]\s*\}\s*$/.test(src)) {
     throw new TypeError(

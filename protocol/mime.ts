@@ -11,3 +11,9 @@ export function mimeBundle(value: unknown): MimeBundle {
   if (typeof hook === "function") return hook.call(value);
   return { "text/plain": util.inspect(value, { depth: 4, colors: false }) };
 }
+
+/** The bundle's text/plain, or "" when it has none. */
+export function plainText(bundle: MimeBundle): string {
+  const text = bundle["text/plain"];
+  return typeof text === "string" ? text : "";
+}

@@ -47,8 +47,9 @@ export class UnserializableError extends TsParallelError {
 
 /** Node implements these hooks but @types/node does not declare them. */
 interface HostObjectHooks {
-  _writeHostObject(view: NodeJS.TypedArray | DataView): void;
+  _writeHostObject(this: v8.Serializer, view: NodeJS.TypedArray | DataView): void;
 }
+// eslint-disable-next-line @typescript-eslint/unbound-method -- called below with .call(this)
 const nodeWriteHostObject = (v8.DefaultSerializer.prototype as unknown as HostObjectHooks)._writeHostObject;
 
 class FrameSerializer extends v8.DefaultSerializer {
@@ -93,7 +94,7 @@ function readInBand(d: FrameDeserializer, typeIndex: number): unknown {
   const ctor = VIEW_TYPES[typeIndex];
   if (!ctor) throw new TsParallelError(`unknown typed array index ${typeIndex}`);
   const byteLength = d.readUint32();
-  const bytes = Buffer.from(d.readRawBytes(byteLength) as Buffer); // copy: the slab is the whole message
+  const bytes = Buffer.from(d.readRawBytes(byteLength)); // copy: the slab is the whole message
   return viewOver(ctor, bytes);
 }
 
@@ -189,6 +190,6 @@ export function assertSerializable(value: unknown, path: string, seen = new Set<
   }
 }
 
-function describeFunction(f: Function): string {
+function describeFunction(f: { name: string }): string {
   return f.name ? `function ${f.name}` : "a function";
 }

@@ -124,7 +124,7 @@ export class Session {
       header: header as unknown as Header,
       parent_header: parent as unknown as Header,
       metadata,
-      content: content as ContentOf<MsgType>,
+      content: content,
       buffers: env.buffers,
     };
     return msg as AnyMessage;

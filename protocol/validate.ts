@@ -26,7 +26,7 @@ export function isRoute(v: unknown): v is Route {
     optional(r.after, isStringArray) &&
     optional(r.follow, isStringArray) &&
     optional(r.timeout, isNonNegative) &&
-    optional(r.retries, (x) => isInt(x) && (x as number) >= 0)
+    optional(r.retries, (x) => isInt(x) && x >= 0)
   );
 }
 

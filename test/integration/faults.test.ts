@@ -44,7 +44,7 @@ describe("faults: engines die, tasks are interrupted, the controller restarts", 
     );
     assert.deepEqual(t.rc.ids, [1]);
     assert.equal(await t.rc.view(1).apply(() => 5), 5);
-    await assert.rejects(async () => t!.rc.view(0), /no engine with id 0/);
+    assert.throws(() => t!.rc.view(0), /no engine with id 0/);
   });
 
   test("a SIGSTOPped engine is declared lost by heartbeat, its LB task moves on, and it rejoins when resumed", async () => {
@@ -63,7 +63,7 @@ describe("faults: engines die, tasks are interrupted, the controller restarts", 
       process.kill(stopped, "SIGCONT");
     }
     // Its heart echoes again; the controller, which no longer knows it, asks it to register.
-    await until(async () => t!.rc.ids.includes(0), 10_000, "the resumed engine to register again as 0");
+    await until(() => t!.rc.ids.includes(0), 10_000, "the resumed engine to register again as 0");
     assert.equal(await t.rc.view(0).apply(() => process.pid), stopped);
   });
 
@@ -95,7 +95,10 @@ describe("faults: engines die, tasks are interrupted, the controller restarts", 
     await until(
       () => {
         if (restarted()) return true;
-        if (Date.now() - signalled > 500) (signalThreads(), (signalled = Date.now()));
+        if (Date.now() - signalled > 500) {
+          signalThreads();
+          signalled = Date.now();
+        }
         return false;
       },
       20_000,

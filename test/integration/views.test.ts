@@ -9,7 +9,6 @@ import {
   TranspileError,
   UnserializableError,
 } from "../../index";
-import type { ExecuteReply } from "../../client/execute-reply";
 
 declare const a: number, b: number, c: number, map: unknown, set: unknown, date: unknown, f32: unknown;
 
@@ -72,7 +71,7 @@ describe("DirectView and LoadBalancedView on 4 real engines", () => {
 
   test("execute: TypeScript, persistent names, stdout, ExecuteReply, importModule", async () => {
     const dv = t.rc.view();
-    const replies = (await dv.execute("const c: number = a * b;\nconsole.log('c is', c)\nc + 1")) as ExecuteReply[];
+    const replies = await dv.execute("const c: number = a * b;\nconsole.log('c is', c)\nc + 1");
     assert.equal(replies.length, 4);
     assert.match(String(replies[0]), /^<ExecuteReply\[\d+\]: 43>$/);
     assert.equal(replies[0]!.stdout, "c is 42\n");
@@ -82,7 +81,7 @@ describe("DirectView and LoadBalancedView on 4 real engines", () => {
       await t.rc
         .view(0)
         .execute("path.join('a', 'b')")
-        .then((r) => (r as ExecuteReply).text),
+        .then((r) => r.text),
       "'a/b'",
     );
     await dv.execute(
