@@ -1,6 +1,6 @@
 /**
- * Workloads a–h of shared/anchors/README.md on tsparallel, with the reference's sizes and
- * engine counts, so each figure has an ipyparallel twin of the same name.
+ * Workloads a–h on tsparallel, with the sizes and engine counts of bench/ipyparallel/bench.py,
+ * so each figure has an ipyparallel twin of the same name.
  */
 import { Cluster } from "../cluster/cluster";
 import { MB, median, p99, put, quick, timed } from "./metrics";

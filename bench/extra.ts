@@ -7,9 +7,10 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { Cluster } from "../cluster/cluster";
 import { MB, median, put, quick, timed } from "./metrics";
+import { PACKAGE_ROOT } from "../cluster/paths";
 
 const PYTHON = "/usr/bin/python3";
-const ROOT = path.join(__dirname, "..", "..");
+const ROOT = PACKAGE_ROOT;
 const CLI = path.join(ROOT, "dist", "cli.js");
 
 /** Resident memory of a local process, read from /proc without disturbing it. */

@@ -1,13 +1,14 @@
 /**
  * `npm run bench [-- --quick] [-- --only name,name]`: tsparallel's workloads and ipyparallel's
- * reference script (shared/anchors/) in the same run on the same machine, printed as one table of
- * ratios with the targets of issue 6, and written to bench/results/<timestamp>.json.
+ * (bench/ipyparallel/bench.py) in the same run on the same machine, printed as one table of
+ * ratios with their targets, and written to bench/results/<timestamp>.json.
  * No timings live in tests; they live here.
  */
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { PACKAGE_ROOT } from "../cluster/paths";
 import { loadBalance, smallCluster, startup } from "./core";
 import { kernel, memoryAtRest, scale64, soak } from "./extra";
 import { type Metric, ours, quick } from "./metrics";
@@ -16,19 +17,31 @@ import { fmt, formatTable, referenceName, targetCell } from "./targets";
 process.env.TSPARALLEL_DIR = fs.mkdtempSync(path.join(os.tmpdir(), "tsparallel-bench-"));
 type Reference = Record<string, { value: number; unit: string }>;
 
-function ipyparallel(): Reference | string {
-  const script = path.join(__dirname, "..", "..", "..", "shared", "anchors", "ipyparallel_bench.py");
+function ipyparallel(sections: string[]): Reference | string {
+  const script = path.join(PACKAGE_ROOT, "bench", "ipyparallel", "bench.py");
   const probe = spawnSync("/usr/bin/python3", ["-c", "import ipyparallel, numpy"], { encoding: "utf8" });
   if (probe.status !== 0)
     return "ipyparallel not installed (apt-get install python3-ipyparallel python3-numpy): skipped";
   if (!fs.existsSync(script)) return `reference script not found at ${script}: skipped`;
   const out = path.join(os.tmpdir(), `ipp-bench-${process.pid}.json`);
-  const run = spawnSync("/usr/bin/python3", [script, "--out", out, ...(quick ? ["--quick"] : [])], {
-    stdio: ["ignore", "ignore", "inherit"],
-    timeout: 15 * 60_000,
-  });
+  const run = spawnSync(
+    "/usr/bin/python3",
+    [script, "--out", out, "--only", sections.join(","), ...(quick ? ["--quick"] : [])],
+    {
+      stdio: ["ignore", "ignore", "inherit"],
+      timeout: 15 * 60_000,
+    },
+  );
   if (run.status !== 0 && !fs.existsSync(out)) return `reference script failed (${run.status})`;
   return (JSON.parse(fs.readFileSync(out, "utf8")) as { metrics: Reference }).metrics;
+}
+
+/** The workloads bench/ipyparallel/bench.py also runs; `--only af,ipp` runs ipyparallel's af alone. */
+const IPP_SECTIONS = ["af", "g", "h", "fan"];
+
+function ippSections(only: Set<string> | undefined): string[] {
+  const chosen = only ? IPP_SECTIONS.filter((s) => only.has(s)) : IPP_SECTIONS;
+  return chosen.length > 0 ? chosen : IPP_SECTIONS;
 }
 
 const WORKLOADS: Record<string, () => Promise<unknown>> = {
@@ -49,7 +62,7 @@ async function main(): Promise<void> {
   const notes: string[] = [];
   for (const [name, run] of Object.entries(WORKLOADS)) {
     if (only && !only.has(name)) continue;
-    const got = name === "ipp" ? ipyparallel() : await run();
+    const got = name === "ipp" ? ipyparallel(ippSections(only)) : await run();
     if (typeof got === "string") notes.push(got);
     else if (got && typeof got === "object") Object.assign(ref, got);
   }
@@ -70,9 +83,7 @@ async function main(): Promise<void> {
   console.log(formatTable(rows));
   for (const n of notes) console.log(`\nnote: ${n}`);
   const file = path.join(
-    __dirname,
-    "..",
-    "..",
+    PACKAGE_ROOT,
     "bench",
     "results",
     `${new Date().toISOString().replace(/[:.]/g, "-")}${quick ? "-quick" : ""}.json`,

@@ -8,6 +8,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Metric } from "./metrics";
 import { fmt, referenceName, targetCell } from "./targets";
+import { PACKAGE_ROOT } from "../cluster/paths";
 
 interface Run {
   file: string;
@@ -18,7 +19,7 @@ interface Run {
   ratios: Record<string, number>;
 }
 
-const dir = path.join(__dirname, "..", "..", "bench", "results");
+const dir = path.join(PACKAGE_ROOT, "bench", "results");
 const given = process.argv.slice(2);
 const files =
   given.length > 0

@@ -1,11 +1,11 @@
-/** Issue 6's targets and the name mapping onto ipyparallel's reference metrics, shared by the run and the summary. */
+/** The targets and the name mapping onto ipyparallel's metrics, shared by the run and the summary. */
 
 /** ipyparallel names "h startup 4 engines: engines launch->registered"; map ours onto theirs. */
 export const ALIASES: Record<string, string> = {
   "h startup 4 engines (Cluster.start until all registered)": "h startup 4 engines (Cluster.start_and_connect_sync)",
 };
 
-/** Issue 6's targets: a ratio against ipyparallel, or an absolute bound. */
+/** Targets: a ratio against ipyparallel, or an absolute bound. */
 export const TARGETS: Record<string, { ratio: number } | { atLeast: number } | { atMost: number }> = {
   "a apply_sync latency median": { ratio: 10 },
   "c LB map 2000 no-op chunksize=1 throughput": { ratio: 30 },

@@ -189,7 +189,7 @@ export class AsyncResult<T = unknown> implements Promise<T>, AsyncIterable<unkno
 
   /**
    * When each task ran on which engine: bars per engine over time, coloured by task order
-   * (seed 002's seaborn plot), as an SVG chart that displays itself in a notebook.
+   * (the plot of the views tutorial), as an SVG chart that displays itself in a notebook.
    */
   async timeline(opts: { title?: string; width?: number } = {}): Promise<Chart> {
     const ran = this.tasks

@@ -38,7 +38,7 @@ export class Chart {
   }
 }
 
-/** Renders a Vega-Lite spec (https://vega.github.io/vega-lite/) to an SVG chart. */
+/** Renders a Vega-Lite spec to an SVG chart. */
 export async function vegaLite(spec: Record<string, unknown>): Promise<Chart> {
   const [vega, vl] = await vegaModules();
   const view = new vega.View(vega.parse(vl.compile(spec).spec), { renderer: "none" });

@@ -1,6 +1,6 @@
 /**
  * The hub: the controller's bookkeeping and routing, fed typed messages by the socket roles
- * (clients.ts, engines.ts, heartbeat.ts) and answering through `HubPorts`. No sockets here, so
+ * (controller.ts wires them, sockets.ts holds the heartbeat) and answering through `HubPorts`. No sockets here, so
  * every path below can be read in one place:
  *
  *   client apply/execute ─► direct: engine queue ─► engine

@@ -51,8 +51,8 @@ export function isSchemeName(s: string): s is SchemeName {
 
 /**
  * How many tasks an engine may hold at once. ipyparallel's hwm=1 idles engines for a round
- * trip between tiny tasks; a fixed large hwm strands tasks behind long ones (seed 002's skewed
- * workload). So the window adapts: enough tasks to cover `windowMs` of the engine's recent
+ * trip between tiny tasks; a fixed large hwm strands tasks behind long ones (a skewed
+ * workload, as in the views tutorial). So the window adapts: enough tasks to cover `windowMs` of the engine's recent
  * average task time, at least 1 and at most `hwm`.
  */
 export function pipelineDepth(avgTaskMs: number | undefined, hwm: number, windowMs = 2): number {

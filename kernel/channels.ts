@@ -1,6 +1,5 @@
 /**
- * The five Jupyter channels of the kernel, one role each
- * (https://jupyter-client.readthedocs.io/en/latest/messaging.html#introduction):
+ * The five Jupyter channels of the kernel, one role each:
  *   shell    ROUTER  execute/complete/inspect requests, handled one at a time, in order
  *   control  ROUTER  interrupt/shutdown/kernel_info, handled at once even while a cell runs
  *   stdin    ROUTER  bound because front ends connect to it; the kernel never asks for input

@@ -1,7 +1,7 @@
 /**
  * `tsparallel install [--user | --prefix P | --sys-prefix]`: writes the kernelspec `tsparallel`
  * ("TypeScript (tsparallel)") where Jupyter looks for kernels. It writes the folder itself, so
- * it needs no Python and cannot pick the wrong one (tslab #34).
+ * it needs no Python and cannot pick the wrong one.
  */
 import * as fs from "node:fs";
 import * as os from "node:os";

@@ -1,6 +1,6 @@
 /**
  * Cells must work in any folder, not only inside an npm project that has `@types/node` and
- * `tsparallel` installed (tslab's issues #25 and #47: "Cannot find name 'console'"). When the
+ * `tsparallel` installed (tslab alone fails there with "Cannot find name 'console'"). When the
  * notebook's folder cannot resolve them, the kernel lends its own copies:
  *   - to tslab's type checker, by mounting them under `<cwd>/node_modules/` in the `ts.sys`
  *     that tslab's compiler host reads through (nothing is written to disk);

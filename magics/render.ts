@@ -1,5 +1,5 @@
 /**
- * How engine outputs appear in the notebook, in ipyparallel's formats (reference §1.5):
+ * How engine outputs appear in the notebook, in ipyparallel's formats:
  *   `[stdout:0] text`, `[stderr:1] text`, `[output:2]` before rich display data,
  *   `Out[2:7]: value` (engine 2, its execution count 7), errors as `[3:execute]: TypeError: …`.
  * Pure: task metadata in, a list of notebook outputs out; the kernel publishes them.

@@ -1,8 +1,8 @@
 /**
  * Every message tsparallel sends, as one map from `msg_type` to its content type.
  *
- * Kernel messages follow https://jupyter-client.readthedocs.io/en/latest/messaging.html;
- * apply/queue/registration messages follow ipyparallel's (docs: reference/messages). A
+ * Kernel messages follow Jupyter's messaging protocol; apply/queue/registration messages
+ * follow ipyparallel's. A
  * `Message<T>` is discriminated on `header.msg_type`, so `switch (msg.header.msg_type)`
  * narrows `content` (the zeromq.js `EventOfType` idea, instead of jupyterlab's overloads).
  */

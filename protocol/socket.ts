@@ -51,7 +51,7 @@ export class Outbox {
 
 /**
  * Runs `handle` for every message until the socket closes. A handler error is logged and the
- * loop goes on: one bad message must never stop a role (STYLE practice 5).
+ * loop goes on: one bad message must never stop a role.
  */
 export async function receiveLoop(
   socket: AsyncIterable<Frames> & { closed: boolean },

@@ -1,12 +1,12 @@
 /**
  * Jupyter wire framing and HMAC signing: the only place that splits and joins frames.
  *
- * `[identities…, "<IDS|MSG>", hmac, header, parent_header, metadata, content, buffers…]`
- * (https://jupyter-client.readthedocs.io/en/latest/messaging.html#the-wire-protocol).
+ * `[identities…, "<IDS|MSG>", hmac, header, parent_header, metadata, content, buffers…]`,
+ * Jupyter's wire protocol.
  *
  * Everything here is checked before anything is parsed: frame count and sizes (so a hostile
  * peer cannot make us JSON.parse a gigabyte), the delimiter, and the signature, compared in
- * constant time with lengths checked first (a `==` on digests leaks timing, as tslab's does).
+ * constant time with lengths checked first (a `==` on digests leaks timing).
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { TsParallelError } from "./errors";
