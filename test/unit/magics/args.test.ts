@@ -1,0 +1,43 @@
+import { strict as assert } from "node:assert";
+import { test } from "node:test";
+import {
+  DEFAULT_PX,
+  UsageError,
+  parseCellFlags,
+  parseConfigFlags,
+  parseResultFlags,
+  splitWords,
+} from "../../../magics/args";
+
+test("%%px flags override the defaults for one cell; %pxconfig makes new defaults", () => {
+  const f = parseCellFlags("-t ::2 --noblock --no-stream -e -o ar --progress-after 0.5 --local", DEFAULT_PX);
+  assert.deepEqual(f, {
+    options: { ...DEFAULT_PX, targets: "::2", block: false, stream: false, groupBy: "engine", progressAfter: 0.5 },
+    local: true,
+    out: "ar",
+  });
+  assert.equal(DEFAULT_PX.block, true, "defaults untouched");
+  assert.deepEqual(parseConfigFlags("--verbose --signal-on-interrupt 9", DEFAULT_PX), {
+    ...DEFAULT_PX,
+    verbose: true,
+    signal: "SIGKILL",
+  });
+  assert.deepEqual(parseResultFlags("-r", DEFAULT_PX), { groupBy: "order", out: undefined });
+  assert.deepEqual(splitWords(`-t "1,3" --out x`), ["-t", "1,3", "--out", "x"]);
+});
+
+test("bad flags are one-line usage errors that name the problem", () => {
+  assert.throws(
+    () => parseCellFlags("--nope", DEFAULT_PX),
+    (e: Error) => e instanceof UsageError && /^%%px: unknown option --nope \(options: /.test(e.message),
+  );
+  assert.throws(
+    () => parseCellFlags("--targets", DEFAULT_PX),
+    /option -t(\/--targets)? needs a value|option (-t, )?--targets needs a value/,
+  );
+  assert.throws(() => parseCellFlags("-b -a", DEFAULT_PX), /contradict/);
+  assert.throws(() => parseCellFlags("--group-outputs size", DEFAULT_PX), /engine, order or type/);
+  assert.throws(() => parseCellFlags("--progress-after soon", DEFAULT_PX), /takes seconds/);
+  assert.throws(() => parseCellFlags("-o 1x", DEFAULT_PX), /variable name/);
+  assert.throws(() => parseConfigFlags("--local", DEFAULT_PX), /%pxconfig: unknown option --local/);
+});

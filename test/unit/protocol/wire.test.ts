@@ -1,0 +1,74 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Session } from "../../../protocol/session";
+import { DELIMITER, Signer, detachEnvelope, splitFrames } from "../../../protocol/wire";
+
+test("a signed message round-trips and a tampered one is dropped and counted", () => {
+  const a = new Session("k");
+  const b = new Session("k");
+  const { frames } = a.encode("stream", { name: "stdout", text: "hi" }, { identities: [Buffer.from("id")] });
+  const msg = b.decode(frames);
+  assert.equal(msg?.header.msg_type, "stream");
+  assert.deepEqual(msg?.identities.map(String), ["id"]);
+  const tampered = frames.map((f) => Buffer.from(f));
+  tampered[tampered.length - 1] = Buffer.from(JSON.stringify({ name: "stdout", text: "evil" }));
+  assert.equal(b.decode(tampered), undefined);
+  assert.equal(b.dropped["bad-signature"], 1);
+});
+
+test("a replayed message is rejected", () => {
+  const a = new Session("k");
+  const b = new Session("k");
+  const { frames } = a.encode("status", { execution_state: "idle" });
+  assert.ok(b.decode(frames));
+  assert.equal(b.decode(frames), undefined);
+  assert.equal(b.dropped.replayed, 1);
+});
+
+test("a wrong key, missing delimiter, bad JSON, unknown type and too many frames are each counted", () => {
+  const b = new Session("right");
+  assert.equal(b.decode(new Session("wrong").encode("status", { execution_state: "idle" }).frames), undefined);
+  assert.equal(b.decode([Buffer.from("x"), Buffer.from("y")]), undefined);
+  const parts = ["{", "{}", "{}", "{}"].map((p) => Buffer.from(p));
+  assert.equal(b.decode([DELIMITER, new Signer("right").sign(parts), ...parts]), undefined);
+  const hdr = [JSON.stringify({ msg_id: "1", session: "s", msg_type: "nonsense" }), "{}", "{}", "{}"].map((p) =>
+    Buffer.from(p),
+  );
+  assert.equal(b.decode([DELIMITER, new Signer("right").sign(hdr), ...hdr]), undefined);
+  assert.equal(b.decode(Array.from({ length: 5000 }, () => Buffer.alloc(1))), undefined);
+  assert.deepEqual(b.dropped, { malformed: 2, "bad-signature": 1, replayed: 0, oversized: 1, "unknown-type": 1 });
+});
+
+test("limits are checked before parsing", () => {
+  assert.throws(
+    () =>
+      splitFrames([DELIMITER, Buffer.alloc(0), Buffer.alloc(100), Buffer.alloc(0), Buffer.alloc(0), Buffer.alloc(0)], {
+        maxFrames: 10,
+        maxJsonBytes: 10,
+        maxMessageBytes: 1000,
+      }),
+    /JSON part of 100 bytes/,
+  );
+});
+
+test("detachEnvelope copies small frames out of the shared receive chunk and keeps large ones", () => {
+  const chunk = Buffer.alloc(8192, 7); // as ZeroMQ's decoder hands frames over: views into one chunk
+  const frames = [
+    chunk.subarray(0, 16),
+    DELIMITER,
+    chunk.subarray(16, 80),
+    ...[0, 1, 2, 3].map((i) => chunk.subarray(100 + i * 200, 300 + i * 200)),
+  ];
+  const big = Buffer.alloc(64 * 1024, 1);
+  const env = splitFrames([...frames, big]);
+  const copy = detachEnvelope(env);
+  for (const [a, b] of [
+    [env.identities[0]!, copy.identities[0]!],
+    [env.signature, copy.signature],
+    ...env.parts.map((p, i) => [p, copy.parts[i]!]),
+  ] as [Buffer, Buffer][]) {
+    assert.deepEqual(b, a);
+    assert.notEqual(b.buffer, chunk.buffer, "a small frame must not stay a view into the chunk");
+  }
+  assert.equal(copy.buffers[0], big);
+});
