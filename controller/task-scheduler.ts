@@ -2,6 +2,10 @@
  * The load-balanced queue. Holds tasks until their dependencies are met and an engine has room,
  * then picks the engine with a pure scheme (schemes.ts). Knows nothing of sockets: the hub gives
  * it engines and takes its decisions through `SchedulerHost`.
+ *
+ * Ready tasks wait in one queue per client, and engines are handed out round-robin between
+ * clients: a client that submits 4 tasks behind another's 10,000 waits for about one task per
+ * engine, not for the 10,000. Within a client, tasks keep their submission order.
  */
 import type { LibraryErrorName } from "../protocol/errors";
 import type { EngineEntry } from "./registry";
@@ -20,8 +24,9 @@ export interface SchedulerHost {
 type TaskRoute = Extract<TaskRecord["route"], { kind: "task" }>;
 
 export class TaskScheduler {
-  /** Runnable tasks (dependencies met), oldest first. */
-  private readonly ready: TaskRecord[] = [];
+  /** Runnable tasks (dependencies met) per client, oldest first; Map order is the rotation. */
+  private readonly ready = new Map<string, TaskRecord[]>();
+  private readyCount = 0;
   /** Tasks waiting for `after`/`follow` dependencies to finish. */
   private readonly waiting = new Set<TaskRecord>();
   private stamp = 0;
@@ -34,7 +39,7 @@ export class TaskScheduler {
   ) {}
 
   get unassigned(): number {
-    return this.ready.length + this.waiting.size;
+    return this.readyCount + this.waiting.size;
   }
 
   submit(task: TaskRecord): void {
@@ -58,15 +63,33 @@ export class TaskScheduler {
   resubmit(task: TaskRecord): void {
     task.state = "pending";
     task.engineId = undefined;
-    this.ready.unshift(task);
+    this.queueOf(task).unshift(task);
+    this.readyCount++;
+  }
+
+  /** Drops every task `client` has not had assigned yet (a client that left); returns them. */
+  removeClient(client: Buffer): TaskRecord[] {
+    const key = clientKey(client);
+    const dropped = this.ready.get(key) ?? [];
+    this.ready.delete(key);
+    this.readyCount -= dropped.length;
+    for (const t of this.waiting) {
+      if (t.client.equals(client)) {
+        this.waiting.delete(t);
+        dropped.push(t);
+      }
+    }
+    return dropped;
   }
 
   /** Remove a not-yet-assigned task; true if it was queued here. */
   remove(task: TaskRecord): boolean {
     if (this.waiting.delete(task)) return true;
-    const i = this.ready.indexOf(task);
+    const queue = this.ready.get(clientKey(task.client));
+    const i = queue ? queue.indexOf(task) : -1;
     if (i < 0) return false;
-    this.ready.splice(i, 1);
+    queue!.splice(i, 1);
+    this.readyCount--;
     return true;
   }
 
@@ -75,21 +98,41 @@ export class TaskScheduler {
     for (const t of [...this.waiting]) this.promote(t);
   }
 
-  /** Assign as many ready tasks as engines have room for. */
+  /** Assign as many ready tasks as engines have room for, one client's task at a time in turn. */
   schedule(): void {
-    if (this.ready.length === 0) return;
+    if (this.readyCount === 0) return;
     const engines = this.host.engines();
     if (engines.length === 0) return;
-    const blocked: TaskRecord[] = [];
-    let room = engines.some((e) => e.lbLoad < pipelineDepth(e.avgTaskMs, this.hwm));
-    while (room && this.ready.length > 0) {
-      const task = this.ready.shift()!;
-      const candidates = this.candidates(task, engines);
-      if (candidates === "impossible") continue;
-      if (candidates.length === 0) {
-        blocked.push(task);
-        continue;
+    const hasRoom = (): boolean => engines.some((e) => e.lbLoad < pipelineDepth(e.avgTaskMs, this.hwm));
+    let progressed = true;
+    while (progressed && this.readyCount > 0 && hasRoom()) {
+      progressed = false;
+      for (const [key, queue] of [...this.ready]) {
+        if (!hasRoom()) break;
+        if (this.assignOne(queue, engines)) {
+          progressed = true;
+          // To the back of the rotation: the next engine goes to the next client.
+          this.ready.delete(key);
+          if (queue.length > 0) this.ready.set(key, queue);
+        } else if (queue.length === 0) {
+          this.ready.delete(key);
+        }
       }
+    }
+  }
+
+  /**
+   * Dispatches the oldest task of `queue` that an engine can take now (tasks bound to busy
+   * engines are skipped, looking at most `SCAN` deep). True when one was assigned or failed.
+   */
+  private assignOne(queue: TaskRecord[], engines: EngineEntry[]): boolean {
+    for (let i = 0; i < Math.min(queue.length, SCAN); i++) {
+      const task = queue[i]!;
+      const candidates = this.candidates(task, engines);
+      if (candidates !== "impossible" && candidates.length === 0) continue;
+      queue.splice(i, 1);
+      this.readyCount--;
+      if (candidates === "impossible") return true;
       candidates.sort((a, b) => a.lastAssigned - b.lastAssigned);
       const engine =
         candidates[
@@ -101,9 +144,16 @@ export class TaskScheduler {
       engine.lastAssigned = ++this.stamp;
       if (task.timer) clearTimeout(task.timer);
       this.host.dispatch(task, engine);
-      room = engines.some((e) => e.lbLoad < pipelineDepth(e.avgTaskMs, this.hwm));
+      return true;
     }
-    this.ready.unshift(...blocked);
+    return false;
+  }
+
+  private queueOf(task: TaskRecord): TaskRecord[] {
+    const key = clientKey(task.client);
+    let queue = this.ready.get(key);
+    if (!queue) this.ready.set(key, (queue = []));
+    return queue;
   }
 
   private candidates(task: TaskRecord, engines: EngineEntry[]): EngineEntry[] | "impossible" {
@@ -146,7 +196,8 @@ export class TaskScheduler {
     if (!met) return;
     this.waiting.delete(task);
     task.state = "pending";
-    this.ready.push(task);
+    this.queueOf(task).push(task);
+    this.readyCount++;
   }
 
   private expire(task: TaskRecord): void {
@@ -155,4 +206,11 @@ export class TaskScheduler {
     const ms = (task.route as TaskRoute).timeout;
     this.host.fail(task, "TimeoutError", `task was not assigned to an engine within its timeout of ${ms} ms`);
   }
+}
+
+/** How deep into one client's queue `schedule` looks for a task an engine can take. */
+const SCAN = 64;
+
+function clientKey(client: Buffer): string {
+  return client.toString("latin1");
 }

@@ -15,7 +15,7 @@ import { mimeBundle } from "../protocol/mime";
 import { type Executor, type RunOptions, type Start, TaskError } from "./executor";
 import type { OutputCapture } from "./output";
 
-export type Task = MessageOf<"execute_request"> | MessageOf<"apply_request">;
+export type EngineTask = MessageOf<"execute_request"> | MessageOf<"apply_request">;
 
 export interface TaskReplies {
   send<T extends MsgType>(
@@ -43,7 +43,7 @@ const BATCH_SIZE = 64;
 const BATCH_MS = 1;
 
 export class TaskQueue {
-  private readonly queue: Task[] = [];
+  private readonly queue: EngineTask[] = [];
   private readonly aborted = new Set<string>();
   private running = false;
   /**
@@ -59,7 +59,7 @@ export class TaskQueue {
     private readonly replies: TaskReplies,
   ) {}
 
-  push(task: Task): void {
+  push(task: EngineTask): void {
     this.queue.push(task);
     if (!this.running) void this.drain();
   }
@@ -203,7 +203,7 @@ export class TaskQueue {
     }
   }
 
-  private wasAborted(task: Task): boolean {
+  private wasAborted(task: EngineTask): boolean {
     if (!this.aborted.delete(task.header.msg_id)) return false;
     this.fail(
       task,
@@ -213,7 +213,7 @@ export class TaskQueue {
     return true;
   }
 
-  private fail(task: Task, e: unknown, started: string): void {
+  private fail(task: EngineTask, e: unknown, started: string): void {
     this.capture.flush();
     const err =
       e instanceof TaskError
@@ -257,7 +257,7 @@ export class TaskQueue {
   }
 }
 
-function runOptions(task: Task | undefined): RunOptions {
+function runOptions(task: EngineTask | undefined): RunOptions {
   const meta = (task?.metadata ?? {}) as RequestMetadata;
   return {
     ...(typeof meta.timeLimit === "number" ? { timeLimit: meta.timeLimit } : {}),

@@ -1,0 +1,168 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { Hub, type HubPorts } from "../../../controller/hub";
+import type { EngineEntry } from "../../../controller/registry";
+import { packApply } from "../../../protocol/apply";
+import type { AnyMessage, MsgType } from "../../../protocol/messages";
+import { Session } from "../../../protocol/session";
+
+const KEY = "unit-test-key";
+
+/** Ports that keep what the hub sends, decoded, per destination. */
+class FakePorts implements HubPorts {
+  readonly reader = new Session(KEY, "reader");
+  readonly toClients: AnyMessage[] = [];
+  readonly toEngines: AnyMessage[] = [];
+  readonly notices: AnyMessage[] = [];
+  readonly signals: Array<{ engine: number; signal: string }> = [];
+  shutdowns = 0;
+
+  toClient(frames: Buffer[]): void {
+    this.toClients.push(this.decode(frames));
+  }
+  toEngine(frames: Buffer[]): void {
+    this.toEngines.push(this.decode(frames));
+  }
+  notify(frames: Buffer[]): void {
+    this.notices.push(this.decode(frames));
+  }
+  signal(engine: EngineEntry, signal: NodeJS.Signals): boolean {
+    this.signals.push({ engine: engine.id, signal });
+    return true;
+  }
+  restart(): boolean {
+    return false;
+  }
+  shutdown(): void {
+    this.shutdowns++;
+  }
+  log(): void {}
+
+  /** Forwarded frames keep their sender's signature, so a fresh reader verifies each one. */
+  private decode(frames: Buffer[]): AnyMessage {
+    const msg = new Session(KEY, "reader").decode(frames);
+    assert.ok(msg, "the hub sent a message that does not verify");
+    return msg;
+  }
+}
+
+/** A hub with fake ports, and a client and engines that talk to it through real signed frames. */
+function setup(): {
+  hub: Hub;
+  ports: FakePorts;
+  client: (type: MsgType, content: object, metadata?: Record<string, unknown>, buffers?: Buffer[]) => string;
+  engine: (uuid: string) => { send: (type: MsgType, content: object, parent?: AnyMessage) => void };
+} {
+  const ports = new FakePorts();
+  const hubSession = new Session(KEY, "controller");
+  const hub = new Hub(hubSession, ports, { scheme: "leastload", hwm: 1, heartbeatPeriod: 1000, heartbeatMisses: 5 });
+  const clientSession = new Session(KEY, "client");
+  const deliver = (frames: Buffer[], toHub: (m: AnyMessage, env: NonNullable<ReturnType<Session["open"]>>) => void) => {
+    const env = hubSession.open(frames);
+    const msg = env && hubSession.parse(env);
+    if (env && msg) toHub(msg, env);
+  };
+  const client = (type: MsgType, content: object, metadata: Record<string, unknown> = {}, buffers: Buffer[] = []) => {
+    const { frames, header } = clientSession.encode(type, content, {
+      identities: [Buffer.from("client-1")],
+      metadata,
+      buffers,
+    });
+    deliver(frames, (m, env) => hub.onClientMessage(m, env));
+    return header.msg_id;
+  };
+  const engine = (uuid: string) => {
+    const s = new Session(KEY, "engine");
+    const send = (type: MsgType, content: object, parent?: AnyMessage): void => {
+      const { frames } = s.encode(type, content, {
+        identities: [Buffer.from(uuid, "latin1")],
+        ...(parent ? { parent: parent.header } : {}),
+      });
+      deliver(frames, (m, env) => hub.onEngineMessage(m, env));
+    };
+    send("registration_request", { uuid, pid: process.pid, hostname: "elsewhere", cwd: "/" });
+    return { send };
+  };
+  return { hub, ports, client, engine };
+}
+
+const noop = packApply({ kind: "source", source: "() => 1", name: "f" }, []);
+
+describe("Hub", () => {
+  test("registration gives ids in order and tells the clients", () => {
+    const { hub, ports, engine } = setup();
+    engine("uuid-a");
+    engine("uuid-b");
+    assert.deepEqual(hub.registry.ids(), [0, 1]);
+    assert.deepEqual(
+      ports.notices.map((m) => m.header.msg_type),
+      ["registration_notification", "registration_notification"],
+    );
+  });
+
+  test("a direct task to an unregistered engine fails with a library EngineError", () => {
+    const { ports, client } = setup();
+    client("apply_request", noop.content, { route: { kind: "direct", engine: 7 } }, noop.buffers);
+    const reply = ports.toClients[0]!;
+    assert.equal(reply.header.msg_type, "apply_reply");
+    assert.deepEqual(
+      { ...reply.content, traceback: undefined },
+      {
+        status: "error",
+        ename: "EngineError",
+        evalue: "engine 7 is not registered (registered: [])",
+        origin: "tsparallel",
+        traceback: undefined,
+      },
+    );
+  });
+
+  test("a load-balanced task goes to an engine, and its reply reaches the client", () => {
+    const { ports, client, engine } = setup();
+    const e = engine("uuid-a");
+    const id = client("apply_request", noop.content, { route: { kind: "task" } }, noop.buffers);
+    const sent = ports.toEngines.find((m) => m.header.msg_id === id)!;
+    assert.ok(sent, "the task reached the engine");
+    e.send("apply_reply", { status: "ok" }, sent);
+    assert.equal(ports.toClients.at(-1)!.header.msg_type, "apply_reply");
+  });
+
+  test("an engine lost mid-task: its load-balanced task with retries moves, its direct task fails", () => {
+    const { hub, ports, client, engine } = setup();
+    engine("uuid-a");
+    const lb = client("apply_request", noop.content, { route: { kind: "task", retries: 1 } }, noop.buffers);
+    const direct = client("apply_request", noop.content, { route: { kind: "direct", engine: 0 } }, noop.buffers);
+    engine("uuid-b");
+    hub.engineLost(0, "it was killed");
+    const failed = ports.toClients.find((m) => m.header.msg_type === "apply_reply");
+    assert.ok(failed && "msg_id" in failed.parent_header && failed.parent_header.msg_id === direct);
+    assert.match(String((failed.content as { evalue: string }).evalue), /Engine 0 died .*it was killed/);
+    const moved = ports.toEngines.filter((m) => m.header.msg_id === lb);
+    assert.equal(moved.length, 2, "sent to engine 0, then again to engine 1");
+  });
+
+  test("aborting an unassigned task answers it with TaskAborted", () => {
+    const { ports, client } = setup();
+    const id = client("apply_request", noop.content, { route: { kind: "task" } }, noop.buffers);
+    client("task_abort_request", { msg_ids: [id] });
+    const replies = ports.toClients.map((m) => [m.header.msg_type, (m.content as { ename?: string }).ename]);
+    assert.deepEqual(replies, [
+      ["apply_reply", "TaskAborted"],
+      ["task_abort_reply", undefined],
+    ]);
+  });
+
+  test("a forged route never reaches the hub: it is dropped and counted as malformed", () => {
+    const { hub, ports, client } = setup();
+    client("apply_request", noop.content, { route: { kind: "direct", engine: "0; rm -rf" } }, noop.buffers);
+    assert.equal(ports.toClients.length, 0);
+    assert.equal(hub.session.dropped.malformed, 1);
+  });
+
+  test("a request the controller does not serve gets a hub_error naming it", () => {
+    const { ports, client } = setup();
+    client("kernel_info_request", {});
+    assert.equal(ports.toClients[0]!.header.msg_type, "hub_error");
+    assert.match(String((ports.toClients[0]!.content as { evalue: string }).evalue), /kernel_info_request/);
+  });
+});
