@@ -5,7 +5,9 @@
  * throw the standard `TypeError`/`RangeError` at the call, as Node's own APIs do.
  */
 import { type LibraryErrorName, TsParallelError, isLibraryErrorName } from "../protocol/errors";
+import * as util from "node:util";
 import type { ErrorContent } from "../protocol/messages";
+import { ANSI } from "../protocol/mime";
 
 export { TsParallelError };
 
@@ -23,11 +25,17 @@ export class RemoteError extends TsParallelError {
     super(`[${engineId ?? "?"}:${method}] ${ename}: ${evalue}`);
   }
 
-  /** `[N:method]:` then the remote traceback, as ipyparallel renders it. */
-  render(): string {
+  /**
+   * `[N:method]:` then the remote traceback, as ipyparallel renders it. The engine colours its
+   * traceback with ANSI codes, as IPython does (notebooks show them); `color: false` strips them.
+   */
+  render({ color = true }: { color?: boolean } = {}): string {
     // The first traceback line repeats "ename: evalue"; evalue carries the hint, so lead with it.
-    const rest = this.traceback[0]?.startsWith(`${this.ename}:`) ? this.traceback.slice(1) : this.traceback;
-    return [`[${this.engineId ?? "?"}:${this.method}]: ${this.ename}: ${this.evalue}`, ...rest].join("\n");
+    const first = util.stripVTControlCharacters(this.traceback[0] ?? "");
+    const rest = first.startsWith(`${this.ename}:`) ? this.traceback.slice(1) : this.traceback;
+    const name = color ? `${ANSI.red}${this.ename}${ANSI.reset}` : this.ename;
+    const text = [`[${this.engineId ?? "?"}:${this.method}]: ${name}: ${this.evalue}`, ...rest].join("\n");
+    return color ? text : util.stripVTControlCharacters(text);
   }
 
   /**
@@ -54,13 +62,21 @@ export class CompositeError extends TsParallelError {
     readonly errors: Error[],
     method = "apply",
   ) {
-    super(`one or more exceptions raised in ${method}:\n${CompositeError.summary(errors)}`);
+    super(`one or more exceptions raised in ${method}:\n${CompositeError.summary(errors, false)}`);
+    this.method = method;
   }
 
-  private static summary(errors: Error[]): string {
+  private readonly method: string;
+
+  /** The message with each engine's traceback in colour, for a notebook. */
+  render(): string {
+    return `one or more exceptions raised in ${this.method}:\n${CompositeError.summary(this.errors, true)}`;
+  }
+
+  private static summary(errors: Error[], color: boolean): string {
     const shown = errors
       .slice(0, CompositeError.TB_LIMIT)
-      .map((e) => (e instanceof RemoteError ? e.render() : `${e.name}: ${e.message}`));
+      .map((e) => (e instanceof RemoteError ? e.render({ color }) : `${e.name}: ${e.message}`));
     if (errors.length > CompositeError.TB_LIMIT)
       shown.push(`… ${errors.length - CompositeError.TB_LIMIT} more exceptions …`);
     return shown.join("\n");

@@ -11,6 +11,7 @@ import { createRequire, SourceMap } from "node:module";
 import * as path from "node:path";
 import { isReference, REFERENCE_KEY, unpackArgs } from "../protocol/apply";
 import type { LibraryErrorName } from "../protocol/errors";
+import { ANSI } from "../protocol/mime";
 import type { ApplyContent } from "../protocol/messages";
 
 /** What a failed task reports: user code's error, or (with `origin`) one tsparallel raised for it. */
@@ -83,8 +84,9 @@ export class Executor {
 
   /** Runs JavaScript produced by the sender's transpile step; resolves to the last expression. */
   async execute(code: string, opts: RunOptions): Promise<unknown> {
-    const n = ++this.executionCount;
-    const filename = `<cell-${n}>`;
+    ++this.executionCount;
+    // One name for the cell on every engine (a per-engine count would label it differently on each).
+    const filename = "<cell>";
     const result = await this.guard(
       opts,
       () => vm.runInThisContext(code, this.vmOptions(filename, opts)) as Promise<{ value: unknown } | undefined>,
@@ -230,8 +232,18 @@ export class Executor {
     if (code === "ERR_SCRIPT_EXECUTION_TIMEOUT") return timeLimitError(opts.timeLimit ?? 0);
     if (!(e instanceof Error)) return new TaskError("Error", String(e), [`Uncaught ${String(e)}`]);
     const ename = e.name || "Error";
-    return new TaskError(ename, e.message, traceback(e, opts));
+    return new TaskError(ename, withHint(e), traceback(e, opts));
   }
+}
+
+/**
+ * A free name nobody defined on the engine: functions travel as source, so their closures stay
+ * behind. Say so, and how to fix it.
+ */
+function withHint(e: Error): string {
+  const missing = e instanceof ReferenceError ? /^(\S+) is not defined$/.exec(e.message)?.[1] : undefined;
+  if (!missing) return e.message;
+  return `${missing} is not defined on this engine; push it first (view.push({ ${missing} })) or define it with execute / %px`;
 }
 
 function timeLimitError(ms: number): TaskError {
@@ -249,25 +261,26 @@ export function traceback(e: Error, opts: RunOptions): string[] {
     : undefined;
   const sourceLines = opts.source?.split("\n");
   const lines = (e.stack ?? "").split("\n");
-  const out = [`${e.name}: ${e.message}`];
+  const out = [`${ANSI.red}${e.name}${ANSI.reset}: ${withHint(e)}`];
   let excerpt: string | undefined;
   for (const line of lines.slice(1)) {
     if (!/^\s+at /.test(line)) continue;
     // Only the user's frames: not the engine's own, nor Node's vm/async_hooks plumbing.
-    if (!/<(cell-\d+|apply:[^>]*|reference)>/.test(line) && !/\((?!node:)[^)]*\)$/.test(line)) continue;
+    if (!/<(cell|apply:[^>]*|reference)>/.test(line) && !/\((?!node:)[^)]*\)$/.test(line)) continue;
     if (line.includes("tsparallel:call") || line.includes(__dirname) || /\(node:|at node:/.test(line)) continue;
-    const mapped = line.replace(/(<cell-\d+>):(\d+):(\d+)/, (all, file: string, l: string, c: string) => {
+    const mapped = line.replace(/(<cell>):(\d+):(\d+)/, (all, file: string, l: string, c: string) => {
       if (!map) return all;
       const entry = map.findEntry(Number(l) - 1, Number(c) - 1) as { originalLine?: number; originalColumn?: number };
       if (entry.originalLine === undefined) return all;
       const tsLine = entry.originalLine + 1;
       excerpt ??=
         sourceLines?.[entry.originalLine] !== undefined
-          ? `  ${tsLine} | ${sourceLines[entry.originalLine]!.trimEnd()}`
+          ? `${ANSI.green}----> ${tsLine}${ANSI.reset} ${sourceLines[entry.originalLine]!.trimEnd()}`
           : undefined;
       return `${file}:${tsLine}:${(entry.originalColumn ?? 0) + 1}`;
     });
-    out.push(mapped);
+    // The cell's wrapper and its first statement can map to the same place: show it once.
+    if (mapped !== out[out.length - 1]) out.push(mapped);
   }
   if (excerpt) out.splice(1, 0, excerpt);
   return out;

@@ -339,7 +339,7 @@ function failure(ar: AsyncResult<unknown>, method: string): CellError | undefine
   if (errors.length === 0) return undefined;
   if (errors.length === 1) return engineError(errors[0]);
   const c = new CompositeError(errors, method);
-  return { ename: c.name, evalue: `one or more exceptions raised in ${method}`, traceback: c.message.split("\n") };
+  return { ename: c.name, evalue: `one or more exceptions raised in ${method}`, traceback: c.render().split("\n") };
 }
 
 /** A client whose controller has stopped gives one line, and is dropped so the next %px reconnects. */

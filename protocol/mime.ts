@@ -12,6 +12,9 @@ export function mimeBundle(value: unknown): MimeBundle {
   return { "text/plain": util.inspect(value, { depth: 4, colors: false }) };
 }
 
+/** The colours IPython uses in tracebacks; Jupyter front ends render them in error outputs. */
+export const ANSI = { red: "\x1b[0;31m", green: "\x1b[0;32m", reset: "\x1b[0m" } as const;
+
 /** The bundle's text/plain, or "" when it has none. */
 export function plainText(bundle: MimeBundle): string {
   const text = bundle["text/plain"];

@@ -3,6 +3,7 @@
  * /usr/bin/python3, not the pyenv python first on PATH) started by test/kernel/run_cells.py.
  * The kernelspec is installed with `tsparallel install --prefix` into the test's private dir.
  */
+import * as util from "node:util";
 import { execFile, execFileSync } from "node:child_process";
 import * as path from "node:path";
 import { testRoot } from "./cluster";
@@ -68,7 +69,8 @@ export function textOf(r: CellResult): string {
     const c = m.content;
     const id = (c.transient as { display_id?: string } | undefined)?.display_id;
     if (m.msg_type === "stream") parts.push(String(c.text));
-    else if (m.msg_type === "error") parts.push((c.traceback ?? []).join("\n") + "\n");
+    // Tracebacks carry ANSI colours, as IPython's do; a front end shows the text.
+    else if (m.msg_type === "error") parts.push(util.stripVTControlCharacters((c.traceback ?? []).join("\n")) + "\n");
     else if (m.msg_type === "execute_result" || m.msg_type === "display_data") {
       const text = String(c.data?.["text/plain"] ?? "") + "\n";
       if (id) {

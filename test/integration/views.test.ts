@@ -1,4 +1,5 @@
 import { after, before, describe, test } from "node:test";
+import * as util from "node:util";
 import assert from "node:assert/strict";
 import { type TestCluster, startCluster } from "../helpers/cluster";
 import {
@@ -9,6 +10,9 @@ import {
   TranspileError,
   UnserializableError,
 } from "../../index";
+
+/** An engine global that no test defines. */
+declare const nobodyPushedThis: number;
 
 declare const a: number, b: number, c: number, map: unknown, set: unknown, date: unknown, f32: unknown;
 
@@ -198,9 +202,23 @@ describe("DirectView and LoadBalancedView on 4 real engines", () => {
         assert.ok(e instanceof RemoteError);
         assert.equal(e.ename, "TypeError");
         assert.equal(e.engineId, 0);
-        assert.match(e.render(), /^\[0:execute\]: TypeError: Cannot read properties of undefined/);
-        assert.match(e.traceback.join("\n"), /3 \| const z = \(undefined/);
-        assert.match(e.traceback.join("\n"), /<cell-\d+>:3:/);
+        assert.match(e.render({ color: false }), /^\[0:execute\]: TypeError: Cannot read properties of undefined/);
+        const trace = util.stripVTControlCharacters(e.traceback.join("\n"));
+        assert.match(trace, /----> 3 const z = \(undefined/);
+        assert.match(trace, /<cell>:3:/);
+        return true;
+      },
+    );
+    // A free name nobody pushed: the error names it and says what to do.
+    await assert.rejects(
+      e0.apply(() => nobodyPushedThis + 1),
+      (e: unknown) => {
+        assert.ok(e instanceof RemoteError);
+        assert.equal(e.ename, "ReferenceError");
+        assert.equal(
+          e.evalue,
+          "nobodyPushedThis is not defined on this engine; push it first (view.push({ nobodyPushedThis })) or define it with execute / %px",
+        );
         return true;
       },
     );

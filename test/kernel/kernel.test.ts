@@ -160,7 +160,7 @@ test("%px, %%px flags, %pxresult, %pxconfig, %autopx and activated views, stream
   assert.match(textOf(local), /\n11\n$/, "the local result comes last");
   const remoteError = failed(r[12], "remote TypeError");
   assert.equal(messages(remoteError, "error").length, 2, "one error per engine, streamed");
-  assert.match(textOf(remoteError), /\[0:execute\]: TypeError: bad 1\n[^]*2 \| throw new TypeError\("bad " \+ n\)/);
+  assert.match(textOf(remoteError), /\[0:execute\]: TypeError: bad 1\n[^]*----> 2 throw new TypeError\("bad " \+ n\)/);
   const syntax = failed(r[13], "syntax error");
   assert.equal(syntax.reply.ename, "SyntaxError");
   assert.match(textOf(syntax), /cell line 2[^]*nothing was sent to the engines/);

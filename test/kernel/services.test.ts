@@ -3,6 +3,7 @@
  * Jupyter server over HTTP and websockets: a local cell, a streamed `%%px`, a failing `%px`, an
  * interrupt during `%px`, all read from the iopub messages that reach the client.
  */
+import * as util from "node:util";
 import { strict as assert } from "node:assert";
 import { after, before, test } from "node:test";
 import type { KernelMessage } from "@jupyterlab/services";
@@ -48,7 +49,8 @@ function text(r: Ran): string {
   return r.iopub
     .map((m) => {
       const c = m.content as { text?: string; data?: Record<string, unknown>; traceback?: string[] };
-      return c.text ?? (c.data?.["text/plain"] as string | undefined) ?? c.traceback?.join("\n") ?? "";
+      const trace = c.traceback ? util.stripVTControlCharacters(c.traceback.join("\n")) : undefined;
+      return c.text ?? (c.data?.["text/plain"] as string | undefined) ?? trace ?? "";
     })
     .join("\n");
 }

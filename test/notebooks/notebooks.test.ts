@@ -16,21 +16,46 @@ const ROOT = path.resolve(__dirname, "..", "..", "..");
 const OUTPUT = path.join(ROOT, "test-output");
 fs.mkdirSync(OUTPUT, { recursive: true });
 
-interface Output { output_type: string; text?: string | string[]; data?: Record<string, string | string[]>; traceback?: string[] }
-interface Cell { cell_type: string; source: string | string[]; outputs?: Output[] }
+interface Output {
+  output_type: string;
+  text?: string | string[];
+  data?: Record<string, string | string[]>;
+  traceback?: string[];
+}
+interface Cell {
+  cell_type: string;
+  source: string | string[];
+  outputs?: Output[];
+}
 
-const join = (t: string | string[] | undefined): string => (Array.isArray(t) ? t.join("") : t ?? "");
+const join = (t: string | string[] | undefined): string => (Array.isArray(t) ? t.join("") : (t ?? ""));
 
 /** Runs a notebook with nbconvert (kernel cwd: notebooks/) and returns its executed cells. */
 function execute(name: string): Promise<Cell[]> {
   installKernel();
   const out = path.join(testRoot, `${name}.out.ipynb`);
-  const args = ["-Xfrozen_modules=off", "-m", "nbconvert", "--to", "notebook", "--execute", path.join(ROOT, "notebooks", `${name}.ipynb`), "--output", out, "--ExecutePreprocessor.timeout=180"];
+  const args = [
+    "-Xfrozen_modules=off",
+    "-m",
+    "nbconvert",
+    "--to",
+    "notebook",
+    "--execute",
+    path.join(ROOT, "notebooks", `${name}.ipynb`),
+    "--output",
+    out,
+    "--ExecutePreprocessor.timeout=180",
+  ];
   return new Promise((resolve, reject) => {
-    execFile(PYTHON, args, { env: { ...process.env, TSP_NOTEBOOK_SCALE: "0.25" }, timeout: 300_000, maxBuffer: 32 << 20 }, (err, _stdout, stderr) => {
-      if (err) return reject(new Error(`${name} failed:\n${stderr.slice(-4000)}`));
-      resolve((JSON.parse(fs.readFileSync(out, "utf8")) as { cells: Cell[] }).cells);
-    });
+    execFile(
+      PYTHON,
+      args,
+      { env: { ...process.env, TSP_NOTEBOOK_SCALE: "0.25" }, timeout: 300_000, maxBuffer: 32 << 20 },
+      (err, _stdout, stderr) => {
+        if (err) return reject(new Error(`${name} failed:\n${stderr.slice(-4000)}`));
+        resolve((JSON.parse(fs.readFileSync(out, "utf8")) as { cells: Cell[] }).cells);
+      },
+    );
   });
 }
 
@@ -65,9 +90,15 @@ test("002 more on views: on 12 engines the load-balanced speedup beats the direc
   assert.ok(m, t);
   assert.ok(Number(m[1]) > Number(m[2]), `load-balanced ${m[1]} should beat direct ${m[2]}`);
   assert.match(t, /146\/146 tasks finished/);
-  chartsOf002 = cells.flatMap((c) => c.outputs ?? []).map((o) => join(o.data?.["image/svg+xml"])).filter(Boolean);
+  chartsOf002 = cells
+    .flatMap((c) => c.outputs ?? [])
+    .map((o) => join(o.data?.["image/svg+xml"]))
+    .filter(Boolean);
   assert.equal(chartsOf002.length, 3, "two timelines and a histogram");
-  assert.ok(cells.some((c) => (c.outputs ?? []).some((o) => join(o.data?.["text/html"]).includes("<table"))), "per-engine table as HTML");
+  assert.ok(
+    cells.some((c) => (c.outputs ?? []).some((o) => join(o.data?.["text/html"]).includes("<table"))),
+    "per-engine table as HTML",
+  );
 });
 
 test("003 basics: apply, remote errors, Reference, scatter/gather round trip", async () => {
@@ -82,7 +113,9 @@ test("004 direct vs load-balanced: scatter, %px, gather, chunksize table", async
   const t = texts(cells);
   assert.match(t, /5000 sums; all equal to the local ones: true/);
   assert.match(t, /\[ \[ 40, 54, 70, 88 \], \[ 30, 30, 30, 30 \] \]/);
-  assert.ok(cells.some((c) => (c.outputs ?? []).some((o) => join(o.data?.["text/html"]).includes("<th>chunksize</th>"))));
+  assert.ok(
+    cells.some((c) => (c.outputs ?? []).some((o) => join(o.data?.["text/html"]).includes("<th>chunksize</th>"))),
+  );
 });
 
 /** Runs in the page: draws the SVG on a canvas and counts the distinct colours of its pixels. */
@@ -102,10 +135,17 @@ const COUNT_COLOURS = `(async () => {
 
 test("the timeline and the histogram render to PNG with several colours", async (t) => {
   if (chartsOf002.length === 0) return t.skip("002 did not run");
-  const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: ["--no-sandbox", "--disable-gpu"] });
+  const browser = await chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu"],
+  });
   after(() => browser.close());
   const page = await browser.newPage({ viewport: { width: 900, height: 700 } });
-  for (const [i, name] of [[0, "timeline-load-balanced"], [2, "gamma-histogram"]] as const) {
+  for (const [i, name] of [
+    [0, "timeline-load-balanced"],
+    [2, "gamma-histogram"],
+  ] as const) {
     await page.setContent(`<html><body style="margin:0;background:white">${chartsOf002[i]}</body></html>`);
     const svg = page.locator("svg").first();
     const file = path.join(OUTPUT, `${name}.png`);
