@@ -1,8 +1,8 @@
 /** `tsparallel cluster start|stop|list`. */
+import * as os from "node:os";
 import { parseArgs } from "node:util";
 import * as path from "node:path";
-import { connectionFile, isAlive, listProfiles, readConnectionFile } from "../protocol/connection";
-import { Client } from "../client/client";
+import { connectionFile, isAlive, readConnectionFile } from "../protocol/connection";
 import { Cluster } from "./cluster";
 import { TsParallelError } from "../protocol/errors";
 
@@ -62,12 +62,14 @@ async function start(argv: string[]): Promise<void> {
     return;
   }
   console.log("Press Ctrl-C to stop the cluster.");
+  // Ends on Ctrl-C or SIGTERM here, or when the controller exits (`tsparallel cluster stop` in
+  // another shell, as `ipcluster stop` ends a foreground `ipcluster start`).
   await new Promise<void>((resolve) => {
-    const onSignal = (): void => void cluster.stop().then(resolve);
-    process.once("SIGINT", onSignal);
-    process.once("SIGTERM", onSignal);
+    process.once("SIGINT", resolve);
+    process.once("SIGTERM", resolve);
     cluster.process.once("exit", () => resolve());
   });
+  await cluster.stop(); // also closes the client, whose sockets would keep this process alive
   console.log("Cluster stopped.");
 }
 
@@ -93,32 +95,22 @@ async function stop(argv: string[]): Promise<void> {
 }
 
 async function list(): Promise<void> {
-  const rows: string[][] = [["PROFILE", "RUNNING", "ENGINES", "CONTROLLER PID", "CONNECTION FILE"]];
-  for (const profile of listProfiles()) {
-    const file = connectionFile("client", profile);
-    let pid: number;
-    try {
-      pid = readConnectionFile(file).controller_pid;
-    } catch {
-      continue;
-    }
-    const running = isAlive(pid);
-    let engines = "-";
-    if (running) {
-      try {
-        const rc = await Client.connect({ profile, timeout: 2000, activate: false });
-        engines = String(rc.ids.length);
-        rc.close();
-      } catch {
-        engines = "?";
-      }
-    }
-    rows.push([profile, String(running), engines, String(pid), path.relative(process.cwd(), file) || file]);
-  }
-  if (rows.length === 1) {
+  const clusters = await Cluster.list();
+  if (clusters.length === 0) {
     console.log("No clusters found. Start one with `tsparallel cluster start -n 4`.");
     return;
   }
+  const home = os.homedir();
+  const rows = [
+    ["PROFILE", "STATE", "ENGINES", "CONTROLLER PID", "CONNECTION FILE"],
+    ...clusters.map((c) => [
+      c.profile,
+      c.running ? "running" : "stopped",
+      c.engines === undefined ? "-" : String(c.engines),
+      c.running ? String(c.controllerPid) : "-",
+      c.connectionFile.startsWith(home + path.sep) ? "~" + c.connectionFile.slice(home.length) : c.connectionFile,
+    ]),
+  ];
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   for (const r of rows)
     console.log(

@@ -6,7 +6,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { connectionFile, isAlive, recordedControllerPid } from "../protocol/connection";
+import { connectionFile, isAlive, listProfiles, recordedControllerPid } from "../protocol/connection";
 import { Client } from "../client/client";
 import { TimeoutError, TsParallelError } from "../client/errors";
 import { nodeFlags } from "./node-flags";
@@ -31,6 +31,17 @@ export interface ClusterOptions {
   signal?: AbortSignal;
   /** Where the controller's log goes (default: profile dir/log/controller.log). */
   logFile?: string;
+}
+
+/** What `tsparallel cluster list` shows of one profile. */
+export interface ClusterInfo {
+  profile: string;
+  running: boolean;
+  /** Registered engines; undefined when the cluster is stopped or did not answer. */
+  engines: number | undefined;
+  /** The pid recorded in the connection file (a stopped cluster's is stale). */
+  controllerPid: number;
+  connectionFile: string;
 }
 
 export class Cluster {
@@ -108,6 +119,35 @@ export class Cluster {
       process.off("exit", kill);
       throw e;
     }
+  }
+
+  /**
+   * Every profile with a connection file, running or not, as `tsparallel cluster list` shows them.
+   *
+   * ```ts
+   * for (const c of await Cluster.list()) console.log(c.profile, c.running, c.engines);
+   * ```
+   */
+  static async list(): Promise<ClusterInfo[]> {
+    const out: ClusterInfo[] = [];
+    for (const profile of listProfiles()) {
+      const file = connectionFile("client", profile);
+      const pid = recordedControllerPid(file);
+      if (pid === undefined) continue;
+      const running = isAlive(pid);
+      let engines: number | undefined;
+      if (running) {
+        try {
+          const rc = await Client.connect({ profile, timeout: 2000, activate: false });
+          engines = rc.ids.length;
+          rc.close();
+        } catch {
+          engines = undefined;
+        }
+      }
+      out.push({ profile, running, engines, controllerPid: pid, connectionFile: file });
+    }
+    return out;
   }
 
   get pid(): number {

@@ -4,9 +4,9 @@ import { execFile, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { promisify } from "node:util";
-import { killQuietly, testRoot } from "../helpers/cluster";
+import { killQuietly, testRoot, until } from "../helpers/cluster";
 import { Client } from "../../client/client";
-import { connectionFile, isAlive, readConnectionFile } from "../../protocol/connection";
+import { connectionFile, isAlive, readConnectionFile, recordedControllerPid } from "../../protocol/connection";
 
 const run = promisify(execFile);
 const CLI = path.join(__dirname, "..", "..", "cli.js");
@@ -27,7 +27,7 @@ test("cluster start --daemon / list / stop, 0600 files, an engine started by han
       assert.equal(fs.statSync(connectionFile(kind, profile)).mode & 0o777, 0o600);
     assert.equal(readConnectionFile(file).ip, "127.0.0.1");
     const listed = await run(process.execPath, [CLI, "cluster", "list"], { env });
-    assert.match(listed.stdout, new RegExp(`${profile}\\s+true\\s+2\\s+${pid}`));
+    assert.match(listed.stdout, new RegExp(`${profile}\\s+running\\s+2\\s+${pid}\\s+${testRoot}/profile_${profile}/`));
     engine = spawn(process.execPath, [CLI, "engine", "--file", connectionFile("engine", profile)], {
       env,
       stdio: "ignore",
@@ -43,6 +43,9 @@ test("cluster start --daemon / list / stop, 0600 files, an engine started by han
     });
     assert.match(stopped.stdout, /stopped/);
     assert.equal(isAlive(pid), false);
+    // A stopped profile shows no stale controller pid.
+    const after = await run(process.execPath, [CLI, "cluster", "list"], { env });
+    assert.match(after.stdout, new RegExp(`${profile}\\s+stopped\\s+-\\s+-\\s`));
   } finally {
     killQuietly(pid);
     if (engine?.pid) killQuietly(engine.pid);
@@ -63,4 +66,26 @@ test("clear one-line errors: no cluster, bad -n, unknown command", async () => {
     Client.connect({ profile: "nothing-here" }),
     /no connection file at .*: start a cluster with `tsparallel cluster start -n 4`/,
   );
+});
+
+test("a foreground cluster start exits when cluster stop runs in another shell", async () => {
+  const profile = `fg${process.pid}`;
+  const start = spawn(process.execPath, [CLI, "cluster", "start", "-n", "1", "--profile", profile], {
+    env,
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  let out = "";
+  start.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => start.once("exit", (code) => resolve(code)));
+  try {
+    await until(() => out.includes("Press Ctrl-C"), 60_000, "the foreground cluster to start");
+    await run(process.execPath, [CLI, "cluster", "stop", "--profile", profile], { env, timeout: 30_000 });
+    const code = await Promise.race([exited, new Promise<"hung">((r) => setTimeout(() => r("hung"), 15_000))]);
+    assert.equal(code, 0, `cluster start did not exit after cluster stop:\n${out}`);
+    assert.match(out, /Cluster stopped\./);
+  } finally {
+    if (start.pid) killQuietly(start.pid);
+    const pid = recordedControllerPid(connectionFile("client", profile));
+    if (pid !== undefined) killQuietly(pid);
+  }
 });
