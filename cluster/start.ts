@@ -3,7 +3,7 @@
  * missing, starts a local cluster (or uses the running one), and opens Debian's Jupyter Notebook
  * on notebooks/ at 127.0.0.1, printing its URL. Ctrl-C stops what this command started.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -29,6 +29,7 @@ export async function main(argv: string[]): Promise<void> {
   if (!fs.existsSync(spec) || !fs.readFileSync(spec, "utf8").includes(path.join(PACKAGE_ROOT, "dist")))
     console.log(`Installed the kernelspec in ${install({ user: true })}`);
 
+  trustTutorials(jupyter);
   const cluster = await startOrReuseCluster(
     values.engines ? Number(values.engines) : Math.max(2, os.availableParallelism()),
   );
@@ -81,17 +82,46 @@ export async function main(argv: string[]): Promise<void> {
   });
 }
 
+/**
+ * The tutorials ship with their outputs, charts (SVG) and tables (HTML) included, which Jupyter
+ * shows only for notebooks it trusts. Signing them with Jupyter's own notary (nbformat.sign, what
+ * `jupyter trust` runs) lets them display as shipped, with no manual "Trust" step; a notebook the
+ * user edits is re-signed by Jupyter on save as usual.
+ */
+function trustTutorials(jupyter: string): void {
+  const dir = path.join(PACKAGE_ROOT, "notebooks");
+  const files = fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith(".ipynb"))
+    .map((f) => path.join(dir, f));
+  const signed = spawnSync(pythonOf(jupyter), ["-m", "nbformat.sign", ...files], { encoding: "utf8" });
+  if (signed.status !== 0) {
+    const why = (signed.stderr || signed.error?.message || "").trim().split("\n").pop();
+    console.warn(`tsparallel: could not sign the tutorials (${why}); their charts show once you trust them`);
+  }
+}
+
+/** The Python that runs `jupyter` (its shebang), so nbformat is the one Jupyter uses. */
+function pythonOf(jupyter: string): string {
+  const file = jupyter.includes("/") ? jupyter : which(jupyter);
+  const shebang = file ? /^#!\s*(\S+)/.exec(fs.readFileSync(file, "utf8").split("\n", 1)[0] ?? "")?.[1] : undefined;
+  return shebang ?? "python3";
+}
+
 function findJupyter(): string {
   for (const candidate of JUPYTER_CANDIDATES) {
-    if (candidate.includes("/") ? fs.existsSync(candidate) : whichSync(candidate)) return candidate;
+    if (candidate.includes("/") ? fs.existsSync(candidate) : which(candidate)) return candidate;
   }
   throw new TsParallelError(
     "Jupyter Notebook is not installed: on Debian run `sudo apt-get install jupyter-notebook`, then `npm start` again",
   );
 }
 
-function whichSync(cmd: string): boolean {
-  return (process.env.PATH ?? "").split(path.delimiter).some((d) => fs.existsSync(path.join(d, cmd)));
+function which(cmd: string): string | undefined {
+  return (process.env.PATH ?? "")
+    .split(path.delimiter)
+    .map((d) => path.join(d, cmd))
+    .find((p) => fs.existsSync(p));
 }
 
 /** The default profile's running cluster is used as it is (and left running); otherwise one is started. */

@@ -4,7 +4,7 @@
  * Shift+Enter and reads `[stdout:N]` from the page; Ctrl-C (SIGINT) stops everything.
  */
 import { strict as assert } from "node:assert";
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, test } from "node:test";
@@ -50,6 +50,20 @@ test("tsparallel start: kernelspec, cluster and Notebook; a %%px cell typed in c
     kernelspecs: Record<string, unknown>;
   };
   assert.ok("tsparallel" in specs.kernelspecs, "kernelspec installed");
+  // The tutorials are signed, so their saved charts display without a manual "Trust" step.
+  const check = spawnSync(
+    "/usr/bin/python3",
+    [
+      "-c",
+      "import sys, nbformat\nfrom nbformat.sign import NotebookNotary\nprint(all(NotebookNotary().check_signature(nbformat.read(p, 4)) for p in sys.argv[1:]))",
+      ...fs
+        .readdirSync(path.join(ROOT, "notebooks"))
+        .filter((f) => f.endsWith(".ipynb"))
+        .map((f) => path.join(ROOT, "notebooks", f)),
+    ],
+    { env, encoding: "utf8" },
+  );
+  assert.equal(check.stdout.trim(), "True", `tutorials not trusted: ${check.stderr}`);
   const controllerPid = readConnectionFile(
     connectionFile("client", "default").replace(process.env.TSPARALLEL_DIR!, env.TSPARALLEL_DIR),
   ).controller_pid;
