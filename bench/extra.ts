@@ -7,11 +7,11 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { Cluster } from "../cluster/cluster";
 import { MB, median, put, quick, timed } from "./metrics";
-import { PACKAGE_ROOT } from "../cluster/paths";
+import { CLI_PATH, PACKAGE_ROOT } from "../cluster/paths";
 
 const PYTHON = "/usr/bin/python3";
 const ROOT = PACKAGE_ROOT;
-const CLI = path.join(ROOT, "dist", "cli.js");
+const CLI = CLI_PATH;
 
 /** Resident memory of a local process, read from /proc without disturbing it. */
 function rssOf(pid: number, field: "VmRSS" | "RssAnon" = "VmRSS"): number {

@@ -7,10 +7,11 @@ import * as util from "node:util";
 import { execFile, execFileSync } from "node:child_process";
 import * as path from "node:path";
 import { testRoot } from "./cluster";
+import { CLI_PATH, PACKAGE_ROOT } from "../../cluster/paths";
 
 export const PYTHON = "/usr/bin/python3";
-const ROOT = path.resolve(__dirname, "..", "..", "..");
-const CLI = path.join(ROOT, "dist", "cli.js");
+const ROOT = PACKAGE_ROOT;
+const CLI = CLI_PATH;
 const RUN_CELLS = path.join(ROOT, "test", "kernel", "run_cells.py");
 
 export interface IopubMessage {

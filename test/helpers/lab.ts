@@ -9,8 +9,9 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { type Plugin, build } from "esbuild";
+import { PACKAGE_ROOT } from "../../cluster/paths";
 
-const LAB = path.resolve(__dirname, "..", "..", "..", "lab");
+const LAB = path.join(PACKAGE_ROOT, "lab");
 
 const webpackIdioms: Plugin = {
   name: "webpack-idioms",

@@ -2,14 +2,14 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
 import * as fs from "node:fs";
-import * as path from "node:path";
 import { promisify } from "node:util";
 import { killQuietly, testRoot, until } from "../helpers/cluster";
 import { Client } from "../../client/client";
 import { connectionFile, isAlive, readConnectionFile, recordedControllerPid } from "../../protocol/connection";
+import { CLI_PATH } from "../../cluster/paths";
 
 const run = promisify(execFile);
-const CLI = path.join(__dirname, "..", "..", "cli.js");
+const CLI = CLI_PATH;
 const env = { ...process.env, TSPARALLEL_DIR: testRoot };
 
 test("cluster start --daemon / list / stop, 0600 files, an engine started by hand", async () => {

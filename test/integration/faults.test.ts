@@ -5,6 +5,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { type TestCluster, clusterPerTest, killQuietly, testRoot, until } from "../helpers/cluster";
 import { EngineError, RemoteError, TaskAborted, TimeoutError } from "../../index";
+import { CLI_PATH } from "../../cluster/paths";
 
 /** For the tests of the heartbeat path itself: a silent engine or controller is noticed within 1 s. */
 const FAST_HEARTBEAT = { heartbeatPeriod: 200 };
@@ -251,7 +252,7 @@ describe("faults: engines die, tasks are interrupted, the controller restarts", 
     const inflight = rc.view(0).apply(async () => new Promise((r) => setTimeout(r, 60_000)));
     await until(async () => (await rc.queueStatus())["0"]?.queue === 1, 5000, "task running");
     killQuietly(t.cluster.pid);
-    const cli = path.join(__dirname, "..", "..", "cli.js");
+    const cli = CLI_PATH;
     const again = spawn(
       process.execPath,
       [cli, "controller", "--profile", t.profile, "--reuse", "--heartbeat", "200"],

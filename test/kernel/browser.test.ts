@@ -11,8 +11,9 @@ import { after, test } from "node:test";
 import { chromium } from "playwright-core";
 import { isAlive, readConnectionFile, connectionFile } from "../../protocol/connection";
 import { killQuietly, testRoot, until } from "../helpers/cluster";
+import { CLI_PATH, PACKAGE_ROOT } from "../../cluster/paths";
 
-const ROOT = path.resolve(__dirname, "..", "..", "..");
+const ROOT = PACKAGE_ROOT;
 const OUTPUT = path.join(ROOT, "test-output");
 
 test("tsparallel start: kernelspec, cluster and Notebook; a %%px cell typed in chromium streams [stdout:N]", async () => {
@@ -36,7 +37,7 @@ test("tsparallel start: kernelspec, cluster and Notebook; a %%px cell typed in c
   };
   const start: ChildProcess = spawn(
     process.execPath,
-    [path.join(ROOT, "dist", "cli.js"), "start", "-n", "2", "--port", String(port), "--dir", dir],
+    [CLI_PATH, "start", "-n", "2", "--port", String(port), "--dir", dir],
     { env, stdio: ["ignore", "pipe", "pipe"] },
   );
   after(() => killQuietly(start.pid!));

@@ -11,8 +11,9 @@ import { chromium } from "playwright-core";
 import { startCluster, testRoot, until } from "../helpers/cluster";
 import { startJupyterServer } from "../helpers/jupyter-server";
 import { buildLabPage } from "../helpers/lab";
+import { PACKAGE_ROOT } from "../../cluster/paths";
 
-const OUTPUT = path.resolve(__dirname, "..", "..", "..", "test-output");
+const OUTPUT = path.join(PACKAGE_ROOT, "test-output");
 
 test("JupyterLab 4 notebook page: a %%px cell typed in chromium streams [stdout:N]", async () => {
   const cluster = await startCluster(2, { profile: "default" });

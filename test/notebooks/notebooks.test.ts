@@ -11,8 +11,9 @@ import { after, test } from "node:test";
 import { chromium } from "playwright-core";
 import { testRoot } from "../helpers/cluster";
 import { PYTHON, installKernel } from "../helpers/jupyter";
+import { PACKAGE_ROOT } from "../../cluster/paths";
 
-const ROOT = path.resolve(__dirname, "..", "..", "..");
+const ROOT = PACKAGE_ROOT;
 const OUTPUT = path.join(ROOT, "test-output");
 fs.mkdirSync(OUTPUT, { recursive: true });
 
