@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { Cluster } from "../cluster/cluster";
 import { MB, median, put, quick, timed } from "./metrics";
-import { CLI_PATH, PACKAGE_ROOT } from "../cluster/paths";
+import { CLI_PATH, PACKAGE_ROOT } from "../paths";
 
 const PYTHON = "/usr/bin/python3";
 const ROOT = PACKAGE_ROOT;

@@ -8,7 +8,7 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { PACKAGE_ROOT } from "../cluster/paths";
+import { PACKAGE_ROOT } from "../paths";
 import { loadBalance, smallCluster, startup } from "./core";
 import { kernel, memoryAtRest, scale64, soak } from "./extra";
 import { type Metric, ours, quick } from "./metrics";

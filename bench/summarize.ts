@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Metric } from "./metrics";
 import { fmt, referenceName, targetCell } from "./targets";
-import { PACKAGE_ROOT } from "../cluster/paths";
+import { PACKAGE_ROOT } from "../paths";
 
 interface Run {
   file: string;

@@ -10,7 +10,7 @@ import { connectionFile, isAlive, listProfiles, recordedControllerPid } from "..
 import { Client } from "../client/client";
 import { TimeoutError, TsParallelError } from "../client/errors";
 import { nodeFlags } from "./node-flags";
-import { CLI_PATH } from "./paths";
+import { CLI_PATH } from "../paths";
 
 export interface ClusterOptions {
   /** Engines to start (default: the number of CPUs). */

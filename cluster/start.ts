@@ -9,7 +9,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { Cluster } from "./cluster";
-import { PACKAGE_ROOT } from "./paths";
+import { PACKAGE_ROOT } from "../paths";
 import { install, kernelsDir } from "../kernel/install";
 import { connectionFile, isAlive, recordedControllerPid } from "../protocol/connection";
 import { TsParallelError } from "../protocol/errors";

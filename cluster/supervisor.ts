@@ -7,7 +7,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { nodeFlags } from "./node-flags";
-import { CLI_PATH } from "./paths";
+import { CLI_PATH } from "../paths";
 
 export interface SupervisorOptions {
   engineFile: string;

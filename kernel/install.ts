@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
-import { CLI_PATH } from "../cluster/paths";
+import { CLI_PATH } from "../paths";
 import { TsParallelError } from "../protocol/errors";
 
 export const KERNEL_NAME = "tsparallel";

@@ -8,7 +8,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { setDisplayHook } from "../client/display";
-import { PACKAGE_ROOT } from "../cluster/paths";
+import { PACKAGE_ROOT } from "../paths";
 import { mimeBundle } from "../protocol/mime";
 import type { CellIO } from "../magics/cell-io";
 import type { Header, MimeBundle } from "../protocol/messages";

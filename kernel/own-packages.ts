@@ -10,7 +10,7 @@
 import * as fs from "node:fs";
 import Module from "node:module";
 import * as path from "node:path";
-import { PACKAGE_ROOT } from "../cluster/paths";
+import { PACKAGE_ROOT } from "../paths";
 
 interface TsSys {
   fileExists(p: string): boolean;

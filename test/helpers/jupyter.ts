@@ -7,7 +7,7 @@ import * as util from "node:util";
 import { execFile, execFileSync } from "node:child_process";
 import * as path from "node:path";
 import { testRoot } from "./cluster";
-import { CLI_PATH, PACKAGE_ROOT } from "../../cluster/paths";
+import { CLI_PATH, PACKAGE_ROOT } from "../../paths";
 
 export const PYTHON = "/usr/bin/python3";
 const ROOT = PACKAGE_ROOT;

@@ -9,7 +9,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { type Plugin, build } from "esbuild";
-import { PACKAGE_ROOT } from "../../cluster/paths";
+import { PACKAGE_ROOT } from "../../paths";
 
 const LAB = path.join(PACKAGE_ROOT, "lab");
 

@@ -6,7 +6,7 @@ import { promisify } from "node:util";
 import { killQuietly, testRoot, until } from "../helpers/cluster";
 import { Client } from "../../client/client";
 import { connectionFile, isAlive, readConnectionFile, recordedControllerPid } from "../../protocol/connection";
-import { CLI_PATH } from "../../cluster/paths";
+import { CLI_PATH } from "../../paths";
 
 const run = promisify(execFile);
 const CLI = CLI_PATH;

@@ -5,7 +5,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { type TestCluster, clusterPerTest, killQuietly, testRoot, until } from "../helpers/cluster";
 import { EngineError, RemoteError, TaskAborted, TimeoutError } from "../../index";
-import { CLI_PATH } from "../../cluster/paths";
+import { CLI_PATH } from "../../paths";
 
 /** For the tests of the heartbeat path itself: a silent engine or controller is noticed within 1 s. */
 const FAST_HEARTBEAT = { heartbeatPeriod: 200 };

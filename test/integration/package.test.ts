@@ -5,7 +5,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { test } from "node:test";
 import { promisify } from "node:util";
-import { PACKAGE_ROOT } from "../../cluster/paths";
+import { PACKAGE_ROOT } from "../../paths";
 
 const run = promisify(execFile);
 

@@ -11,7 +11,7 @@ import { after, test } from "node:test";
 import { chromium } from "playwright-core";
 import { isAlive, readConnectionFile, connectionFile } from "../../protocol/connection";
 import { killQuietly, testRoot, until } from "../helpers/cluster";
-import { CLI_PATH, PACKAGE_ROOT } from "../../cluster/paths";
+import { CLI_PATH, PACKAGE_ROOT } from "../../paths";
 
 const ROOT = PACKAGE_ROOT;
 const OUTPUT = path.join(ROOT, "test-output");

@@ -11,7 +11,7 @@ import { chromium } from "playwright-core";
 import { startCluster, testRoot, until } from "../helpers/cluster";
 import { startJupyterServer } from "../helpers/jupyter-server";
 import { buildLabPage } from "../helpers/lab";
-import { PACKAGE_ROOT } from "../../cluster/paths";
+import { PACKAGE_ROOT } from "../../paths";
 
 const OUTPUT = path.join(PACKAGE_ROOT, "test-output");
 

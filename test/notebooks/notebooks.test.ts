@@ -11,7 +11,7 @@ import { after, test } from "node:test";
 import { chromium } from "playwright-core";
 import { testRoot } from "../helpers/cluster";
 import { PYTHON, installKernel } from "../helpers/jupyter";
-import { PACKAGE_ROOT } from "../../cluster/paths";
+import { PACKAGE_ROOT } from "../../paths";
 
 const ROOT = PACKAGE_ROOT;
 const OUTPUT = path.join(ROOT, "test-output");
