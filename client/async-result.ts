@@ -51,6 +51,16 @@ export class AsyncResult<T = unknown> implements Promise<T>, AsyncIterable<unkno
     return this.tasks.map((t) => t.metadata);
   }
 
+  /** What each task printed to stdout so far, in task order (as ipyparallel's `ar.stdout`). */
+  get stdout(): string[] {
+    return this.tasks.map((t) => t.metadata.stdout);
+  }
+
+  /** What each task printed to stderr so far, in task order. */
+  get stderr(): string[] {
+    return this.tasks.map((t) => t.metadata.stderr);
+  }
+
   /** Number of tasks (for a map: chunks) in this result. */
   get length(): number {
     return this.tasks.length;

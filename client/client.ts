@@ -26,6 +26,9 @@ import { ExecuteReply } from "./execute-reply";
 import { activeObject, activeViewObject, setActiveObject } from "./active";
 import type { QueueStatusReport, TaskRequestType, ViewHost } from "./host";
 
+/** How many finished tasks keep receiving late output. */
+const FINISHED_KEPT = 1000;
+
 export interface ConnectOptions {
   profile?: string;
   /** Path of a client.json; default: the profile's. */
@@ -56,6 +59,8 @@ export class Client extends EventEmitter implements ViewHost {
   private readonly sub = new zmq.Subscriber({ linger: 0 });
   private readonly outbox: Outbox;
   private readonly tasks = new Map<string, SubmittedTask>();
+  /** Recently finished tasks: output their timers print later still reaches their AsyncResult. */
+  private readonly finished = new Map<string, SubmittedTask>();
   private readonly queries = new Map<string, { resolve: (c: unknown) => void; reject: (e: Error) => void }>();
   private engineIds: number[] = [];
   private controller = "";
@@ -254,6 +259,7 @@ export class Client extends EventEmitter implements ViewHost {
       t.reject(new TsParallelError("the client was closed before the task finished"));
     for (const q of this.queries.values()) q.reject(new TsParallelError("the client was closed"));
     this.tasks.clear();
+    this.finished.clear();
     this.queries.clear();
     this.outbox.close();
     this.socket.close();
@@ -312,10 +318,11 @@ export class Client extends EventEmitter implements ViewHost {
       else query.resolve(msg.content);
       return;
     }
-    const task = this.tasks.get(pid);
+    const task = this.tasks.get(pid) ?? this.finished.get(pid);
     if (!task) return;
     if (isMsg(msg, "apply_reply") || isMsg(msg, "execute_reply")) {
       this.tasks.delete(pid);
+      this.rememberFinished(task);
       const meta = msg.metadata as { engineId?: number | null; started?: string | null; completed?: string | null };
       if (typeof meta.engineId === "number") task.metadata.engineId = meta.engineId;
       if (meta.started) task.metadata.started = new Date(meta.started);
@@ -363,6 +370,11 @@ export class Client extends EventEmitter implements ViewHost {
         evalue: msg.content.evalue,
         traceback: msg.content.traceback,
       });
+  }
+
+  private rememberFinished(task: SubmittedTask): void {
+    this.finished.set(task.msgId, task);
+    if (this.finished.size > FINISHED_KEPT) this.finished.delete(this.finished.keys().next().value!);
   }
 
   private onNotification(msg: AnyMessage | undefined): void {

@@ -187,7 +187,9 @@ export class Hub {
       case "error":
       case "execute_input":
       case "clear_output": {
-        const record = this.records.getLive(parentId(msg));
+        // Finished records too: output a task's timers print after it returned still belongs to
+        // it (ipyparallel delivers it to that request's AsyncResult as well).
+        const record = this.records.get(parentId(msg));
         if (!record) return;
         if (isMsg(msg, "stream")) this.records.appendOutput(record, msg.content.name, msg.content.text);
         this.ports.toClient(Session.forward([record.client], env));

@@ -7,6 +7,7 @@
  *   Executor output ─► OutputCapture ─► stream/display_data ─► controller ─► client
  */
 import * as os from "node:os";
+import * as util from "node:util";
 import { randomUUID } from "node:crypto";
 import * as zmq from "zeromq";
 import { Session } from "../protocol/session";
@@ -84,6 +85,13 @@ export class Engine {
 
   async start(): Promise<void> {
     this.capture.install();
+    // Every way out of the process (process.exit from a task, a fatal error, the end of main)
+    // passes here: free the heart's thread so the exit completes.
+    process.on("exit", () => this.heart?.terminateNow());
+    // User code's stray errors (a throwing setTimeout, a rejected promise nobody awaited) must not
+    // cost the engine its namespace, as ipykernel survives an exception in a thread.
+    process.on("uncaughtException", (e) => this.strayError(e, "uncaught exception"));
+    process.on("unhandledRejection", (e) => this.strayError(e, "unhandled promise rejection"));
     onSigint(() => {
       if (!this.executor.interrupt()) this.log("SIGINT while idle: ignored");
     });
@@ -183,6 +191,14 @@ export class Engine {
     }
     this.lostSince = undefined;
     if (e.controller !== this.controller && !this.registering) this.registerAgain("controller changed");
+  }
+
+  /** Fails the task that is running with the error, or reports it on the last task's stderr. */
+  private strayError(error: unknown, kind: string): void {
+    this.log(`${kind} in user code: ${util.inspect(error)}`);
+    if (this.executor.failCurrent(error)) return;
+    const text = error instanceof Error ? (error.stack ?? `${error.name}: ${error.message}`) : util.inspect(error);
+    this.capture.writeToLast("stderr", `${kind} after the task returned: ${text}\n`);
   }
 
   private registerAgain(why: string): void {

@@ -75,6 +75,16 @@ export class Executor {
     this.baseline = new Set(Object.getOwnPropertyNames(globalThis));
   }
 
+  /**
+   * Fails the task that is awaiting something with `error` (an uncaught exception its timers
+   * threw); false when no task is waiting.
+   */
+  failCurrent(error: unknown): boolean {
+    const f = this.interruptCurrent;
+    f?.(error instanceof Error ? error : new Error(String(error)));
+    return !!f;
+  }
+
   /** Interrupt the running task (SIGINT arrives here when no vm script is on the stack). */
   interrupt(): boolean {
     const f = this.interruptCurrent;

@@ -54,6 +54,20 @@ export class Heart {
     setTimeout(() => this.stopped || this.start(), 100).unref();
   }
 
+  /**
+   * Ends the proxy's poll now, synchronously: called as the process exits. A proxy still polling
+   * holds a libuv pool thread that Node joins on exit, so without this a `process.exit()` from
+   * user code would hang forever, with the heart still echoing pings for a dead engine.
+   */
+  terminateNow(): void {
+    this.stopped = true;
+    try {
+      this.proxy?.terminate();
+    } catch {
+      // already ended
+    }
+  }
+
   /** Stop the proxy (it closes its sockets); a proxy stuck sending to a gone controller is left to exit. */
   async stop(): Promise<void> {
     this.stopped = true;

@@ -22,5 +22,12 @@ export async function main(argv: string[]): Promise<void> {
     ...(values.cwd ? { cwd: values.cwd } : {}),
   });
   process.on("SIGTERM", () => void engine.close().then(() => process.exit(0)));
-  await engine.start();
+  try {
+    await engine.start();
+  } catch (e) {
+    // An engine that cannot register has nothing to do: say why and exit, never linger.
+    await engine.close();
+    process.stderr.write(`tsparallel: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exit(1);
+  }
 }

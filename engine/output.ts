@@ -53,7 +53,21 @@ export class OutputCapture {
   }
 
   run<T>(parent: Header, fn: () => T): T {
+    this.lastParent = parent;
     return this.als.run({ parent, pending: undefined }, fn);
+  }
+
+  /** The request the engine ran last: output that belongs to no running task goes there. */
+  private lastParent: Header | undefined;
+
+  /** Writes `text` as output of the last request (or to the real stream before any ran). */
+  writeToLast(name: "stdout" | "stderr", text: string): void {
+    const parent = this.lastParent;
+    if (!parent) {
+      process[name].write(text);
+      return;
+    }
+    this.als.run({ parent, pending: undefined }, () => process[name].write(text));
   }
 
   display(data: MimeBundle, metadata: Record<string, unknown> = {}, displayId?: string, update = false): void {

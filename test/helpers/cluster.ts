@@ -73,3 +73,13 @@ export function clusterPerTest(): { start(n: number, opts?: ClusterOptions): Pro
   });
   return { start: async (n, opts) => (current = await startCluster(n, opts)) };
 }
+
+/** True once no process has this pid. */
+export function isGone(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch {
+    return true;
+  }
+}
