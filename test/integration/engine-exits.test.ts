@@ -37,6 +37,7 @@ describe("engines that end themselves or throw from timers", () => {
     await t.rc.view().execute("var firstRun = true");
     const flag = path.join(testRoot, `exit-once-${process.pid}`);
     const result = await lv.apply((file: string) => {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- runs on the engine, as source
       const fsm = require("node:fs") as typeof fs;
       if (!fsm.existsSync(file)) {
         fsm.writeFileSync(file, "");
