@@ -14,7 +14,7 @@ import { TsParallelError } from "../protocol/errors";
 
 export interface ResultHost {
   abort(msgIds: string[]): Promise<string[]>;
-  interrupt(engineIds: number[]): Promise<void>;
+  cancel(msgIds: string[], signal?: string): Promise<{ aborted: string[]; interrupted: string[] }>;
 }
 
 export interface AsyncResultOptions<T> {
@@ -237,12 +237,16 @@ export class AsyncResult<T = unknown> implements Promise<T>, AsyncIterable<unkno
     return `<AsyncResult(${this.label}): ${this.ready() ? (this.tasks.every((t) => t.metadata.status === "ok") ? "finished" : "failed") : `${this.progress}/${this.length} done`}>`;
   }
 
-  /** Abort queued tasks and interrupt running ones (SIGINT on their engines). */
-  async cancel(): Promise<void> {
-    const pending = this.tasks.filter((t) => !t.ready);
-    await this.host.abort(pending.map((t) => t.msgId));
-    const engines = [...new Set(pending.map((t) => t.metadata.engineId).filter((e): e is number => e !== undefined))];
-    if (engines.length > 0) await this.host.interrupt(engines);
+  /**
+   * Stops the unfinished tasks wherever they are, load-balanced ones included: queued ones fail
+   * with TaskAborted, running ones are interrupted (KeyboardInterrupt) by a signal to the engine
+   * running each, repeated until it stops; no other task is hit.
+   */
+  async cancel(signal = "SIGINT"): Promise<void> {
+    await this.host.cancel(
+      this.tasks.filter((t) => !t.ready).map((t) => t.msgId),
+      signal,
+    );
   }
 
   /** Subscribe to outputs of every task (for live rendering); returns an unsubscribe function. */

@@ -45,6 +45,7 @@ type QueryType =
   | "signal_request"
   | "restart_request"
   | "task_abort_request"
+  | "task_interrupt_request"
   | "shutdown_request"
   | "stats_request";
 type ReplyOf<Q extends QueryType> = Q extends `${infer B}_request`
@@ -194,6 +195,17 @@ export class Client extends EventEmitter implements ViewHost {
   async abort(msgIds: string[]): Promise<string[]> {
     if (msgIds.length === 0) return [];
     return (await this.query("task_abort_request", { msg_ids: msgIds })).aborted;
+  }
+
+  /**
+   * Stops tasks by msg id wherever they are: queued ones fail with TaskAborted, running ones are
+   * interrupted (their engine gets `signal` until the task ends; other tasks are never hit).
+   * Resolves to what happened to each.
+   */
+  async cancel(msgIds: string[], signal = "SIGINT"): Promise<{ aborted: string[]; interrupted: string[] }> {
+    if (msgIds.length === 0) return { aborted: [], interrupted: [] };
+    const { aborted, interrupted } = await this.query("task_interrupt_request", { msg_ids: msgIds, signal });
+    return { aborted, interrupted };
   }
 
   /**

@@ -29,6 +29,8 @@ export interface ViewHost {
   /** Drops queued tasks by msg id; running ones are interrupted. Resolves to the ids it affected. */
   abort(msgIds: string[]): Promise<string[]>;
   interrupt(targets?: Targets, signal?: string): Promise<void>;
+  /** Stops tasks wherever they are: queued ones aborted, running ones interrupted. */
+  cancel(msgIds: string[], signal?: string): Promise<{ aborted: string[]; interrupted: string[] }>;
   queueStatus(targets?: Targets): Promise<QueueStatusReport>;
   close(): void;
 }

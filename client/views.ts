@@ -36,8 +36,8 @@ abstract class View implements ResultHost {
     return this.client.abort(msgIds);
   }
 
-  interrupt(engineIds: number[]): Promise<void> {
-    return this.client.interrupt(engineIds);
+  cancel(msgIds: string[], signal?: string): Promise<{ aborted: string[]; interrupted: string[] }> {
+    return this.client.cancel(msgIds, signal);
   }
 
   protected applyCall(f: AnyFunction): ApplyContent["call"] {

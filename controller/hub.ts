@@ -29,6 +29,10 @@ import { Records, type TaskRecord } from "./records";
 import { TaskScheduler } from "./task-scheduler";
 import { SCHEMES, type SchemeName } from "./schemes";
 
+/** How often, and how many times, a task being interrupted is signalled again while it runs. */
+const RESIGNAL_MS = 250;
+const RESIGNAL_TRIES = 40;
+
 export interface HubPorts {
   toClient(frames: Buffer[]): void;
   toEngine(frames: Buffer[]): void;
@@ -93,6 +97,7 @@ export class Hub {
     if (isMsg(msg, "queue_request")) return this.reply(msg, "queue_reply", this.queueStatus(msg.content.targets));
     if (isMsg(msg, "signal_request")) return this.signal(msg);
     if (isMsg(msg, "restart_request")) return this.restartEngines(msg);
+    if (isMsg(msg, "task_interrupt_request")) return this.interruptTasks(msg);
     if (isMsg(msg, "task_abort_request"))
       return this.reply(msg, "task_abort_reply", { status: "ok", aborted: this.abort(msg.content.msg_ids) });
     if (isMsg(msg, "shutdown_request")) return this.shutdown(msg);
@@ -392,6 +397,60 @@ export class Hub {
     return aborted;
   }
 
+  /**
+   * Stops tasks by msg id, wherever they are. Unassigned ones fail with TaskAborted here; the
+   * engines holding the others are told which (a queued one is dropped when its turn comes, a
+   * running one is interrupted), and a running one's engine gets the signal too, again every
+   * `RESIGNAL_MS` while that task is still at the head of its queue: the engine may not have
+   * started it when the first signal lands. Only the engine running that very task is signalled,
+   * never another client's.
+   */
+  private interruptTasks(msg: MessageOf<"task_interrupt_request">): void {
+    const { msg_ids: ids, signal } = msg.content;
+    if (signal !== "0" && !(signal in os.constants.signals)) {
+      return this.reply(msg, "hub_error", {
+        status: "error",
+        ename: "ValueError",
+        evalue: `unknown signal ${signal}; use a name such as SIGINT`,
+        traceback: [],
+      });
+    }
+    const aborted: string[] = [];
+    const interrupted: string[] = [];
+    const perEngine = new Map<EngineEntry, string[]>();
+    for (const id of ids) {
+      const r = this.records.getLive(id);
+      if (!r) continue;
+      if (this.scheduler.remove(r)) {
+        this.failTask(r, "TaskAborted", `task ${id} was aborted before it started`, "aborted");
+        aborted.push(id);
+        continue;
+      }
+      const engine = r.engineId === undefined ? undefined : this.registry.get(r.engineId);
+      if (!engine) continue;
+      perEngine.set(engine, [...(perEngine.get(engine) ?? []), id]);
+      if (engine.queue[0] === id) interrupted.push(id);
+      else aborted.push(id);
+      if (signal !== "0") this.signalWhileRunning(r, engine, signal as NodeJS.Signals);
+    }
+    for (const [engine, list] of perEngine) {
+      this.ports.toEngine(this.session.encode("abort_request", { msg_ids: list }, { identities: [engine.identity] }).frames);
+    }
+    this.reply(msg, "task_interrupt_reply", { status: "ok", aborted, interrupted });
+  }
+
+  private signalWhileRunning(record: TaskRecord, engine: EngineEntry, signal: NodeJS.Signals): void {
+    let left = RESIGNAL_TRIES;
+    const tick = (): void => {
+      const live = this.records.getLive(record.msgId) && this.registry.get(engine.id) === engine;
+      if (!live || left-- <= 0) return clearInterval(timer);
+      if (engine.queue[0] === record.msgId) this.ports.signal(engine, signal);
+    };
+    const timer = setInterval(tick, RESIGNAL_MS);
+    timer.unref();
+    tick();
+  }
+
   private shutdown(msg: MessageOf<"shutdown_request">): void {
     const targets = msg.content.targets ?? this.registry.ids();
     for (const id of targets) {
@@ -436,6 +495,7 @@ export class Hub {
       | "signal_reply"
       | "restart_reply"
       | "task_abort_reply"
+      | "task_interrupt_reply"
       | "shutdown_reply"
       | "stats_reply"
       | "hub_error",

@@ -64,9 +64,20 @@ export class TaskQueue {
     if (!this.running) void this.drain();
   }
 
+  /**
+   * Stops these tasks: one that is running is interrupted (a busy loop needs the SIGINT the
+   * controller sends as well), one still queued fails with TaskAborted when its turn comes, so an
+   * interrupt that reaches the engine before its task does is not lost.
+   */
   abort(msgIds: readonly string[]): void {
-    for (const id of msgIds) this.aborted.add(id);
+    for (const id of msgIds) {
+      if (id === this.runningId) this.executor.interrupt();
+      else this.aborted.add(id);
+    }
   }
+
+  /** The msg id of the task on the engine's thread (or awaited) right now. */
+  private runningId: string | undefined;
 
   /** Forget queued tasks (their controller is gone) and interrupt the running one. */
   clear(): void {
@@ -138,6 +149,7 @@ export class TaskQueue {
     const { reached, unfinished } = this.executor.startAll(
       runnable.map((r) => () => {
         r.started = new Date().toISOString();
+        this.runningId = r.task.header.msg_id;
         return this.capture.run(r.task.header, r.start);
       }),
       opts,
@@ -152,11 +164,13 @@ export class TaskQueue {
     // Tasks the batch did not reach go back to the front, in order.
     this.queue.unshift(...runnable.slice(reached).map((r) => r.task));
     const last = runnable[reached - 1];
-    if (!unfinished || !last || last.replied) return;
+    if (!unfinished || !last || last.replied) return void (this.runningId = undefined);
     try {
       this.replyApply(last, await this.executor.settle(unfinished, opts));
     } catch (e) {
       this.fail(last.task, e, last.started);
+    } finally {
+      this.runningId = undefined;
     }
   }
 
@@ -179,6 +193,7 @@ export class TaskQueue {
   private async execute(task: MessageOf<"execute_request">): Promise<void> {
     const started = new Date().toISOString();
     if (this.wasAborted(task)) return;
+    this.runningId = task.header.msg_id;
     try {
       const value = await this.capture.run(task.header, () =>
         this.executor.execute(task.content.code, runOptions(task)),
@@ -200,6 +215,8 @@ export class TaskQueue {
       );
     } catch (e) {
       this.fail(task, e, started);
+    } finally {
+      this.runningId = undefined;
     }
   }
 

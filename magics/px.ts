@@ -96,20 +96,9 @@ export class ParallelMagics {
     // Engines get 5 s to report the interrupt; a wedged one must not hang the kernel.
     setTimeout(r.giveUp, 5000).unref();
     r.io.stream("stderr", `Received Keyboard Interrupt. Sending signal ${r.signal} to engines...\n`);
-    void r.ar.abort().catch(() => undefined);
-    if (r.signal === "0") return true;
-    void r.client.interrupt(r.ids, r.signal).catch(() => undefined);
-    // A task still on its way to an engine when the signal lands (the engine ignores SIGINT while
-    // idle) would start afterwards and run on: signal the engines of unfinished tasks again until
-    // every one has answered, as a user pressing Interrupt again would.
-    const again = setInterval(() => {
-      const pending = [...new Set(r.ar.tasks.filter((t) => !t.ready).map((t) => t.metadata.engineId))].filter(
-        (id): id is number => id !== undefined,
-      );
-      if (pending.length === 0 || this.running !== r) clearInterval(again);
-      else void r.client.interrupt(pending, r.signal).catch(() => undefined);
-    }, 250);
-    again.unref();
+    // Per task: the controller aborts what is queued and signals the engine of each running task
+    // until it stops, so a task that had not started when the signal landed is still stopped.
+    void r.ar.cancel(r.signal).catch(() => undefined);
     return true;
   }
 

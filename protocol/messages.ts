@@ -137,6 +137,9 @@ export interface ContentMap {
   restart_reply: ReplyStatus<{ restarted: number[] }>;
   task_abort_request: { msg_ids: string[] };
   task_abort_reply: { status: "ok"; aborted: string[] };
+  /** Stop these tasks wherever they are: queued ones are aborted, running ones interrupted. */
+  task_interrupt_request: { msg_ids: string[]; signal: string };
+  task_interrupt_reply: { status: "ok"; aborted: string[]; interrupted: string[] };
   stats_request: Record<string, never>;
   stats_reply: {
     status: "ok";
@@ -243,6 +246,8 @@ const MSG_TYPES: ReadonlySet<string> = new Set<keyof ContentMap>([
   "restart_reply",
   "task_abort_request",
   "task_abort_reply",
+  "task_interrupt_request",
+  "task_interrupt_reply",
   "stats_request",
   "stats_reply",
   "hub_error",

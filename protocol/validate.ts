@@ -56,6 +56,8 @@ const CHECKS: Partial<Record<MsgType, Check>> = {
       : "signal_request needs targets (engine ids) and a signal name",
   restart_request: (c) => (isIntArray(c.targets) ? undefined : "targets must be engine ids"),
   task_abort_request: (c) => (isStringArray(c.msg_ids) ? undefined : "msg_ids must be strings"),
+  task_interrupt_request: (c) =>
+    isStringArray(c.msg_ids) && typeof c.signal === "string" ? undefined : "needs msg_ids and a signal name",
   abort_request: (c) => (isStringArray(c.msg_ids) ? undefined : "msg_ids must be strings"),
   shutdown_request: (c) => (optional(c.targets, isIntArray) ? undefined : "targets must be engine ids"),
   registration_request: (c) =>

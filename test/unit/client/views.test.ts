@@ -43,6 +43,9 @@ class FakeHost implements ViewHost {
   interrupt(): Promise<void> {
     return Promise.resolve();
   }
+  cancel(): Promise<{ aborted: string[]; interrupted: string[] }> {
+    return Promise.resolve({ aborted: [], interrupted: [] });
+  }
   queueStatus(): Promise<QueueStatusReport> {
     return Promise.resolve(Object.assign({}, { unassigned: 0 }) as QueueStatusReport);
   }

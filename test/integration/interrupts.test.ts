@@ -1,0 +1,58 @@
+/** Interrupts are per task: `ar.cancel()` stops that task wherever it is, and no other. */
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { CompositeError, RemoteError, TaskAborted } from "../../index";
+import { clusterPerTest, until } from "../helpers/cluster";
+
+const stopped = (e: unknown): boolean =>
+  e instanceof TaskAborted || (e instanceof RemoteError && e.ename === "KeyboardInterrupt");
+
+describe("per-task interrupts", () => {
+  const clusters = clusterPerTest();
+
+  test("cancel stops a running load-balanced busy loop, and the engine goes on", async () => {
+    const t = await clusters.start(1);
+    const lv = t.rc.loadBalancedView();
+    const busy = lv.apply(() => {
+      for (;;);
+    });
+    await until(async () => (await t.rc.queueStatus())["0"]?.running === busy.msgIds[0], 10_000, "the loop to run");
+    await busy.cancel();
+    await assert.rejects(
+      busy.get({ timeout: 15_000 }),
+      (e: unknown) => e instanceof RemoteError && e.ename === "KeyboardInterrupt",
+    );
+    assert.equal(await lv.apply(() => "next"), "next");
+  });
+
+  test("cancel of a task queued behind another's stops it when its turn comes, and spares the other", async () => {
+    const t = await clusters.start(1);
+    const other = t.rc.view(0).apply(async () => {
+      await new Promise((r) => setTimeout(r, 300));
+      return "other finished";
+    });
+    const mine = t.rc.view(0).apply(() => {
+      for (;;);
+    });
+    await mine.cancel();
+    await assert.rejects(mine.get({ timeout: 15_000 }), stopped);
+    assert.equal(await other, "other finished");
+    assert.equal(await t.rc.view(0).apply(() => 1), 1);
+  });
+
+  test("cancel of load-balanced tasks not yet assigned aborts them", async () => {
+    const t = await clusters.start(1);
+    const lv = t.rc.loadBalancedView();
+    const blocker = lv.apply(async () => new Promise((r) => setTimeout(r, 500)));
+    const queued = lv.map(
+      (x: number) => x,
+      Array.from({ length: 50 }, (_, i) => i),
+    );
+    await queued.cancel();
+    await assert.rejects(
+      queued.get({ timeout: 15_000 }),
+      (e: unknown) => e instanceof CompositeError && e.errors.length === 50 && e.errors.every(stopped),
+    );
+    await blocker;
+  });
+});
