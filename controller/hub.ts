@@ -434,7 +434,9 @@ export class Hub {
       if (signal !== "0") this.signalWhileRunning(r, engine, signal as NodeJS.Signals);
     }
     for (const [engine, list] of perEngine) {
-      this.ports.toEngine(this.session.encode("abort_request", { msg_ids: list }, { identities: [engine.identity] }).frames);
+      this.ports.toEngine(
+        this.session.encode("abort_request", { msg_ids: list }, { identities: [engine.identity] }).frames,
+      );
     }
     this.reply(msg, "task_interrupt_reply", { status: "ok", aborted, interrupted });
   }
