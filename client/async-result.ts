@@ -83,6 +83,7 @@ export class AsyncResult<T = unknown> implements Promise<T>, AsyncIterable<unkno
   /** The result. With `timeout` (ms), rejects with TimeoutError if it is not ready by then. */
   get(opts: GetOptions | number = {}): Promise<T> {
     const { timeout, signal } = typeof opts === "number" ? { timeout: opts, signal: undefined } : opts;
+    checkTimeout(timeout, "get");
     const all = this.result();
     if (timeout === undefined && !signal) return all;
     return new Promise<T>((resolve, reject) => {
@@ -107,6 +108,7 @@ export class AsyncResult<T = unknown> implements Promise<T>, AsyncIterable<unkno
 
   /** Waits until ready (or `timeout` ms); true when ready. Never throws task errors. */
   async wait(timeout?: number): Promise<boolean> {
+    checkTimeout(timeout, "wait");
     const all = Promise.allSettled(this.tasks.map((t) => t.done)).then(() => true);
     if (timeout === undefined) return all;
     let timer: NodeJS.Timeout | undefined;
@@ -317,4 +319,11 @@ function flattenChunks(chunks: readonly unknown[]): unknown[] {
   let out: unknown[] = [];
   for (let i = 0; i < chunks.length; i += 8192) out = out.concat(...chunks.slice(i, i + 8192));
   return out;
+}
+
+/** A timeout is a finite number of ms, 0 or more; anything else is refused at the call. */
+function checkTimeout(timeout: unknown, method: string): void {
+  if (timeout === undefined) return;
+  if (typeof timeout !== "number" || !Number.isFinite(timeout) || timeout < 0)
+    throw new RangeError(`${method}: timeout must be a number of ms, 0 or more; got ${String(timeout)}`);
 }

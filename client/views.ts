@@ -284,6 +284,10 @@ export class LoadBalancedView extends View {
     readonly flags: LoadBalancedOptions = {},
   ) {
     super(client);
+    if (Array.isArray(flags.targets) && flags.targets.length === 0)
+      throw new RangeError(
+        "targets: [] names no engine, so no task could ever run; leave targets out to use any engine",
+      );
     for (const k of ["retries", "timeout", "timeLimit"] as const) {
       const v = flags[k];
       if (v !== undefined && !(typeof v === "number" && v >= 0))
@@ -322,6 +326,14 @@ export class LoadBalancedView extends View {
     return new AsyncResult(this, tasks, { chunked: true, ordered: opts.ordered ?? true, label: f.name || "map" });
   }
 
+  /** The engines `targets` allows now; none would leave tasks waiting forever, so that is refused. */
+  private allowedEngines(targets: Targets): number[] {
+    const { ids } = this.client.targetIds(targets);
+    if (ids.length === 0)
+      throw new RangeError(`targets ${JSON.stringify(targets)} names no registered engine, so no task could ever run`);
+    return ids;
+  }
+
   private requireEngines(): void {
     this.client.targetIds(this.flags.targets ?? "all");
   }
@@ -331,7 +343,7 @@ export class LoadBalancedView extends View {
     const ids = (deps: LoadBalancedOptions["after"]) => deps?.flatMap((d) => (typeof d === "string" ? [d] : d.msgIds));
     const route: Route = {
       kind: "task",
-      ...(f.targets !== undefined && f.targets !== "all" ? { targets: this.client.targetIds(f.targets).ids } : {}),
+      ...(f.targets !== undefined && f.targets !== "all" ? { targets: this.allowedEngines(f.targets) } : {}),
       ...(f.retries !== undefined ? { retries: f.retries } : {}),
       ...(f.timeout !== undefined ? { timeout: f.timeout } : {}),
       ...(f.after ? { after: ids(f.after)! } : {}),

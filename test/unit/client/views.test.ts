@@ -86,4 +86,18 @@ describe("views against a fake host", () => {
     );
     assert.throws(() => new LoadBalancedView(new FakeHost([0]), { retries: -1 }), /retries must be a non-negative/);
   });
+
+  test("a load-balanced view whose targets name no engine is refused, instead of waiting forever", () => {
+    const host = new FakeHost([0, 1]);
+    assert.throws(() => new LoadBalancedView(host, { targets: [] }), /targets: \[\] names no engine/);
+    assert.throws(() => new LoadBalancedView(host, { targets: "5:" }).apply(() => 1), /names no registered engine/);
+  });
+
+  test("a negative or NaN timeout is refused at the call", async () => {
+    const ar = new DirectView(new FakeHost([0]), 0).apply(() => 1);
+    assert.throws(() => ar.get({ timeout: -1 }), /timeout must be a number of ms, 0 or more; got -1/);
+    assert.throws(() => ar.get(NaN), /got NaN/);
+    await assert.rejects(ar.wait(-5), /got -5/);
+    assert.equal(await ar.get({ timeout: 1000 }), 1);
+  });
 });
