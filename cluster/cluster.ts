@@ -5,8 +5,9 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import * as fs from "node:fs";
+import type { Socket } from "node:net";
 import * as path from "node:path";
-import { connectionFile, isAlive, listProfiles, recordedControllerPid } from "../protocol/connection";
+import { connectionFile, isAlive, listProfiles, profileDir, recordedControllerPid } from "../protocol/connection";
 import { Client } from "../client/client";
 import { TimeoutError, TsParallelError } from "../client/errors";
 import { nodeFlags } from "./node-flags";
@@ -63,17 +64,35 @@ export class Cluster {
     const n = opts.n ?? (await import("node:os")).availableParallelism();
     if (!Number.isInteger(n) || n < 0) throw new RangeError(`n must be a whole number of engines; got ${n}`);
     const profile = opts.profile ?? "default";
-    const timeout = opts.timeout ?? 60_000;
     const clientFile = connectionFile("client", profile);
+    // One start per profile at a time: two racing starts would both write the connection files.
+    const unlock = lockProfile(profile);
+    try {
+      return await Cluster.startLocked(opts, n, profile, clientFile);
+    } finally {
+      unlock();
+    }
+  }
+
+  private static async startLocked(
+    opts: ClusterOptions,
+    n: number,
+    profile: string,
+    clientFile: string,
+  ): Promise<Cluster> {
+    const timeout = opts.timeout ?? 60_000;
     const existing = recordedControllerPid(clientFile);
     if (existing !== undefined && existing !== process.pid && isAlive(existing)) {
       throw new TsParallelError(
         `a cluster is already running for profile "${profile}" (controller pid ${existing}); stop it with \`tsparallel cluster stop --profile ${profile}\` or use another profile`,
       );
     }
-    const logFile = opts.logFile ?? path.join(path.dirname(path.dirname(clientFile)), "log", "controller.log");
-    fs.mkdirSync(path.dirname(logFile), { recursive: true });
-    const log = fs.openSync(logFile, "a");
+    // The log holds users' crash output: readable by its owner only.
+    const logFile = opts.logFile ?? path.join(profileDir(profile), "log", "controller.log");
+    fs.mkdirSync(path.dirname(logFile), { recursive: true, mode: 0o700 });
+    fs.chmodSync(path.dirname(logFile), 0o700);
+    const log = fs.openSync(logFile, "a", 0o600);
+    fs.fchmodSync(log, 0o600);
     const args = [
       ...nodeFlags(),
       CLI_PATH,
@@ -85,13 +104,17 @@ export class Cluster {
       ...(opts.restartEngines ? ["--restart-engines"] : []),
       ...(opts.heartbeatPeriod ? ["--heartbeat", String(opts.heartbeatPeriod)] : []),
       ...(opts.controllerArgs ?? []),
+      ...(opts.detached ? [] : ["--exit-with-stdin"]),
     ];
+    // A cluster this process owns ends with it however it ends (Ctrl-C, SIGTERM, SIGKILL): the
+    // controller reads a pipe from us, and the kernel closes our end when we are gone.
     const child = spawn(process.execPath, args, {
       cwd: opts.cwd ?? process.cwd(),
-      stdio: ["ignore", log, log],
+      stdio: [opts.detached ? "ignore" : "pipe", log, log],
       detached: true,
     });
     fs.closeSync(log);
+    (child.stdin as Socket | null)?.unref();
     const kill = (): void => {
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
     };
@@ -191,4 +214,29 @@ async function waitFor(
     if (Date.now() > deadline) throw new TimeoutError(message());
     await new Promise((r) => setTimeout(r, 25));
   }
+}
+
+/**
+ * Takes the profile's start lock: a file created exclusively that holds this process's pid.
+ * A lock whose process is gone is stale and taken over. Returns the release function.
+ */
+function lockProfile(profile: string): () => void {
+  const file = path.join(profileDir(profile), "start.lock");
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      fs.writeFileSync(file, String(process.pid), { flag: "wx", mode: 0o600 });
+      return () => fs.rmSync(file, { force: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    }
+    const holder = Number(fs.readFileSync(file, "utf8").trim() || NaN);
+    if (Number.isInteger(holder) && holder > 0 && isAlive(holder)) {
+      throw new TsParallelError(
+        `another process (pid ${holder}) is starting a cluster for profile "${profile}"; wait for it, or use another profile`,
+      );
+    }
+    fs.rmSync(file, { force: true }); // stale: its process is gone
+  }
+  throw new TsParallelError(`could not take the start lock of profile "${profile}" (${file})`);
 }

@@ -16,6 +16,9 @@ export async function main(argv: string[]): Promise<void> {
       hwm: { type: "string", default: "32" },
       curve: { type: "boolean", default: false },
       reuse: { type: "boolean", default: false },
+      // Set by Cluster.start for a cluster that belongs to the process that started it: stdin is
+      // a pipe from that process, and its end (the owner exited, however it exited) stops us.
+      "exit-with-stdin": { type: "boolean", default: false },
     },
   });
   if (!isSchemeName(values.scheme))
@@ -39,6 +42,11 @@ export async function main(argv: string[]): Promise<void> {
   const stop = (): void => void controller.close();
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
+  if (values["exit-with-stdin"]) {
+    process.stdin.on("end", stop);
+    process.stdin.on("error", stop);
+    process.stdin.resume();
+  }
   await controller.start();
   await controller.done;
 }
