@@ -263,20 +263,38 @@ export class Client extends EventEmitter implements ViewHost {
   }
 
   /** Closes the sockets and rejects everything pending, so a script that closes its client exits. */
-  close(): void {
+  /**
+   * Closes the sockets and rejects everything pending, so a script that closes its client exits.
+   *
+   * Tasks already submitted keep running by default, as in ipyparallel: their results stay in the
+   * controller's records for any client to fetch by msg id. With `abortQueued: true` the tasks of
+   * this client that have not started are dropped instead (running ones finish).
+   */
+  close(opts: { abortQueued?: boolean } = {}): void {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.watchdog);
+    const pending = [...this.tasks.keys()];
     for (const t of this.tasks.values())
       t.reject(new TsParallelError("the client was closed before the task finished"));
     for (const q of this.queries.values()) q.reject(new TsParallelError("the client was closed"));
     this.tasks.clear();
     this.finished.clear();
     this.queries.clear();
-    this.outbox.close();
-    this.socket.close();
     this.sub.close();
     setActiveObject(undefined, this);
+    if (opts.abortQueued && pending.length > 0) {
+      this.outbox.send(this.session.encode("task_abort_request", { msg_ids: pending }).frames);
+      // Let the abort leave before the socket goes (linger delivers what was handed to ZeroMQ).
+      this.socket.linger = 2000;
+      void this.outbox.idle().then(() => {
+        this.outbox.close();
+        this.socket.close();
+      });
+      return;
+    }
+    this.outbox.close();
+    this.socket.close();
   }
 
   // ---------------------------------------------------------------- internals used by views
@@ -430,6 +448,8 @@ export class Client extends EventEmitter implements ViewHost {
 
   private startWatchdog(period: number): void {
     this.watchdog = setInterval(() => {
+      // Our liveness, for a controller that drops the queued tasks of clients that are gone.
+      this.outbox.send(this.session.encode("client_alive", {}).frames);
       if (this.tasks.size > 0 && Date.now() - this.lastHeartbeat > period * 10) {
         this.failPending(`the controller has been silent for ${Date.now() - this.lastHeartbeat} ms`);
       }

@@ -85,6 +85,7 @@ export class Controller {
         hwm: opts.hwm ?? 32,
         heartbeatPeriod: opts.heartbeatPeriod ?? 1000,
         heartbeatMisses: opts.heartbeatMisses ?? 5,
+        dropOrphans: opts.dropOrphans ?? false,
       },
     );
     this.done = new Promise((r) => (this.resolveDone = r));
@@ -135,6 +136,7 @@ export class Controller {
     const period = this.hub.options.heartbeatPeriod;
     this.timers.push(
       setInterval(() => this.hub.checkEngines(), Math.min(period, 250)),
+      setInterval(() => this.hub.checkClients(), period),
       setInterval(() => {
         hb.ping();
         this.hub.heartbeatNotice();

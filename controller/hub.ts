@@ -32,6 +32,8 @@ import { SCHEMES, type SchemeName } from "./schemes";
 /** How often, and how many times, a task being interrupted is signalled again while it runs. */
 const RESIGNAL_MS = 250;
 const RESIGNAL_TRIES = 40;
+/** Heartbeat periods of silence after which a client counts as gone. */
+const ORPHAN_PERIODS = 10;
 
 export interface HubPorts {
   toClient(frames: Buffer[]): void;
@@ -52,6 +54,8 @@ export interface HubOptions {
   heartbeatPeriod: number;
   /** Consecutive missed beats before an engine is declared lost. */
   heartbeatMisses: number;
+  /** Drop the queued tasks of clients that stopped sending `client_alive`. */
+  dropOrphans?: boolean;
 }
 
 export class Hub {
@@ -59,6 +63,8 @@ export class Hub {
   readonly records = new Records();
   readonly scheduler: TaskScheduler;
   private readonly hostname = os.hostname();
+  /** When each client (by identity) was last heard from, for `dropOrphans`. */
+  private readonly clientSeen = new Map<string, number>();
   /** When each unknown beating uuid was last asked to register again (see `beat`). */
   private readonly askedToRegister = new Map<string, number>();
 
@@ -84,6 +90,8 @@ export class Hub {
   onClientMessage(msg: AnyMessage, env: Envelope): void {
     const client = msg.identities[0];
     if (!client) return;
+    if (this.options.dropOrphans) this.clientSeen.set(client.toString("latin1"), Date.now());
+    if (isMsg(msg, "client_alive")) return;
     // Session.parse has checked each request's shape (protocol/validate.ts); the guards narrow.
     if (isMsg(msg, "apply_request") || isMsg(msg, "execute_request")) return this.submit(msg, env, client);
     if (isMsg(msg, "connection_request")) {
@@ -273,6 +281,23 @@ export class Hub {
         { identities: [identity] },
       ).frames,
     );
+  }
+
+  /**
+   * With `dropOrphans`, the load-balanced tasks still queued for a client silent for
+   * `ORPHAN_PERIODS` heartbeat periods fail with TaskAborted: nobody will read them, and they
+   * would hold the engines from everyone else. Clients send `client_alive` every period.
+   */
+  checkClients(): void {
+    if (!this.options.dropOrphans) return;
+    const limit = Date.now() - this.options.heartbeatPeriod * ORPHAN_PERIODS;
+    for (const [key, seen] of this.clientSeen) {
+      if (seen > limit) continue;
+      this.clientSeen.delete(key);
+      const dropped = this.scheduler.removeClient(Buffer.from(key, "latin1"));
+      if (dropped.length > 0) this.ports.log(`dropping ${dropped.length} queued tasks of a client gone silent`);
+      for (const r of dropped) this.failTask(r, "TaskAborted", `task ${r.msgId} was dropped: its client is gone`, "aborted");
+    }
   }
 
   checkEngines(): void {

@@ -16,6 +16,7 @@ export async function main(argv: string[]): Promise<void> {
       hwm: { type: "string", default: "32" },
       curve: { type: "boolean", default: false },
       reuse: { type: "boolean", default: false },
+      "drop-orphans": { type: "boolean", default: false },
       // Set by Cluster.start for a cluster that belongs to the process that started it: stdin is
       // a pipe from that process, and its end (the owner exited, however it exited) stops us.
       "exit-with-stdin": { type: "boolean", default: false },
@@ -38,6 +39,7 @@ export async function main(argv: string[]): Promise<void> {
     hwm: num("hwm", values.hwm, 1),
     curve: values.curve,
     reuse: values.reuse,
+    dropOrphans: values["drop-orphans"],
   });
   const stop = (): void => void controller.close();
   process.on("SIGTERM", stop);
@@ -49,4 +51,5 @@ export async function main(argv: string[]): Promise<void> {
   }
   await controller.start();
   await controller.done;
+  process.stdin.destroy(); // the owner's pipe, if any, must not keep the process alive
 }

@@ -140,6 +140,8 @@ export interface ContentMap {
   /** Stop these tasks wherever they are: queued ones are aborted, running ones interrupted. */
   task_interrupt_request: { msg_ids: string[]; signal: string };
   task_interrupt_reply: { status: "ok"; aborted: string[]; interrupted: string[] };
+  /** Client → controller, once a heartbeat period: this client is still there (no reply). */
+  client_alive: Record<string, never>;
   stats_request: Record<string, never>;
   stats_reply: {
     status: "ok";
@@ -248,6 +250,7 @@ const MSG_TYPES: ReadonlySet<string> = new Set<keyof ContentMap>([
   "task_abort_reply",
   "task_interrupt_request",
   "task_interrupt_reply",
+  "client_alive",
   "stats_request",
   "stats_reply",
   "hub_error",

@@ -26,6 +26,11 @@ export class Outbox {
     return this.queue.length;
   }
 
+  /** Resolves once everything queued so far has been handed to ZeroMQ (or the outbox closed). */
+  async idle(): Promise<void> {
+    while ((this.draining || this.queue.length > 0) && !this.closed) await new Promise((r) => setImmediate(r));
+  }
+
   close(): void {
     this.closed = true;
     this.queue.length = 0;
