@@ -325,5 +325,5 @@ function flattenChunks(chunks: readonly unknown[]): unknown[] {
 function checkTimeout(timeout: unknown, method: string): void {
   if (timeout === undefined) return;
   if (typeof timeout !== "number" || !Number.isFinite(timeout) || timeout < 0)
-    throw new RangeError(`${method}: timeout must be a number of ms, 0 or more; got ${String(timeout)}`);
+    throw new RangeError(`${method}: timeout must be a number of ms, 0 or more; got ${util.inspect(timeout)}`);
 }

@@ -296,7 +296,8 @@ export class Hub {
       this.clientSeen.delete(key);
       const dropped = this.scheduler.removeClient(Buffer.from(key, "latin1"));
       if (dropped.length > 0) this.ports.log(`dropping ${dropped.length} queued tasks of a client gone silent`);
-      for (const r of dropped) this.failTask(r, "TaskAborted", `task ${r.msgId} was dropped: its client is gone`, "aborted");
+      for (const r of dropped)
+        this.failTask(r, "TaskAborted", `task ${r.msgId} was dropped: its client is gone`, "aborted");
     }
   }
 

@@ -25,7 +25,7 @@ test("two cluster starts on one profile at the same moment: exactly one wins, th
     }),
   );
   const stderr = ["", ""];
-  starts.forEach((s, i) => s.stderr!.on("data", (d: Buffer) => (stderr[i] += d.toString())));
+  starts.forEach((s, i) => s.stderr.on("data", (d: Buffer) => (stderr[i] += d.toString())));
   try {
     const codes = await Promise.all(starts.map(exitOf));
     assert.deepEqual([...codes].sort(), [0, 1], stderr.join("\n"));
@@ -47,7 +47,7 @@ Cluster.start({ n: 2, profile: ${JSON.stringify(profile)} }).then(async (c) => {
 setInterval(() => {}, 1000);`;
   const owner = spawn(process.execPath, ["-e", script], { env, stdio: ["ignore", "pipe", "inherit"] });
   let out = "";
-  owner.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  owner.stdout.on("data", (d: Buffer) => (out += d.toString()));
   let controller: number | undefined;
   let engines: number[] = [];
   try {
