@@ -3,12 +3,13 @@
  * own tasks (in order, so a task's output always arrives before its result); one SUB hears
  * engine (un)registrations and the controller's heartbeat.
  */
+import * as os from "node:os";
 import * as util from "node:util";
 import { EventEmitter } from "node:events";
 import * as zmq from "zeromq";
 import { Session } from "../protocol/session";
 import { Outbox, curveClientKeys, receiveLoop, withCurve } from "../protocol/socket";
-import { type ConnectionInfo, connectionFile, endpoint, readConnectionFile } from "../protocol/connection";
+import { type ConnectionInfo, connectionFile, endpoint, isAlive, readConnectionFile } from "../protocol/connection";
 import {
   type AnyMessage,
   type ContentOf,
@@ -64,6 +65,8 @@ export class Client extends EventEmitter implements ViewHost {
   private readonly finished = new Map<string, SubmittedTask>();
   private readonly queries = new Map<string, { resolve: (c: unknown) => void; reject: (e: Error) => void }>();
   private engineIds: number[] = [];
+  /** The controller's registry count behind `engineIds` (see `takeEngineList`). */
+  private engineSeq = -1;
   private controller = "";
   private lastHeartbeat = Date.now();
   private watchdog: NodeJS.Timeout | undefined;
@@ -82,7 +85,14 @@ export class Client extends EventEmitter implements ViewHost {
   static async connect(opts: ConnectOptions = {}): Promise<Client> {
     if (opts.timeout !== undefined && !(opts.timeout > 0))
       throw new RangeError(`timeout must be a positive number of ms; got ${opts.timeout}`);
-    const info = readConnectionFile(opts.file ?? connectionFile("client", opts.profile));
+    const file = opts.file ?? connectionFile("client", opts.profile);
+    const info = readConnectionFile(file);
+    // On this host a dead controller is known at once: no need to wait out the timeout.
+    if (info.location === os.hostname() && !isAlive(info.controller_pid)) {
+      throw new TsParallelError(
+        `no cluster is running for ${file}: its controller (pid ${info.controller_pid}) has exited; start one with \`tsparallel cluster start -n 4\``,
+      );
+    }
     const client = new Client(info);
     await client.open(opts.timeout ?? 10_000);
     if (opts.activate !== false) setActiveObject(client);
@@ -105,7 +115,7 @@ export class Client extends EventEmitter implements ViewHost {
     );
     try {
       const reply = await this.query("connection_request", {}, timeout);
-      this.engineIds = reply.engines.map((e) => e.id).sort((a, b) => a - b);
+      this.takeEngineList(reply);
       this.controller = reply.controller;
       this.startWatchdog(reply.heartbeat_period);
     } catch (e) {
@@ -113,8 +123,11 @@ export class Client extends EventEmitter implements ViewHost {
       if (e instanceof TimeoutError) {
         // A wrong key looks the same as no controller from here: the controller drops (and counts)
         // unsigned messages without answering, so the message names both causes.
+        const curve = this.info.curve_serverkey
+          ? "or its CURVE server key (curve_serverkey) is not the controller's"
+          : "or the cluster encrypts (--curve) and this file has no curve_serverkey";
         throw new TsParallelError(
-          `the controller at ${endpoint(this.info, this.info.ports.clients)} did not answer within ${timeout} ms: the cluster is not running (start one with \`tsparallel cluster start -n 4\`) or the connection file's key is stale (restart the cluster to rewrite it)`,
+          `the controller at ${endpoint(this.info, this.info.ports.clients)} did not answer within ${timeout} ms: the cluster is not running (start one with \`tsparallel cluster start -n 4\`), or the connection file is stale: its key is not the controller's (restart the cluster to rewrite it), ${curve}`,
         );
       }
       throw e;
@@ -163,9 +176,9 @@ export class Client extends EventEmitter implements ViewHost {
       // A notification sent before our SUB was joined is lost (PUB/SUB slow joiner): ask the
       // controller for its list now and then as well.
       const poll = setInterval(() => {
-        this.engines().then(
-          (list) => {
-            this.engineIds = [...new Set([...this.engineIds, ...list.map((e) => e.id)])].sort((a, b) => a - b);
+        this.query("connection_request", {}).then(
+          (reply) => {
+            this.takeEngineList(reply);
             check();
           },
           () => undefined,
@@ -402,6 +415,13 @@ export class Client extends EventEmitter implements ViewHost {
       });
   }
 
+  /** A full engine list replaces ours only if it is newer than what notifications told us. */
+  private takeEngineList(reply: ContentOf<"connection_reply">): void {
+    if (reply.seq < this.engineSeq) return;
+    this.engineSeq = reply.seq;
+    this.engineIds = reply.engines.map((e) => e.id).sort((a, b) => a - b);
+  }
+
   private rememberFinished(task: SubmittedTask): void {
     this.finished.set(task.msgId, task);
     if (this.finished.size > FINISHED_KEPT) this.finished.delete(this.finished.keys().next().value!);
@@ -410,11 +430,17 @@ export class Client extends EventEmitter implements ViewHost {
   private onNotification(msg: AnyMessage | undefined): void {
     if (!msg) return;
     if (isMsg(msg, "registration_notification")) {
-      if (!this.engineIds.includes(msg.content.id))
-        this.engineIds = [...this.engineIds, msg.content.id].sort((a, b) => a - b);
+      if (msg.content.seq > this.engineSeq) {
+        this.engineSeq = msg.content.seq;
+        if (!this.engineIds.includes(msg.content.id))
+          this.engineIds = [...this.engineIds, msg.content.id].sort((a, b) => a - b);
+      }
       this.emit("registration", msg.content);
     } else if (isMsg(msg, "unregistration_notification")) {
-      this.engineIds = this.engineIds.filter((id) => id !== msg.content.id);
+      if (msg.content.seq > this.engineSeq) {
+        this.engineSeq = msg.content.seq;
+        this.engineIds = this.engineIds.filter((id) => id !== msg.content.id);
+      }
       this.emit("unregistration", msg.content);
     } else if (isMsg(msg, "controller_heartbeat")) {
       this.lastHeartbeat = Date.now();
@@ -429,10 +455,11 @@ export class Client extends EventEmitter implements ViewHost {
    */
   private controllerRestarted(controller: string): void {
     this.controller = controller;
+    this.engineSeq = -1; // a new controller counts from the start
     this.failPending("the controller restarted while this task was in flight; resubmit it");
     this.query("connection_request", {}).then(
       (reply) => {
-        this.engineIds = reply.engines.map((e) => e.id).sort((a, b) => a - b);
+        this.takeEngineList(reply);
         this.emit("reconnect", reply);
       },
       (e: unknown) => this.emit("warning", e),

@@ -31,7 +31,7 @@ export class Supervisor {
   private spawnOne(): void {
     const child = spawn(process.execPath, [...nodeFlags(), CLI_PATH, "engine", "--file", this.opts.engineFile], {
       cwd: this.opts.cwd,
-      stdio: ["ignore", "inherit", "inherit"],
+      stdio: ["ignore", "inherit", "pipe"],
       env: { ...process.env, TSPARALLEL_SUPERVISED: "1" },
     });
     const pid = child.pid;
@@ -40,9 +40,15 @@ export class Supervisor {
       return;
     }
     this.children.set(pid, child);
+    // stderr still reaches the log; its tail says why an engine died (V8 prints its OOM there).
+    let tail = "";
+    child.stderr.on("data", (chunk: Buffer) => {
+      process.stderr.write(chunk);
+      tail = (tail + chunk.toString("utf8")).slice(-4096);
+    });
     child.on("exit", (code, signal) => {
       this.children.delete(pid);
-      this.opts.onExit(pid, signal ? `killed by ${signal}` : `exited with code ${code}`);
+      this.opts.onExit(pid, exitReason(code, signal, tail));
       if (this.opts.restart && !this.stopping) {
         this.opts.log(`restarting engine process (pid ${pid} ${signal ?? code})`);
         this.spawnOne();
@@ -79,4 +85,24 @@ export class Supervisor {
     await Promise.all(exited);
     clearTimeout(timer);
   }
+}
+
+/**
+ * Why an engine process ended, in words: a V8 heap exhaustion kills with SIGABRT, which says
+ * nothing to a user, so it is named with the last line V8 printed.
+ */
+export function exitReason(code: number | null, signal: NodeJS.Signals | null, stderrTail: string): string {
+  const lastLine =
+    stderrTail
+      .split("\n")
+      .map((l) => l.trim())
+      .filter((l) => l.length > 0)
+      .pop() ?? "";
+  if (/heap out of memory|Allocation failed|Reached heap limit/i.test(stderrTail)) {
+    const fatal = /FATAL ERROR:.*$/m.exec(stderrTail)?.[0] ?? lastLine;
+    return `it ran out of memory (${fatal})`;
+  }
+  if (signal === "SIGABRT" && lastLine) return `killed by SIGABRT (${lastLine})`;
+  if (signal) return `killed by ${signal}`;
+  return `exited with code ${code}`;
 }

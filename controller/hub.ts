@@ -100,6 +100,7 @@ export class Hub {
         engines: this.engineList(),
         controller: this.session.id,
         heartbeat_period: this.options.heartbeatPeriod,
+        seq: this.registry.seq,
       });
     }
     if (isMsg(msg, "queue_request")) return this.reply(msg, "queue_reply", this.queueStatus(msg.content.targets));
@@ -227,7 +228,7 @@ export class Hub {
         c.requested_id,
       );
       this.ports.log(`engine ${engine.id} registered (pid ${engine.pid} on ${engine.hostname})`);
-      this.publish("registration_notification", this.registry.describe(engine));
+      this.publish("registration_notification", { ...this.registry.describe(engine), seq: this.registry.seq });
     }
     this.replyTo(
       identity,
@@ -316,7 +317,7 @@ export class Hub {
     const engine = this.registry.remove(id);
     if (!engine) return;
     this.ports.log(`engine ${id} lost: ${reason}`);
-    this.publish("unregistration_notification", { ...this.registry.describe(engine), reason });
+    this.publish("unregistration_notification", { ...this.registry.describe(engine), reason, seq: this.registry.seq });
     engine.queue.forEach((msgId, position) => {
       const record = this.records.getLive(msgId);
       if (!record) return;

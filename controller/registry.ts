@@ -22,6 +22,12 @@ export class Registry {
   private readonly byId = new Map<number, EngineEntry>();
   private readonly byUuid = new Map<string, EngineEntry>();
   private nextId = 0;
+  /**
+   * Counts registrations and unregistrations. Every engine list and notification carries it, so
+   * a client that hears them in another order (replies and notifications travel on different
+   * sockets) keeps the newest view and never revives an engine that left.
+   */
+  seq = 0;
 
   get size(): number {
     return this.byId.size;
@@ -75,6 +81,7 @@ export class Registry {
     };
     this.byId.set(id, entry);
     this.byUuid.set(entry.uuid, entry);
+    this.seq++;
     return entry;
   }
 
@@ -83,6 +90,7 @@ export class Registry {
     if (!e) return undefined;
     this.byId.delete(id);
     this.byUuid.delete(e.uuid);
+    this.seq++;
     return e;
   }
 

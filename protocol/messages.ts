@@ -128,7 +128,14 @@ export interface ContentMap {
 
   // ---- client queries (client ↔ controller)
   connection_request: Record<string, never>;
-  connection_reply: { status: "ok"; engines: EngineDescription[]; controller: string; heartbeat_period: number };
+  /** `seq`: the registry's change count when the list was taken (see the notifications). */
+  connection_reply: {
+    status: "ok";
+    engines: EngineDescription[];
+    controller: string;
+    heartbeat_period: number;
+    seq: number;
+  };
   queue_request: { targets?: number[]; verbose?: boolean };
   queue_reply: { status: "ok"; engines: Record<string, QueueStatus>; unassigned: number };
   signal_request: { targets: number[]; signal: string };
@@ -154,8 +161,8 @@ export interface ContentMap {
   hub_error: ErrorContent;
 
   // ---- notifications (controller PUB → clients)
-  registration_notification: EngineDescription;
-  unregistration_notification: EngineDescription & { reason: string };
+  registration_notification: EngineDescription & { seq: number };
+  unregistration_notification: EngineDescription & { reason: string; seq: number };
   controller_heartbeat: { controller: string; period: number };
 }
 

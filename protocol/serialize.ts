@@ -9,6 +9,7 @@
  * receiver rebuilds the typed array over the received frame, copying only when the frame is
  * misaligned for the element size.
  */
+import * as util from "node:util";
 import * as v8 from "node:v8";
 import { TsParallelError } from "./errors";
 
@@ -149,6 +150,8 @@ export function assertSerializable(value: unknown, path: string, seen = new Set<
   }
   if (value === null || seen.has(value)) return;
   seen.add(value);
+  if (util.types.isProxy(value))
+    throw new UnserializableError(path, "a Proxy has no structured clone; send the plain object it wraps");
   if (ArrayBuffer.isView(value)) return;
   const proto: unknown = Object.getPrototypeOf(value);
   if (Array.isArray(value)) {

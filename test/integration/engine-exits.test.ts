@@ -114,4 +114,20 @@ describe("engines that end themselves or throw from timers", () => {
     assert.equal(code, 1, stderr);
     assert.match(stderr, /no controller answered/);
   });
+
+  test("an engine that runs out of memory is reported as out of memory, not as SIGABRT", async () => {
+    const before = process.env.TSPARALLEL_NODE_FLAGS;
+    process.env.TSPARALLEL_NODE_FLAGS = "--max-old-space-size=48";
+    const t = await clusters.start(1).finally(() => {
+      if (before === undefined) delete process.env.TSPARALLEL_NODE_FLAGS;
+      else process.env.TSPARALLEL_NODE_FLAGS = before;
+    });
+    await assert.rejects(
+      t.rc.view(0).apply(() => {
+        const hoard: number[][] = [];
+        for (;;) hoard.push(new Array<number>(100_000).fill(1));
+      }),
+      (e: unknown) => e instanceof EngineError && /it ran out of memory \(FATAL ERROR: .*heap/i.test(e.message),
+    );
+  });
 });

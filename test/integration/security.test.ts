@@ -38,7 +38,15 @@ describe("security and shutdown", () => {
     fs.writeFileSync(forged, JSON.stringify({ ...info, key: "wrong" }));
     await assert.rejects(
       Client.connect({ file: forged, timeout: 500, activate: false }),
-      /did not answer within 500 ms: the cluster is not running .* or the connection file's key is stale/,
+      /did not answer within 500 ms: the cluster is not running .*its key is not the controller's .*has no curve_serverkey/,
+    );
+    // A connection file whose controller has exited fails at once with its own message (the pid
+    // check), not after the 10 s connection timeout.
+    const stale = path.join(path.dirname(forged), "stale.json");
+    fs.writeFileSync(stale, JSON.stringify({ ...info, controller_pid: 2 ** 22 + 17 }));
+    await assert.rejects(
+      Client.connect({ file: stale, timeout: 10_000, activate: false }),
+      /its controller \(pid 4194321\) has exited; start one with `tsparallel cluster start -n 4`/,
     );
     assert.ok(((await t.rc.stats()).dropped["bad-signature"] ?? 0) >= 1);
     assert.equal(await t.rc.view(0).apply(() => 1), 1);

@@ -67,3 +67,10 @@ test("unserializable values name their path", () => {
     /value\.m\.get\("k"\): an instance of class Secret/,
   );
 });
+
+test("a Proxy is named by its path, not reported as an anonymous clone failure", () => {
+  assert.throws(
+    () => serialize([{ ok: 1 }, { p: new Proxy({}, {}) }], "push({ ... })"),
+    (e: unknown) => e instanceof UnserializableError && e.path === "push({ ... })[1].p" && /Proxy/.test(e.message),
+  );
+});
