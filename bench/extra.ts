@@ -8,6 +8,7 @@ import * as path from "node:path";
 import { Cluster } from "../cluster/cluster";
 import { MB, median, put, quick, timed } from "./metrics";
 import { CLI_PATH, PACKAGE_ROOT } from "../paths";
+import { chaos } from "../test/helpers/chaos";
 
 const PYTHON = "/usr/bin/python3";
 const ROOT = PACKAGE_ROOT;
@@ -95,6 +96,27 @@ export async function soak(): Promise<void> {
       "MB",
       "lower",
     );
+  } finally {
+    await cluster.stop();
+  }
+}
+
+/**
+ * The long chaos run: 20,000 load-balanced tasks with retries on 4 engines with
+ * --restart-engines, one random fault (SIGKILL, a 3 s SIGSTOP, a task calling process.exit)
+ * every 0.5 s. Every result must arrive; the figure is the number of faults survived.
+ */
+export async function chaosRun(): Promise<void> {
+  const cluster = await Cluster.start({ n: 4, profile: "bench_chaos", restartEngines: true });
+  try {
+    const report = await chaos(cluster, {
+      tasks: quick ? 5000 : 20_000,
+      everyMs: 500,
+      log: (l) => process.stderr.write(`[bench] ${l}\n`),
+    });
+    const { kill, stop, exit } = report.faults;
+    put("(chaos) faults survived, all results correct", kill + stop + exit, "faults", "higher");
+    put("(chaos) run time", report.seconds, "s", "lower");
   } finally {
     await cluster.stop();
   }

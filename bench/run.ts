@@ -10,7 +10,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { PACKAGE_ROOT } from "../paths";
 import { loadBalance, smallCluster, startup } from "./core";
-import { kernel, memoryAtRest, scale64, soak } from "./extra";
+import { chaosRun, kernel, memoryAtRest, scale64, soak } from "./extra";
 import { type Metric, ours, quick } from "./metrics";
 import { fmt, formatTable, referenceName, targetCell } from "./targets";
 
@@ -51,6 +51,7 @@ const WORKLOADS: Record<string, () => Promise<unknown>> = {
   mem: memoryAtRest,
   scale: scale64,
   soak,
+  chaos: chaosRun,
   kernel,
   ipp: () => Promise.resolve(),
 };
