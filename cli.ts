@@ -9,7 +9,7 @@ const USAGE = `usage: tsparallel <command>
   cluster start [-n N] [--profile P] [--daemon] [--restart-engines] [--ip A] [--curve]
   cluster stop [--profile P]          stop a cluster (controller and engines)
   cluster list                        list clusters with their engine counts
-  controller [--profile P] [--ip A] [--engines N] [--scheme S] [--hwm N] [--reuse]
+  controller [--profile P] [--ip A] [--engines N] [--scheme S] [--hwm N] [--reuse] [--drop-orphans]
   engine [--profile P | --file engine.json]
 `;
 
