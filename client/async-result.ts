@@ -11,6 +11,8 @@ import { CompositeError, TimeoutError } from "./errors";
 import { progressBundle, progressText } from "./progress";
 import type { OutputEvent, SubmittedTask, ResultMetadata } from "./task";
 import { TsParallelError } from "../protocol/errors";
+import { type GroupBy, renderOutputs } from "./render";
+import { plainText } from "../protocol/mime";
 
 export interface ResultHost {
   abort(msgIds: string[]): Promise<string[]>;
@@ -30,6 +32,10 @@ export interface AsyncResultOptions<T> {
 }
 
 export type GetOptions = { timeout?: number; signal?: AbortSignal };
+export type WaitOptions = {
+  timeout?: number;
+  returnWhen?: "ALL_COMPLETED" | "FIRST_COMPLETED" | "FIRST_EXCEPTION";
+};
 
 export class AsyncResult<T = unknown> implements Promise<T>, AsyncIterable<unknown> {
   readonly label: string;
@@ -75,11 +81,6 @@ export class AsyncResult<T = unknown> implements Promise<T>, AsyncIterable<unkno
     return this.tasks.every((t) => t.ready);
   }
 
-  successful(): boolean {
-    if (!this.ready()) throw new TsParallelError("AsyncResult is not ready: await it or call wait() first");
-    return this.tasks.every((t) => t.metadata.status === "ok");
-  }
-
   /** The result. With `timeout` (ms), rejects with TimeoutError if it is not ready by then. */
   get(opts: GetOptions | number = {}): Promise<T> {
     const { timeout, signal } = typeof opts === "number" ? { timeout: opts, signal: undefined } : opts;
@@ -106,10 +107,34 @@ export class AsyncResult<T = unknown> implements Promise<T>, AsyncIterable<unkno
     });
   }
 
-  /** Waits until ready (or `timeout` ms); true when ready. Never throws task errors. */
-  async wait(timeout?: number): Promise<boolean> {
+  /**
+   * Waits until the result is ready, or `timeout` ms; true when the condition was met. Never
+   * throws task errors. `returnWhen` (as Python's concurrent.futures.wait): "ALL_COMPLETED"
+   * (default), "FIRST_COMPLETED" (any task done) or "FIRST_EXCEPTION" (any task failed, or all done).
+   */
+  async wait(opts: number | WaitOptions = {}): Promise<boolean> {
+    const { timeout, returnWhen = "ALL_COMPLETED" } = typeof opts === "number" ? { timeout: opts } : opts;
     checkTimeout(timeout, "wait");
-    const all = Promise.allSettled(this.tasks.map((t) => t.done)).then(() => true);
+    if (!["ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION"].includes(returnWhen))
+      throw new RangeError(
+        `returnWhen must be ALL_COMPLETED, FIRST_COMPLETED or FIRST_EXCEPTION; got ${String(returnWhen)}`,
+      );
+    const settled = this.tasks.map((t) =>
+      t.done.then(
+        () => true,
+        () => false,
+      ),
+    );
+    const allDone = Promise.all(settled).then(() => true);
+    const all =
+      returnWhen === "ALL_COMPLETED" || this.tasks.length === 0
+        ? allDone
+        : returnWhen === "FIRST_COMPLETED"
+          ? Promise.race(settled).then(() => true)
+          : Promise.race([
+              allDone,
+              ...settled.map((p) => p.then((ok) => (ok ? new Promise<boolean>(() => undefined) : true))),
+            ]);
     if (timeout === undefined) return all;
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), timeout)));
@@ -169,6 +194,62 @@ export class AsyncResult<T = unknown> implements Promise<T>, AsyncIterable<unkno
     if (t.error) throw t.error;
     if (this.options.chunked && Array.isArray(t.value)) yield* t.value;
     else yield t.value;
+  }
+
+  /** True when every task finished without an error; throws if the result is not ready yet. */
+  successful(): boolean {
+    if (!this.ready()) throw new TsParallelError("AsyncResult is not ready: await it or call wait() first");
+    return this.tasks.every((t) => t.metadata.status === "ok");
+  }
+
+  /**
+   * Results by engine id (a direct view's result, one task per engine), as ipyparallel's
+   * `get_dict`. Two tasks on one engine cannot share a key, so that is refused.
+   */
+  async getDict(opts: GetOptions | number = {}): Promise<Record<number, unknown>> {
+    await this.get(opts);
+    const out: Record<number, unknown> = {};
+    for (const t of this.tasks) {
+      const id = t.metadata.engineId;
+      if (id === undefined) throw new TsParallelError(`task ${t.msgId} has no engine id`);
+      if (id in out) throw new TsParallelError(`engine ${id} ran several of these tasks; getDict needs one per engine`);
+      out[id] = t.value;
+    }
+    return out;
+  }
+
+  /**
+   * Data the tasks published while they ran (`publishData({ step, loss })` on the engine): the
+   * latest dict per task, merged as it arrives; a single task's dict for a scalar result.
+   */
+  get data(): Record<string, unknown> | Array<Record<string, unknown>> {
+    const all = this.tasks.map((t) => t.metadata.data);
+    return this.options.scalar ? all[0]! : all;
+  }
+
+  /** Called with each `publishData` dict as it arrives, and the engine that sent it. */
+  onData(listener: (data: Record<string, unknown>, engineId: number | undefined) => void): () => void {
+    const offs = this.tasks.map((t) => t.onData(listener));
+    return () => offs.forEach((off) => off());
+  }
+
+  /**
+   * Shows what the tasks printed and displayed, as `%px` does (`[stdout:0] …`, `Out[0:3]: …`),
+   * grouped by "type" (default), "engine" or "order": in a notebook as the cell's output,
+   * elsewhere on this process's stdout and stderr.
+   */
+  displayOutputs(opts: { groupBy?: GroupBy } = {}): void {
+    const groupBy = opts.groupBy ?? "type";
+    if (!["type", "engine", "order"].includes(groupBy))
+      throw new RangeError(`groupBy must be "type", "engine" or "order"; got ${String(groupBy)}`);
+    const hook = getDisplayHook();
+    for (const r of renderOutputs(this.metadata, groupBy)) {
+      if (r.kind === "stream") {
+        if (hook?.stream) hook.stream(r.name, r.text);
+        else process[r.name].write(r.text);
+      } else if (hook) hook.display(r.data, r.metadata);
+      else process.stdout.write(`${plainText(r.data)}\n`);
+    }
   }
 
   /** Drop this result's tasks that have not started (they fail with TaskAborted). */

@@ -21,6 +21,7 @@ import {
 import { deserialize } from "../protocol/serialize";
 import { EngineError, NoEnginesError, RemoteError, TaskAborted, TimeoutError, TsParallelError } from "./errors";
 import { SubmittedTask } from "./task";
+import { AsyncResult } from "./async-result";
 import { type Targets, resolveTargets } from "./targets";
 import { DirectView, LoadBalancedView, type LoadBalancedOptions } from "./views";
 import { ExecuteReply } from "./execute-reply";
@@ -48,7 +49,12 @@ type QueryType =
   | "task_abort_request"
   | "task_interrupt_request"
   | "shutdown_request"
-  | "stats_request";
+  | "stats_request"
+  | "hub_history_request"
+  | "result_request"
+  | "resubmit_request"
+  | "purge_request"
+  | "db_request";
 type ReplyOf<Q extends QueryType> = Q extends `${infer B}_request`
   ? `${B}_reply` extends MsgType
     ? ContentOf<`${B}_reply`>
@@ -239,6 +245,107 @@ export class Client extends EventEmitter implements ViewHost {
     if (reply.status !== "ok") throw new EngineError(reply.status === "error" ? reply.evalue : "restart aborted");
   }
 
+  // ---------------------------------------------------------------- task history (any client's tasks)
+
+  /** Msg ids of every task the controller remembers, oldest first (ipyparallel's `rc.history`). */
+  async history(): Promise<string[]> {
+    return (await this.query("hub_history_request", {})).history;
+  }
+
+  /** Which of these tasks are still pending and which have completed (ipyparallel's `result_status`). */
+  async resultStatus(msgIds: string[]): Promise<{ pending: string[]; completed: string[] }> {
+    const { pending, completed } = await this.query("result_request", { msg_ids: msgIds });
+    return { pending, completed };
+  }
+
+  /**
+   * An AsyncResult for tasks by msg id, whoever submitted them, live or finished: a second
+   * client (or a new kernel) picks up a first one's work.
+   *
+   * ```ts
+   * const ar = rc.getResult(msgId);      // an id from another client's ar.msgIds or rc.history()
+   * console.log(await ar, ar.stdout);
+   * ```
+   */
+  getResult<T = unknown>(msgIds: string | string[]): AsyncResult<T> {
+    const ids = typeof msgIds === "string" ? [msgIds] : msgIds;
+    if (this.closed) throw new TsParallelError("this client is closed; connect a new one with Client.connect()");
+    const tasks = ids.map((id) => this.tasks.get(id) ?? this.finished.get(id) ?? this.track(id, undefined, "apply"));
+    const fresh = tasks.filter((t) => !t.ready);
+    if (fresh.length > 0) {
+      this.query("result_request", { msg_ids: fresh.map((t) => t.msgId), fetch: true }).then(
+        (reply) => {
+          for (const t of fresh) {
+            const r = reply.records[t.msgId];
+            if (!r) continue;
+            t.method = r.msgType === "execute_request" ? "execute" : "apply";
+            if (r.engineId !== null) t.metadata.engineId = r.engineId;
+            if (!t.metadata.stdout) t.metadata.stdout = r.stdout;
+            if (!t.metadata.stderr) t.metadata.stderr = r.stderr;
+          }
+        },
+        (e: unknown) => {
+          for (const t of fresh) {
+            this.tasks.delete(t.msgId);
+            t.reject(e instanceof Error ? e : new TsParallelError(String(e)));
+          }
+        },
+      );
+    }
+    return new AsyncResult<T>(this, tasks, { scalar: typeof msgIds === "string", label: "getResult" });
+  }
+
+  /**
+   * Runs finished tasks again, on any engine the scheduler picks (a direct task on its engine),
+   * and returns their new AsyncResult. A task that has not finished is refused.
+   */
+  async resubmit<T = unknown>(msgIds: string | string[]): Promise<AsyncResult<T>> {
+    const ids = typeof msgIds === "string" ? [msgIds] : msgIds;
+    const { records, pending } = await this.query("result_request", { msg_ids: ids });
+    if (pending.length > 0)
+      throw new TsParallelError(`cannot resubmit tasks that have not finished: ${pending.join(", ")}`);
+    const tasks = ids.map((id) =>
+      this.track(
+        this.session.newMsgId(),
+        records[id]?.engineId ?? undefined,
+        records[id]?.msgType === "execute_request" ? "execute" : "apply",
+      ),
+    );
+    try {
+      await this.query("resubmit_request", { msg_ids: ids, new_msg_ids: tasks.map((t) => t.msgId) });
+    } catch (e) {
+      for (const t of tasks) this.tasks.delete(t.msgId);
+      throw e;
+    }
+    return new AsyncResult<T>(this, tasks, { scalar: typeof msgIds === "string", label: "resubmit" });
+  }
+
+  /** Forgets finished tasks' results in the controller (all with "all"); pending ones are refused. */
+  async purgeResults(msgIds: string[] | "all"): Promise<string[]> {
+    return (await this.query("purge_request", msgIds === "all" ? { all: true } : { msg_ids: msgIds })).purged;
+  }
+
+  /**
+   * Task records matching a query (ipyparallel's `db_query`): fields msgId, msgType, label,
+   * engineId, state, submitted, started, completed, stdout, stderr, hasResult; conditions are
+   * values or `{ $gt, $gte, $lt, $lte, $ne, $in, $nin, $exists }`. Dates are ISO strings, so
+   * `completed: { $gt: date.toISOString() }` (a Date is converted for you).
+   */
+  async dbQuery(query: Record<string, unknown>, keys?: string[]): Promise<Array<Record<string, unknown>>> {
+    const wire = JSON.parse(JSON.stringify(query)) as Record<string, unknown>; // Dates → ISO strings
+    return (await this.query("db_request", { query: wire, ...(keys ? { keys } : {}) })).records;
+  }
+
+  /** Resets the engines' namespaces (all, or `targets`). */
+  async clear(targets: Targets = "all"): Promise<void> {
+    await this.view(targets).clear();
+  }
+
+  /** Sends a signal to engine processes (default all), as ipyparallel's `send_signal`. */
+  async sendSignal(signal: NodeJS.Signals | number, targets: Targets = "all"): Promise<void> {
+    await this.interrupt(targets, typeof signal === "number" ? signalName(signal) : signal);
+  }
+
   /** Stops engines (default all); with `hub: true` the controller too. */
   async shutdown(opts: { targets?: Targets; hub?: boolean } = {}): Promise<void> {
     const ids = opts.targets === undefined ? undefined : resolveTargets(opts.targets, this.engineIds).ids;
@@ -322,8 +429,8 @@ export class Client extends EventEmitter implements ViewHost {
   ): SubmittedTask {
     if (this.closed) throw new TsParallelError("this client is closed; connect a new one with Client.connect()");
     const msgId = this.session.newMsgId();
-    const task = new SubmittedTask(msgId, engineId, type === "apply_request" ? "apply" : "execute");
-    this.tasks.set(msgId, task);
+    const task = this.track(msgId, engineId, type === "apply_request" ? "apply" : "execute");
+    task.metadata.label = metadata.label;
     const { frames } = this.session.encode(type, content as never, { msgId, metadata, buffers });
     this.outbox.send(frames);
     return task;
@@ -389,6 +496,15 @@ export class Client extends EventEmitter implements ViewHost {
       }
       return;
     }
+    if (isMsg(msg, "data_pub")) {
+      try {
+        const data = deserialize(msg.buffers);
+        if (typeof data === "object" && data !== null) task.published(data as Record<string, unknown>);
+      } catch (e) {
+        this.emit("warning", e);
+      }
+      return;
+    }
     if (isMsg(msg, "stream")) task.output({ type: "stream", name: msg.content.name, text: msg.content.text });
     else if (isMsg(msg, "display_data"))
       task.output({
@@ -413,6 +529,13 @@ export class Client extends EventEmitter implements ViewHost {
         evalue: msg.content.evalue,
         traceback: msg.content.traceback,
       });
+  }
+
+  /** A task whose reply this client will receive, by msg id. */
+  private track(msgId: string, engineId: number | undefined, method: "apply" | "execute"): SubmittedTask {
+    const task = new SubmittedTask(msgId, engineId, method);
+    this.tasks.set(msgId, task);
+    return task;
   }
 
   /** A full engine list replaces ours only if it is newer than what notifications told us. */
@@ -501,4 +624,11 @@ export function getActiveView(suffix = ""): DirectView | undefined {
 /** `%px` forgets `host` (and its views) if it is the active one. */
 export function deactivate(host: ViewHost): void {
   setActiveObject(undefined, host);
+}
+
+/** A signal's name from its number on this platform (sendSignal(2) is SIGINT). */
+function signalName(n: number): string {
+  const name = Object.entries(os.constants.signals).find(([, v]) => v === n)?.[0];
+  if (!name) throw new RangeError(`unknown signal number ${n}`);
+  return name;
 }

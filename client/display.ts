@@ -7,6 +7,8 @@ import type { MimeBundle } from "../protocol/messages";
 
 export interface DisplayHook {
   display(data: MimeBundle, metadata?: Record<string, unknown>, displayId?: string): void;
+  /** Text on the cell's stdout/stderr (`ar.displayOutputs()`); absent: process streams. */
+  stream?(name: "stdout" | "stderr", text: string): void;
   update(displayId: string, data: MimeBundle, metadata?: Record<string, unknown>): void;
 }
 

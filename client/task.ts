@@ -23,6 +23,10 @@ export interface ResultMetadata {
   outputs: OutputEvent[];
   executeResult: { executionCount: number; data: MimeBundle } | undefined;
   executionCount: number | undefined;
+  /** What the task published with `publishData`, merged (the latest value of each name). */
+  data: Record<string, unknown>;
+  /** The label given at submission, if any. */
+  label: string | undefined;
 }
 
 export class SubmittedTask {
@@ -36,7 +40,7 @@ export class SubmittedTask {
   constructor(
     msgId: string,
     engineId: number | undefined,
-    readonly method: "apply" | "execute",
+    public method: "apply" | "execute",
   ) {
     this.metadata = {
       msgId,
@@ -51,6 +55,8 @@ export class SubmittedTask {
       outputs: [],
       executeResult: undefined,
       executionCount: undefined,
+      data: {},
+      label: undefined,
     };
     this.done = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
     this.done.catch(() => undefined); // observed through AsyncResult; never an unhandled rejection
@@ -62,6 +68,19 @@ export class SubmittedTask {
 
   get ready(): boolean {
     return this.metadata.status !== "pending";
+  }
+
+  private dataListeners: Array<(data: Record<string, unknown>, engineId: number | undefined) => void> = [];
+
+  onData(listener: (data: Record<string, unknown>, engineId: number | undefined) => void): () => void {
+    this.dataListeners.push(listener);
+    return () => (this.dataListeners = this.dataListeners.filter((l) => l !== listener));
+  }
+
+  /** A `publishData` dict arrived from the engine. */
+  published(data: Record<string, unknown>): void {
+    Object.assign(this.metadata.data, data);
+    for (const l of this.dataListeners) l(data, this.metadata.engineId);
   }
 
   onOutput(listener: (e: OutputEvent, t: SubmittedTask) => void): () => void {

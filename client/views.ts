@@ -14,11 +14,14 @@ import { setActiveView } from "./active";
 import { type Targets, partition } from "./targets";
 import type { SubmittedTask } from "./task";
 import type { ReferenceMarker } from "./reference";
+import { type ImapOptions, ImapResult } from "./imap";
 
 /** Any argument may be a Reference resolved on the engine. */
 type ReferenceArgs<A extends unknown[]> = { [K in keyof A]: A[K] | ReferenceMarker };
 
 export interface MapOptions {
+  /** A label kept in the tasks' records, to find them later with `rc.dbQuery({ label })`. */
+  label?: string;
   /** Load-balanced only: items per task (default 1). */
   chunksize?: number;
   /** Load-balanced only: iterate results in submission order (default) or as they finish. */
@@ -91,8 +94,14 @@ export class DirectView<S extends boolean = boolean> extends View {
   constructor(
     client: ViewHost,
     readonly targets: Targets = "all",
+    readonly flags: { label?: string } = {},
   ) {
     super(client);
+  }
+
+  /** The same view with these flags, e.g. `dview.with({ label: "stage-2" })` to label its tasks. */
+  with(flags: { label?: string }): DirectView<S> {
+    return new DirectView<S>(this.client, this.targets, { ...this.flags, ...flags });
   }
 
   /** `<DirectView [0, 2]>`, as ipyparallel shows a view. */
@@ -118,7 +127,9 @@ export class DirectView<S extends boolean = boolean> extends View {
 
   /** One chunk per engine, contiguous, sizes differing by at most one; results in order. */
   map<F extends AnyFunction>(f: F, ...args: unknown[]): AsyncResult<Awaited<ReturnType<F>>[]> {
-    const { seqs } = this.mapArgs(args);
+    const { seqs, opts } = this.mapArgs(args);
+    if (opts.label !== undefined && opts.label !== this.flags.label)
+      return this.with({ label: opts.label }).map(f, ...seqs);
     const { ids } = this.client.targetIds(this.targets);
     const n = Math.min(...seqs.map((s) => s.length));
     const call = this.mapCall(f, seqs.length);
@@ -219,6 +230,17 @@ export class DirectView<S extends boolean = boolean> extends View {
     return this.execute(`import * as ${name} from ${JSON.stringify(specifier)};`);
   }
 
+  /**
+   * Loads modules on every target before tasks use them, each bound as a global named after it
+   * (`require("lodash", "./local-module")` → `lodash`, `local_module`); paths resolve from the
+   * engines' working directory. Fails naming the module an engine cannot load.
+   */
+  require(...specs: string[]): AsyncResult<PerEngine<S, string[]>> {
+    if (specs.length === 0 || specs.some((s) => typeof s !== "string" || s.length === 0))
+      throw new TypeError('require takes module names or paths, e.g. view.require("lodash", "./helpers")');
+    return this.send<PerEngine<S, string[]>>({ kind: "builtin", name: "require" }, [specs], "require");
+  }
+
   /** Makes this view the target of `%px` (or `%px<suffix>`, e.g. `%px_even`). */
   activate(suffix = ""): this {
     setActiveView(suffix, this);
@@ -236,11 +258,15 @@ export class DirectView<S extends boolean = boolean> extends View {
 
   /** A view of the same client on other targets (this view when `targets` is undefined). */
   withTargets(targets: Targets | undefined): DirectView {
-    return targets === undefined ? this : new DirectView(this.client, targets);
+    return targets === undefined ? this : new DirectView(this.client, targets, this.flags);
   }
 
   private meta(engine: number, extra: RequestMetadata = {}): RequestMetadata {
-    return { route: { kind: "direct", engine }, ...extra };
+    return {
+      route: { kind: "direct", engine },
+      ...(this.flags.label !== undefined ? { label: this.flags.label } : {}),
+      ...extra,
+    };
   }
 
   private send<T>(
@@ -276,6 +302,8 @@ export interface LoadBalancedOptions {
   follow?: Array<AsyncResult<unknown> | string>;
   /** ms a task may run before the engine interrupts it and it fails with TimeoutError. */
   timeLimit?: number;
+  /** A label kept in the tasks' records, to find them later with `rc.dbQuery({ label })`. */
+  label?: string;
 }
 
 export class LoadBalancedView extends View {
@@ -310,6 +338,8 @@ export class LoadBalancedView extends View {
   /** One task per `chunksize` items; `ordered: false` iterates results as they finish. */
   map<F extends AnyFunction>(f: F, ...args: unknown[]): AsyncResult<Awaited<ReturnType<F>>[]> {
     const { seqs, opts } = this.mapArgs(args);
+    if (opts.label !== undefined && opts.label !== this.flags.label)
+      return this.with({ label: opts.label }).map(f, ...seqs, { ...opts, label: opts.label });
     this.requireEngines();
     const chunksize = opts.chunksize ?? 1;
     const n = Math.min(...seqs.map((s) => s.length));
@@ -334,6 +364,40 @@ export class LoadBalancedView extends View {
     return ids;
   }
 
+  /**
+   * `f` over `input`, read lazily (an array, a generator, an async iterable), with at most
+   * `maxOutstanding` tasks in flight; results as an async iterator. `.cancel()` stops reading and
+   * stops the tasks in flight.
+   *
+   * ```ts
+   * for await (const r of lview.imap(score, readLines(file), { maxOutstanding: 64 })) save(r);
+   * ```
+   */
+  imap<F extends AnyFunction>(
+    f: F,
+    input: Iterable<Parameters<F>[0]> | AsyncIterable<Parameters<F>[0]>,
+    opts: ImapOptions = {},
+  ): ImapResult<Awaited<ReturnType<F>>> {
+    const maxOutstanding = opts.maxOutstanding ?? 64;
+    if (!Number.isInteger(maxOutstanding) || maxOutstanding < 1)
+      throw new RangeError(`maxOutstanding must be a whole number of tasks, 1 or more; got ${String(maxOutstanding)}`);
+    if (input === null || typeof input !== "object" || !(Symbol.iterator in input || Symbol.asyncIterator in input))
+      throw new TypeError("imap needs an iterable or async iterable input (an array, a generator, a stream)");
+    this.requireEngines();
+    const view = opts.label !== undefined ? this.with({ label: opts.label }) : this;
+    const call = this.applyCall(f);
+    const meta = view.meta();
+    return new ImapResult(
+      input,
+      (item) => {
+        const packed = packApply(call, [item]);
+        return this.client.submit("apply_request", packed.content, meta, packed.buffers, undefined);
+      },
+      (ids) => this.client.cancel(ids),
+      { maxOutstanding, ordered: opts.ordered ?? true },
+    );
+  }
+
   private requireEngines(): void {
     this.client.targetIds(this.flags.targets ?? "all");
   }
@@ -349,7 +413,11 @@ export class LoadBalancedView extends View {
       ...(f.after ? { after: ids(f.after)! } : {}),
       ...(f.follow ? { follow: ids(f.follow)! } : {}),
     };
-    return { route, ...(f.timeLimit !== undefined ? { timeLimit: f.timeLimit } : {}) };
+    return {
+      route,
+      ...(f.timeLimit !== undefined ? { timeLimit: f.timeLimit } : {}),
+      ...(f.label !== undefined ? { label: f.label } : {}),
+    };
   }
 }
 

@@ -10,7 +10,7 @@
  */
 import * as os from "node:os";
 import { Session } from "../protocol/session";
-import { type Envelope, detachEnvelope } from "../protocol/wire";
+import { type Envelope, detachEnvelope, splitFrames } from "../protocol/wire";
 import {
   type AnyMessage,
   type ContentOf,
@@ -24,6 +24,7 @@ import {
 import { isAlive } from "../protocol/connection";
 import { isRoute } from "../protocol/validate";
 import { type LibraryErrorName, libraryErrorContent } from "../protocol/errors";
+import { type RecordView, matches, pick, queryProblem, recordView } from "./history";
 import { type EngineEntry, Registry } from "./registry";
 import { Records, type TaskRecord } from "./records";
 import { TaskScheduler } from "./task-scheduler";
@@ -107,6 +108,15 @@ export class Hub {
     if (isMsg(msg, "signal_request")) return this.signal(msg);
     if (isMsg(msg, "restart_request")) return this.restartEngines(msg);
     if (isMsg(msg, "task_interrupt_request")) return this.interruptTasks(msg);
+    if (isMsg(msg, "hub_history_request"))
+      return this.reply(msg, "hub_history_reply", {
+        status: "ok",
+        history: [...this.records.all()].map((r) => r.msgId),
+      });
+    if (isMsg(msg, "result_request")) return this.results(msg, client);
+    if (isMsg(msg, "resubmit_request")) return this.resubmit(msg, client);
+    if (isMsg(msg, "purge_request")) return this.purge(msg);
+    if (isMsg(msg, "db_request")) return this.dbQuery(msg);
     if (isMsg(msg, "task_abort_request"))
       return this.reply(msg, "task_abort_reply", { status: "ok", aborted: this.abort(msg.content.msg_ids) });
     if (isMsg(msg, "shutdown_request")) return this.shutdown(msg);
@@ -148,6 +158,8 @@ export class Hub {
       blacklist: new Set(),
     };
     record.header = msg.header;
+    if (typeof msg.metadata.label === "string") record.label = msg.metadata.label;
+    record.request = route.kind === "task" ? record.envelope : detachEnvelope(env);
     this.records.add(record);
     if (route.kind === "direct") {
       const engine = this.registry.get(route.engine);
@@ -206,7 +218,12 @@ export class Hub {
         const record = this.records.get(parentId(msg));
         if (!record) return;
         if (isMsg(msg, "stream")) this.records.appendOutput(record, msg.content.name, msg.content.text);
-        this.ports.toClient(Session.forward([record.client], env));
+        this.toInterested(record, env);
+        return;
+      }
+      case "data_pub": {
+        const record = this.records.getLive(parentId(msg));
+        if (record) this.toInterested(record, env);
         return;
       }
       case "unregistration_request":
@@ -255,8 +272,10 @@ export class Hub {
     if (Number.isFinite(ran))
       engine.avgTaskMs = engine.avgTaskMs === undefined ? ran : engine.avgTaskMs * 0.8 + ran * 0.2;
     const status = isMsg(msg, "apply_reply") || isMsg(msg, "execute_reply") ? msg.content.status : "error";
+    record.reply = detachEnvelope(env);
+    this.toInterested(record, env);
     this.records.finish(record, status === "ok" ? "done" : status === "aborted" ? "aborted" : "failed");
-    this.ports.toClient(Session.forward([record.client], env));
+    this.onFinished?.(record);
     this.scheduler.dependencyFinished();
     this.scheduler.schedule();
   }
@@ -480,6 +499,102 @@ export class Hub {
     tick();
   }
 
+  // ---------------------------------------------------------------- history across clients
+
+  /** A task's reply and output go to its client and to every client that asked for its result. */
+  private toInterested(record: TaskRecord, env: Envelope): void {
+    this.ports.toClient(Session.forward([record.client], env));
+    for (const w of record.watchers ?? []) this.ports.toClient(Session.forward([w], env));
+  }
+
+  private error(msg: AnyMessage, ename: string, evalue: string): void {
+    this.reply(msg, "hub_error", { status: "error", ename, evalue, traceback: [] });
+  }
+
+  /** Status of tasks by msg id; with `fetch`, their replies go to the asker (now, or when they finish). */
+  private results(msg: MessageOf<"result_request">, asker: Buffer): void {
+    const unknown = msg.content.msg_ids.filter((id) => !this.records.get(id));
+    if (unknown.length > 0)
+      return this.error(msg, "KeyError", `unknown msg id(s): ${unknown.join(", ")} (see rc.history())`);
+    const pending: string[] = [];
+    const completed: string[] = [];
+    const records: ContentOf<"result_reply">["records"] = {};
+    const toSend: Envelope[] = [];
+    for (const id of msg.content.msg_ids) {
+      const r = this.records.get(id)!;
+      records[id] = { msgType: r.msgType, engineId: r.engineId ?? null, stdout: r.stdout, stderr: r.stderr };
+      const done = r.state === "done" || r.state === "failed" || r.state === "aborted";
+      (done ? completed : pending).push(id);
+      if (!msg.content.fetch) continue;
+      if (done) {
+        if (!r.reply)
+          return this.error(msg, "KeyError", `the result of ${id} was purged; only its metadata is kept (rc.dbQuery)`);
+        toSend.push(r.reply);
+      } else if (!r.client.equals(asker)) (r.watchers ??= []).push(Buffer.from(asker));
+    }
+    this.reply(msg, "result_reply", { status: "ok", pending, completed, records });
+    for (const env of toSend) this.ports.toClient(Session.forward([asker], env));
+  }
+
+  /** Runs finished tasks again under the new msg ids the client chose (so it awaits them first). */
+  private resubmit(msg: MessageOf<"resubmit_request">, asker: Buffer): void {
+    const { msg_ids: ids, new_msg_ids: fresh } = msg.content;
+    for (const id of ids) {
+      const r = this.records.get(id);
+      if (!r) return this.error(msg, "KeyError", `unknown msg id ${id} (see rc.history())`);
+      if (r.state !== "done" && r.state !== "failed" && r.state !== "aborted")
+        return this.error(
+          msg,
+          "ValueError",
+          `task ${id} has not finished (${r.state}); wait for it or cancel it first`,
+        );
+      if (!r.request) return this.error(msg, "KeyError", `the request of ${id} was purged; it cannot be resubmitted`);
+    }
+    this.reply(msg, "resubmit_reply", { status: "ok", resubmitted: fresh });
+    ids.forEach((id, i) => {
+      const old = this.session.parse(this.records.get(id)!.request!);
+      if (!old || !(isMsg(old, "apply_request") || isMsg(old, "execute_request"))) return;
+      const { frames } = this.session.encode(old.header.msg_type, old.content, {
+        msgId: fresh[i]!,
+        metadata: old.metadata,
+        buffers: old.buffers,
+        identities: [asker],
+      });
+      const env = splitFrames(frames.slice(1));
+      const again = this.session.parse(env);
+      if (again && (isMsg(again, "apply_request") || isMsg(again, "execute_request")))
+        this.submit(again, { ...env, identities: [asker] }, asker);
+    });
+  }
+
+  private purge(msg: MessageOf<"purge_request">): void {
+    const { msg_ids: ids, all } = msg.content;
+    if (!all && !ids) return this.error(msg, "ValueError", "purge needs msg ids or all: true");
+    const live = (ids ?? []).filter((id) => this.records.getLive(id));
+    if (live.length > 0)
+      return this.error(msg, "ValueError", `cannot purge tasks that have not finished: ${live.join(", ")}`);
+    const purged = this.records.purge(all ? undefined : ids);
+    this.onPurged?.(purged);
+    this.reply(msg, "purge_reply", { status: "ok", purged });
+  }
+
+  private dbQuery(msg: MessageOf<"db_request">): void {
+    const { query, keys } = msg.content;
+    const problem = queryProblem(query, keys);
+    if (problem) return this.error(msg, "ValueError", `malformed dbQuery: ${problem}`);
+    const picked = keys as Array<keyof RecordView> | undefined;
+    const records: Array<Record<string, unknown>> = [];
+    for (const r of this.records.all()) {
+      const view = recordView(r);
+      if (matches(view, query)) records.push(pick(view, picked));
+    }
+    this.reply(msg, "db_reply", { status: "ok", records });
+  }
+
+  /** Set by the controller when a task database is on: every finished record, and purges. */
+  onFinished?: (record: TaskRecord) => void;
+  onPurged?: (msgIds: string[]) => void;
+
   private shutdown(msg: MessageOf<"shutdown_request">): void {
     const targets = msg.content.targets ?? this.registry.ids();
     for (const id of targets) {
@@ -512,7 +627,10 @@ export class Hub {
         status: state === "aborted" ? "aborted" : "error",
       },
     }).frames;
+    record.reply = splitFrames(frames.slice(1)); // without the identity: re-addressed when fetched
+    for (const w of record.watchers ?? []) this.ports.toClient(Session.forward([w], record.reply));
     this.records.finish(record, state);
+    this.onFinished?.(record);
     this.ports.toClient(frames);
     this.scheduler.dependencyFinished();
   }
@@ -525,6 +643,11 @@ export class Hub {
       | "restart_reply"
       | "task_abort_reply"
       | "task_interrupt_reply"
+      | "hub_history_reply"
+      | "result_reply"
+      | "resubmit_reply"
+      | "purge_reply"
+      | "db_reply"
       | "shutdown_reply"
       | "stats_reply"
       | "hub_error",

@@ -1,9 +1,11 @@
 /**
  * Task records: what the controller knows about every task (ipyparallel's TaskRecord, typed).
  *
- * Finished records are kept for dependency checks and queries, but only the newest
- * `finishedLimit` of them, and their output only up to `outputLimit` characters: memory stays
- * bounded however many tasks run (the 200,000-task soak in the benchmark measures this).
+ * Finished records are kept for dependency checks and queries (history, results for any client,
+ * resubmission), but only the newest `finishedLimit` of them, their output only up to
+ * `outputLimit` characters, and their request and reply frames only while all of those together
+ * stay under `payloadLimit` bytes (older ones lose their payload, not their metadata): memory
+ * stays bounded however many tasks run (the 200,000-task soak in the benchmark measures this).
  */
 import type { Envelope } from "../protocol/wire";
 import type { Route } from "../protocol/messages";
@@ -30,16 +32,63 @@ export interface TaskRecord {
   /** The request header, the parent of any reply the controller fabricates. */
   header?: import("../protocol/messages").Header;
   timer?: NodeJS.Timeout;
+  /** A label given at submission (`{ label: "stage-2" }`), for history queries. */
+  label?: string;
+  /** The request and the reply, as signed frames, kept after the task for getResult/resubmit. */
+  request?: Envelope;
+  reply?: Envelope;
+  /** Other clients waiting for this task's reply and output (`rc.getResult` of a live task). */
+  watchers?: Buffer[];
+}
+
+/** Bytes of an envelope's frames. */
+export function envelopeBytes(env: Envelope | undefined): number {
+  if (!env) return 0;
+  let n = env.signature.length;
+  for (const p of env.parts) n += p.length;
+  for (const b of env.buffers) n += b.length;
+  return n;
 }
 
 export class Records {
   private readonly live = new Map<string, TaskRecord>();
   private readonly finished = new Map<string, TaskRecord>();
 
+  /** Bytes of request and reply frames kept by finished records. */
+  private payloadBytes = 0;
+
   constructor(
     private readonly finishedLimit = 10_000,
     private readonly outputLimit = 64 * 1024,
+    private readonly payloadLimit = 128 * 1024 * 1024,
   ) {}
+
+  /** Every record, oldest first: finished ones, then live ones. */
+  *all(): IterableIterator<TaskRecord> {
+    yield* this.finished.values();
+    yield* this.live.values();
+  }
+
+  /** Forgets finished records (all, or these msg ids); live ones stay. Returns what was dropped. */
+  purge(msgIds?: readonly string[]): string[] {
+    const ids = msgIds ?? [...this.finished.keys()];
+    const dropped: string[] = [];
+    for (const id of ids) {
+      const r = this.finished.get(id);
+      if (!r) continue;
+      this.payloadBytes -= envelopeBytes(r.request) + envelopeBytes(r.reply);
+      this.finished.delete(id);
+      dropped.push(id);
+    }
+    return dropped;
+  }
+
+  /** Adds a finished record as it was (loaded from the task database). */
+  restore(r: TaskRecord): void {
+    this.finished.set(r.msgId, r);
+    this.payloadBytes += envelopeBytes(r.request) + envelopeBytes(r.reply);
+    this.trim();
+  }
 
   add(r: TaskRecord): void {
     this.live.set(r.msgId, r);
@@ -67,16 +116,26 @@ export class Records {
     r.envelope = undefined;
     if (r.timer) clearTimeout(r.timer);
     r.timer = undefined;
+    r.watchers = undefined;
     this.live.delete(r.msgId);
     this.finished.set(r.msgId, r);
-    if (this.finished.size > this.finishedLimit) {
-      // Maps iterate in insertion order: the first keys are the oldest.
-      const excess = this.finished.size - this.finishedLimit;
-      let i = 0;
-      for (const k of this.finished.keys()) {
-        if (i++ >= excess) break;
-        this.finished.delete(k);
-      }
+    this.payloadBytes += envelopeBytes(r.request) + envelopeBytes(r.reply);
+    this.trim();
+  }
+
+  /** Drops the oldest finished records beyond the count, then the oldest payloads beyond the bytes. */
+  private trim(): void {
+    // Maps iterate in insertion order: the first keys are the oldest.
+    for (const [k, old] of this.finished) {
+      if (this.finished.size <= this.finishedLimit) break;
+      this.payloadBytes -= envelopeBytes(old.request) + envelopeBytes(old.reply);
+      this.finished.delete(k);
+    }
+    for (const old of this.finished.values()) {
+      if (this.payloadBytes <= this.payloadLimit) break;
+      this.payloadBytes -= envelopeBytes(old.request) + envelopeBytes(old.reply);
+      old.request = undefined;
+      old.reply = undefined;
     }
   }
 }

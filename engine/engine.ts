@@ -66,6 +66,7 @@ export class Engine {
     this.outbox = new Outbox(this.socket);
     this.capture = new OutputCapture({
       stream: (parent, name, text) => this.send("stream", { name, text }, parent),
+      data: (parent, buffers) => this.send("data_pub", {}, parent, undefined, buffers),
       display: (parent, data, metadata, displayId, update) =>
         update && displayId
           ? this.send("update_display_data", { data, metadata, transient: { display_id: displayId } }, parent)
@@ -75,7 +76,10 @@ export class Engine {
               parent,
             ),
     });
-    this.executor = new Executor(opts.cwd ?? process.cwd(), { display: makeDisplay(this.capture) });
+    this.executor = new Executor(opts.cwd ?? process.cwd(), {
+      display: makeDisplay(this.capture),
+      publishData: (data: unknown) => this.capture.publishData(data),
+    });
     this.tasks = new TaskQueue(this.executor, this.capture, {
       send: (type, content, parent, metadata, buffers) => this.send(type, content, parent, metadata, buffers),
       identity: () => ({ engineId: this.id ?? -1, uuid: this.uuid }),
@@ -90,6 +94,9 @@ export class Engine {
     process.on("exit", () => this.heart?.terminateNow());
     // User code's stray errors (a throwing setTimeout, a rejected promise nobody awaited) must not
     // cost the engine its namespace, as ipykernel survives an exception in a thread.
+    // stderr is a pipe to the controller that started us; when it is gone, writes fail with EPIPE.
+    // That must not become an "uncaught exception" that is reported on stderr, and so on forever.
+    for (const stream of [process.stdout, process.stderr]) stream.on("error", () => undefined);
     process.on("uncaughtException", (e) => this.strayError(e, "uncaught exception"));
     process.on("unhandledRejection", (e) => this.strayError(e, "unhandled promise rejection"));
     onSigint(() => {
@@ -195,6 +202,19 @@ export class Engine {
 
   /** Fails the task that is running with the error, or reports it on the last task's stderr. */
   private strayError(error: unknown, kind: string): void {
+    if ((error as NodeJS.ErrnoException | null)?.code === "EPIPE") return; // a log reader went away
+    if (this.reportingStray) return; // an error while reporting one: do not loop
+    this.reportingStray = true;
+    try {
+      this.reportStray(error, kind);
+    } finally {
+      this.reportingStray = false;
+    }
+  }
+
+  private reportingStray = false;
+
+  private reportStray(error: unknown, kind: string): void {
     this.log(`${kind} in user code: ${util.inspect(error)}`);
     if (this.executor.failCurrent(error)) return;
     const text = error instanceof Error ? (error.stack ?? `${error.name}: ${error.message}`) : util.inspect(error);

@@ -206,9 +206,31 @@ export class Executor {
         return undefined;
       case "info":
         return { pid: process.pid, cwd: this.cwd, executionCount: this.executionCount };
+      case "require":
+        return (args[0] as string[]).map((spec) => this.requireGlobal(spec));
       default:
         throw new TaskError("ValueError", `unknown engine builtin ${name}`, []);
     }
+  }
+
+  /**
+   * `view.require(...)`: loads a module from the engine's working directory and binds it as a
+   * global named after it (`lodash`, `./local-module` → `local_module`), or fails naming it.
+   */
+  private requireGlobal(spec: string): string {
+    const name = moduleGlobalName(spec);
+    let mod: unknown;
+    try {
+      mod = (globalThis as unknown as { require: NodeJS.Require }).require(spec);
+    } catch (e) {
+      throw new TaskError(
+        "ModuleNotFoundError",
+        `cannot load ${JSON.stringify(spec)} on this engine (from ${this.cwd}): ${(e as Error).message.split("\n")[0]}`,
+        [],
+      );
+    }
+    (globalThis as Record<string, unknown>)[name] = mod;
+    return name;
   }
 
   private vmOptions(filename: string, opts: RunOptions): vm.RunningScriptOptions & { filename: string } {
@@ -294,4 +316,17 @@ export function traceback(e: Error, opts: RunOptions): string[] {
   }
   if (excerpt) out.splice(1, 0, excerpt);
   return out;
+}
+
+/** The global a required module is bound to: its last path segment as an identifier. */
+export function moduleGlobalName(spec: string): string {
+  const base =
+    spec
+      .replace(/^node:/, "")
+      .replace(/\.[cm]?[jt]s$/, "")
+      .split("/")
+      .filter(Boolean)
+      .pop() ?? spec;
+  const id = base.replace(/[^\w$]/g, "_");
+  return /^\d/.test(id) ? `_${id}` : id;
 }

@@ -10,8 +10,11 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { mimeBundle, plainText } from "../protocol/mime";
 import type { Header, MimeBundle } from "../protocol/messages";
+import { serialize } from "../protocol/serialize";
 
 export interface OutputSink {
+  /** `publishData(dict)` from a task: the dict, serialized. */
+  data?(parent: Header, buffers: Buffer[]): void;
   stream(parent: Header, name: "stdout" | "stderr", text: string): void;
   display(
     parent: Header,
@@ -78,6 +81,22 @@ export class OutputCapture {
     }
     this.flushContext(ctx); // keep stdout and displays in the order they happened
     this.sink.display(ctx.parent, data, metadata, displayId, update);
+  }
+
+  /**
+   * `publishData({ step, loss })` from a running task: the dict reaches that task's AsyncResult
+   * as `ar.data` (ipyparallel's publish_data). A value that cannot be sent is refused here.
+   */
+  publishData(data: unknown): void {
+    const ctx = this.als.getStore();
+    if (!ctx) throw new TypeError("publishData works inside a task (apply, map or execute), not outside one");
+    if (typeof data !== "object" || data === null || Array.isArray(data))
+      throw new TypeError(
+        `publishData takes a dict of names to values, e.g. publishData({ step: 3 }); got ${typeof data}`,
+      );
+    const buffers = serialize(data, "publishData"); // throws UnserializableError naming the value
+    this.flushContext(ctx);
+    this.sink.data?.(ctx.parent, buffers);
   }
 
   /** Flush everything (before a reply is sent). */

@@ -46,6 +46,7 @@ export class Kernel {
     });
     setDisplayHook({
       display: (data, metadata, id) => this.io?.display(data, metadata, id),
+      stream: (name, text) => this.io?.stream(name, text),
       update: (id, data, metadata) => this.io?.update(id, data, metadata),
     });
     process.on("SIGINT", () => this.shell.interrupt());

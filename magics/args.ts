@@ -4,8 +4,9 @@
  */
 import { type ParseArgsConfig, parseArgs } from "node:util";
 import { TsParallelError } from "../protocol/errors";
+import type { GroupBy } from "../client/render";
 
-export type GroupBy = "type" | "engine" | "order";
+export type { GroupBy };
 
 /** The persistent defaults `%pxconfig` changes, and what `%%px` flags override for one cell. */
 export interface PxOptions {

@@ -30,7 +30,7 @@ import {
   parseResultFlags,
 } from "./args";
 import type { CellError, CellIO, CellOutcome, LocalCells } from "./cell-io";
-import { type Rendered, renderDisplay, renderOutputs, renderResult, streamText, verboseLine } from "./render";
+import { type Rendered, renderDisplay, renderOutputs, renderResult, streamText, verboseLine } from "../client/render";
 
 const NAMES = /^(pxresult|pxconfig|autopx|px|result)(_\w+)?$/;
 const NO_CLUSTER =

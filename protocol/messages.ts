@@ -60,6 +60,8 @@ export interface RequestMetadata {
   timeLimit?: number;
   /** Source map (JSON) of transpiled code, to map tracebacks back to TypeScript lines. */
   sourceMap?: string;
+  /** A user's label for the task (`{ label: "stage-2" }`), kept in its record. */
+  label?: string;
   [key: string]: unknown;
 }
 
@@ -147,6 +149,29 @@ export interface ContentMap {
   /** Stop these tasks wherever they are: queued ones are aborted, running ones interrupted. */
   task_interrupt_request: { msg_ids: string[]; signal: string };
   task_interrupt_reply: { status: "ok"; aborted: string[]; interrupted: string[] };
+  // ---- task history across clients (ipyparallel's Hub queries)
+  hub_history_request: Record<string, never>;
+  hub_history_reply: { status: "ok"; history: string[] };
+  /** With `fetch`, the stored replies (and later ones, for live tasks) are forwarded to the asker. */
+  result_request: { msg_ids: string[]; fetch?: boolean };
+  result_reply: {
+    status: "ok";
+    pending: string[];
+    completed: string[];
+    records: Record<
+      string,
+      { msgType: "apply_request" | "execute_request"; engineId: number | null; stdout: string; stderr: string }
+    >;
+  };
+  resubmit_request: { msg_ids: string[]; new_msg_ids: string[] };
+  resubmit_reply: { status: "ok"; resubmitted: string[] };
+  purge_request: { msg_ids?: string[]; all?: boolean };
+  purge_reply: { status: "ok"; purged: string[] };
+  db_request: { query: Record<string, unknown>; keys?: string[] };
+  db_reply: { status: "ok"; records: Array<Record<string, unknown>> };
+  /** Engine → controller → client: `publishData(...)` from a running task; the dict is in the buffers. */
+  data_pub: Record<string, never>;
+
   /** Client → controller, once a heartbeat period: this client is still there (no reply). */
   client_alive: Record<string, never>;
   stats_request: Record<string, never>;
@@ -170,7 +195,7 @@ export interface ApplyContent {
   /** What to call: user function source (evaluated in the engine namespace) or an engine builtin. */
   call: { kind: "source"; source: string; name: string } | { kind: "builtin"; name: BuiltinName };
 }
-export type BuiltinName = "push" | "pull" | "clear" | "info";
+export type BuiltinName = "push" | "pull" | "clear" | "info" | "require";
 
 export interface QueueStatus {
   queue: number;
@@ -258,6 +283,17 @@ const MSG_TYPES: ReadonlySet<string> = new Set<keyof ContentMap>([
   "task_interrupt_request",
   "task_interrupt_reply",
   "client_alive",
+  "hub_history_request",
+  "hub_history_reply",
+  "result_request",
+  "result_reply",
+  "resubmit_request",
+  "resubmit_reply",
+  "purge_request",
+  "purge_reply",
+  "db_request",
+  "db_reply",
+  "data_pub",
   "stats_request",
   "stats_reply",
   "hub_error",

@@ -34,6 +34,7 @@ function taskMetadata(metadata: Record<string, unknown>): string | undefined {
   if (!optional(metadata.route, isRoute)) return "metadata.route is not a valid route";
   if (!optional(metadata.timeLimit, isNonNegative)) return "metadata.timeLimit must be a non-negative number";
   if (!optional(metadata.sourceMap, (s) => typeof s === "string")) return "metadata.sourceMap must be a string";
+  if (!optional(metadata.label, (s) => typeof s === "string")) return "metadata.label must be a string";
   return undefined;
 }
 
@@ -58,6 +59,16 @@ const CHECKS: Partial<Record<MsgType, Check>> = {
   task_abort_request: (c) => (isStringArray(c.msg_ids) ? undefined : "msg_ids must be strings"),
   task_interrupt_request: (c) =>
     isStringArray(c.msg_ids) && typeof c.signal === "string" ? undefined : "needs msg_ids and a signal name",
+  result_request: (c) => (isStringArray(c.msg_ids) ? undefined : "msg_ids must be strings"),
+  resubmit_request: (c) =>
+    isStringArray(c.msg_ids) && isStringArray(c.new_msg_ids) && c.msg_ids.length === c.new_msg_ids.length
+      ? undefined
+      : "resubmit needs msg_ids and as many new_msg_ids",
+  purge_request: (c) => (optional(c.msg_ids, isStringArray) ? undefined : "msg_ids must be strings"),
+  db_request: (c) =>
+    typeof c.query === "object" && c.query !== null && optional(c.keys, isStringArray)
+      ? undefined
+      : "db_request needs a query object",
   abort_request: (c) => (isStringArray(c.msg_ids) ? undefined : "msg_ids must be strings"),
   shutdown_request: (c) => (optional(c.targets, isIntArray) ? undefined : "targets must be engine ids"),
   registration_request: (c) =>

@@ -1,7 +1,7 @@
 import { strict as assert } from "node:assert";
 import { test } from "node:test";
 import type { ResultMetadata } from "../../../client/task";
-import { renderOutputs, renderResult, verboseLine } from "../../../magics/render";
+import { renderOutputs, renderResult, verboseLine } from "../../../client/render";
 
 function meta(engineId: number, stdout: string, result: string): ResultMetadata {
   return {
@@ -16,6 +16,8 @@ function meta(engineId: number, stdout: string, result: string): ResultMetadata 
     stderr: "",
     executeResult: undefined,
     executionCount: 3,
+    data: {},
+    label: undefined,
     outputs: [{ type: "execute_result", executionCount: 3, data: { "text/plain": result } }],
   };
 }

@@ -2,11 +2,15 @@
  * How engine outputs appear in the notebook, in ipyparallel's formats:
  *   `[stdout:0] text`, `[stderr:1] text`, `[output:2]` before rich display data,
  *   `Out[2:7]: value` (engine 2, its execution count 7), errors as `[3:execute]: TypeError: …`.
- * Pure: task metadata in, a list of notebook outputs out; the kernel publishes them.
+ * Pure: task metadata in, a list of notebook outputs out; the kernel publishes them for `%px`,
+ * `ar.displayOutputs()` through the display hook. It lives in the client, not in magics/,
+ * because both use it and the library may not import the kernel's magics.
  */
-import type { OutputEvent, ResultMetadata } from "../client/task";
+import type { OutputEvent, ResultMetadata } from "./task";
 import type { MimeBundle } from "../protocol/messages";
-import type { GroupBy } from "./args";
+
+/** How outputs of several engines are ordered: by engine, in arrival order, or by kind. */
+export type GroupBy = "engine" | "order" | "type";
 import { plainText } from "../protocol/mime";
 
 export type Rendered =
