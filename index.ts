@@ -1,6 +1,6 @@
 /** The tsparallel library: `import { Client, Cluster, Reference } from "tsparallel"`. Nothing else is public. */
 export { Client, type ConnectOptions, getActiveClient } from "./client/client";
-export { Cluster, type ClusterOptions } from "./cluster/cluster";
+export { Cluster, type ClusterInfo, type ClusterOptions } from "./cluster/cluster";
 export {
   DirectView,
   LoadBalancedView,
@@ -8,7 +8,9 @@ export {
   type MapOptions,
   type PerEngine,
 } from "./client/views";
-export { AsyncResult, type GetOptions } from "./client/async-result";
+export { AsyncResult, type GetOptions, type WaitOptions } from "./client/async-result";
+export { ImapResult, type ImapOptions } from "./client/imap";
+export type { GroupBy } from "./client/render";
 export type { ResultMetadata, OutputEvent } from "./client/task";
 export { ExecuteReply } from "./client/execute-reply";
 export { Reference, type ReferenceMarker } from "./client/reference";

@@ -8,7 +8,7 @@ import * as util from "node:util";
 import { type Chart, vegaLite } from "./charts";
 import { getDisplayHook } from "./display";
 import { CompositeError, TimeoutError } from "./errors";
-import { progressBundle, progressText } from "./progress";
+import { nonInteractive, progressBundle, progressText } from "./progress";
 import type { OutputEvent, SubmittedTask, ResultMetadata } from "./task";
 import { TsParallelError } from "../protocol/errors";
 import { type GroupBy, renderOutputs } from "./render";
@@ -263,6 +263,12 @@ export class AsyncResult<T = unknown> implements Promise<T>, AsyncIterable<unkno
    */
   async waitInteractive(opts: { interval?: number; timeout?: number; label?: string } = {}): Promise<void> {
     const label = opts.label ?? this.label;
+    if (nonInteractive()) {
+      // For logs and CI: no bar redrawn ten times a second, one line when done.
+      await this.wait(opts.timeout);
+      process.stderr.write(`${progressText(this, label)}\n`);
+      return;
+    }
     const hook = getDisplayHook();
     const id = `tsparallel-progress-${randomUUID()}`;
     const show = (): void => {

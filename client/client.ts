@@ -299,24 +299,17 @@ export class Client extends EventEmitter implements ViewHost {
    * Runs finished tasks again, on any engine the scheduler picks (a direct task on its engine),
    * and returns their new AsyncResult. A task that has not finished is refused.
    */
-  async resubmit<T = unknown>(msgIds: string | string[]): Promise<AsyncResult<T>> {
+  resubmit<T = unknown>(msgIds: string | string[]): AsyncResult<T> {
     const ids = typeof msgIds === "string" ? [msgIds] : msgIds;
-    const { records, pending } = await this.query("result_request", { msg_ids: ids });
-    if (pending.length > 0)
-      throw new TsParallelError(`cannot resubmit tasks that have not finished: ${pending.join(", ")}`);
-    const tasks = ids.map((id) =>
-      this.track(
-        this.session.newMsgId(),
-        records[id]?.engineId ?? undefined,
-        records[id]?.msgType === "execute_request" ? "execute" : "apply",
-      ),
-    );
-    try {
-      await this.query("resubmit_request", { msg_ids: ids, new_msg_ids: tasks.map((t) => t.msgId) });
-    } catch (e) {
-      for (const t of tasks) this.tasks.delete(t.msgId);
-      throw e;
-    }
+    if (this.closed) throw new TsParallelError("this client is closed; connect a new one with Client.connect()");
+    // The new ids are ours, registered before the controller runs anything under them.
+    const tasks = ids.map(() => this.track(this.session.newMsgId(), undefined, "apply"));
+    this.query("resubmit_request", { msg_ids: ids, new_msg_ids: tasks.map((t) => t.msgId) }).catch((e: unknown) => {
+      for (const t of tasks) {
+        this.tasks.delete(t.msgId);
+        t.reject(e instanceof Error ? e : new TsParallelError(String(e)));
+      }
+    });
     return new AsyncResult<T>(this, tasks, { scalar: typeof msgIds === "string", label: "resubmit" });
   }
 
@@ -471,6 +464,7 @@ export class Client extends EventEmitter implements ViewHost {
     const task = this.tasks.get(pid) ?? this.finished.get(pid);
     if (!task) return;
     if (isMsg(msg, "apply_reply") || isMsg(msg, "execute_reply")) {
+      task.method = isMsg(msg, "execute_reply") ? "execute" : "apply";
       this.tasks.delete(pid);
       this.rememberFinished(task);
       const meta = msg.metadata as { engineId?: number | null; started?: string | null; completed?: string | null };

@@ -42,3 +42,11 @@ export function progressBundle(ar: Progressing, label: string): MimeBundle {
     "text/html": `<div class="tsparallel-progress"><progress value="${ar.progress}" max="${Math.max(ar.length, 1)}" style="width: 20em"></progress> <code>${escaped}: ${summary(ar)}</code></div>`,
   };
 }
+
+/**
+ * `TSPARALLEL_NONINTERACTIVE=1` (ipyparallel's IPP_NONINTERACTIVE): no live progress bars and
+ * no streaming of `%px` output, for logs and CI; results and final lines are still shown.
+ */
+export function nonInteractive(): boolean {
+  return ["1", "true", "yes"].includes((process.env.TSPARALLEL_NONINTERACTIVE ?? "").toLowerCase());
+}

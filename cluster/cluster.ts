@@ -173,6 +173,19 @@ export class Cluster {
     return out;
   }
 
+  /**
+   * The cluster of one profile as `tsparallel cluster list` shows it; throws when the profile
+   * has no connection file (no cluster was ever started there).
+   */
+  static async fromProfile(profile = "default"): Promise<ClusterInfo> {
+    const found = (await Cluster.list()).find((c) => c.profile === profile);
+    if (!found)
+      throw new TsParallelError(
+        `no cluster for profile "${profile}" (no ${connectionFile("client", profile)}); start one with \`tsparallel cluster start -n 4 --profile ${profile}\``,
+      );
+    return found;
+  }
+
   get pid(): number {
     return this.process.pid!;
   }

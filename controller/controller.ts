@@ -3,15 +3,23 @@
  * the heartbeat checks and (optionally) its local engines.
  */
 import * as fs from "node:fs";
+import * as path from "node:path";
 import * as os from "node:os";
 import { randomBytes } from "node:crypto";
 import * as zmq from "zeromq";
 import { Session } from "../protocol/session";
 import { Outbox } from "../protocol/socket";
-import { type ConnectionInfo, connectionFile, readConnectionFile, writeSecret } from "../protocol/connection";
+import {
+  type ConnectionInfo,
+  connectionFile,
+  profileDir,
+  readConnectionFile,
+  writeSecret,
+} from "../protocol/connection";
 import { Hub, type HubOptions } from "./hub";
 import { type Curve, HeartbeatRole, routeLoop, serverSocket } from "./sockets";
 import { Supervisor } from "../cluster/supervisor";
+import { TaskDatabase } from "./database";
 
 export interface ControllerOptions extends Partial<HubOptions> {
   profile?: string;
@@ -23,6 +31,8 @@ export interface ControllerOptions extends Partial<HubOptions> {
   engines?: number;
   restartEngines?: boolean;
   curve?: boolean;
+  /** `sqlite` or `sqlite:PATH`: persist finished task records (see database.ts). */
+  db?: string;
   /** Working directory of local engines (require/import resolve from it). */
   cwd?: string;
   log?: (line: string) => void;
@@ -93,6 +103,7 @@ export class Controller {
 
   async start(): Promise<ConnectionInfo> {
     const { profile, ip = "127.0.0.1" } = this.opts;
+    if (this.opts.db) await this.openDatabase(this.opts.db);
     const previous = this.previous;
     const secret: ControllerSecret =
       (this.opts.reuse ? tryReadJson<ControllerSecret>(connectionFile("controller", profile)) : undefined) ?? {};
@@ -166,7 +177,25 @@ export class Controller {
     await this.supervisor?.stop();
     for (const s of [this.clients, this.engines, this.ping, this.heartbeat, this.notification]) s.close();
     await Promise.allSettled(this.loops);
+    this.database?.close();
     this.resolveDone();
+  }
+
+  private database: TaskDatabase | undefined;
+
+  /**
+   * `--db sqlite[:path]`: finished records go to SQLite; with `--reuse` the ones a previous
+   * controller saved are loaded first, so their results can still be fetched.
+   */
+  private async openDatabase(spec: string): Promise<void> {
+    const m = /^sqlite(?::(.+))?$/.exec(spec);
+    if (!m) throw new RangeError(`unknown --db ${spec}: use sqlite or sqlite:PATH`);
+    const file = path.resolve(m[1] ?? path.join(profileDir(this.opts.profile), "tasks.sqlite"));
+    const db = (this.database = await TaskDatabase.open(file, this.opts.reuse === true));
+    for (const r of db.load()) this.hub.records.restore(r);
+    this.hub.onFinished = (r) => db.save(r);
+    this.hub.onPurged = (ids) => db.remove(ids);
+    this.log(`task database: ${file}`);
   }
 }
 

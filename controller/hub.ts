@@ -546,7 +546,7 @@ export class Hub {
         return this.error(
           msg,
           "ValueError",
-          `task ${id} has not finished (${r.state}); wait for it or cancel it first`,
+          `cannot resubmit tasks that have not finished: ${id} is ${r.state}; wait for it or cancel it first`,
         );
       if (!r.request) return this.error(msg, "KeyError", `the request of ${id} was purged; it cannot be resubmitted`);
     }

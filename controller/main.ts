@@ -17,6 +17,7 @@ export async function main(argv: string[]): Promise<void> {
       curve: { type: "boolean", default: false },
       reuse: { type: "boolean", default: false },
       "drop-orphans": { type: "boolean", default: false },
+      db: { type: "string" },
       // Set by Cluster.start for a cluster that belongs to the process that started it: stdin is
       // a pipe from that process, and its end (the owner exited, however it exited) stops us.
       "exit-with-stdin": { type: "boolean", default: false },
@@ -40,6 +41,7 @@ export async function main(argv: string[]): Promise<void> {
     curve: values.curve,
     reuse: values.reuse,
     dropOrphans: values["drop-orphans"],
+    ...(values.db !== undefined ? { db: values.db } : {}),
   });
   const stop = (): void => void controller.close();
   process.on("SIGTERM", stop);
@@ -49,7 +51,12 @@ export async function main(argv: string[]): Promise<void> {
     process.stdin.on("error", stop);
     process.stdin.resume();
   }
-  await controller.start();
+  try {
+    await controller.start();
+  } catch (e) {
+    await controller.close(); // its sockets would keep a controller that cannot start alive
+    throw e;
+  }
   await controller.done;
   process.stdin.destroy(); // the owner's pipe, if any, must not keep the process alive
 }

@@ -5,6 +5,7 @@
 import { type ParseArgsConfig, parseArgs } from "node:util";
 import { TsParallelError } from "../protocol/errors";
 import type { GroupBy } from "../client/render";
+import { nonInteractive } from "../client/progress";
 
 export type { GroupBy };
 
@@ -35,11 +36,12 @@ export class UsageError extends TsParallelError {
   override readonly code = "ERR_USAGE";
 }
 
+/** Defaults; TSPARALLEL_NONINTERACTIVE (read when the kernel starts) turns streaming and progress off. */
 export const DEFAULT_PX: PxOptions = {
   targets: undefined,
   block: true,
-  stream: true,
-  progressAfter: 2,
+  stream: !nonInteractive(),
+  progressAfter: nonInteractive() ? -1 : 2,
   verbose: false,
   groupBy: "type",
   signal: "SIGINT",

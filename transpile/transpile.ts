@@ -154,7 +154,12 @@ export function rewrite(js: string): string {
     s.appendLeft(expr.start, "return { value: (");
     s.appendRight(expr.end, ") }");
   }
-  const hoisted = names.size > 0 ? `var ${[...names].join(", ")}; ` : "";
+  // Top-level names become properties of the engine's global object. Not with `var`: a var-declared
+  // global cannot be deleted, and `rc.clear()` must be able to remove every name a cell defined.
+  const hoisted =
+    names.size > 0
+      ? `for (const n of ${JSON.stringify([...names])}) if (!(n in globalThis)) globalThis[n] = undefined; `
+      : "";
   const exportsFns = functions.map((f) => `globalThis.${f} = ${f}; `).join("");
   s.prepend(`${hoisted}(async () => { ${exportsFns}`);
   s.append("\n})()");

@@ -73,6 +73,8 @@ test("000 load balancing: maps, chunksize, arrival order, progress, the nested-l
   assert.match(t, /4 tasks of 4 items/);
   assert.match(t, /24\/24 tasks finished after/);
   assert.match(t, /12 products, same as the serial loop/);
+  assert.match(t, /200 results, sum of squares \d+/, "imap over a million-item generator, stopped early");
+  assert.match(t, /\{ step: 3, loss: 0\.333\d* \},\s+\{ step: 6, loss: 0\.1666\d* \}/, "publishData");
 });
 
 test("001 introduction: views, data movement, magics with [stdout:N] from every engine", async () => {
