@@ -6,10 +6,10 @@ const USAGE = `usage: tsparallel <command>
   start [-n N] [--port P] [--dir D]    kernelspec + cluster + Jupyter Notebook on notebooks/ (npm start)
   install [--user | --prefix P]       register the Jupyter kernel "TypeScript (tsparallel)"
   kernel --config-path F              the kernel itself (Jupyter starts it)
-  cluster start [-n N] [--profile P] [--daemon] [--restart-engines] [--ip A] [--curve]
+  cluster start [-n N] [--profile P] [--daemon] [--restart-engines] [--ip A] [--curve] [--engines local|mpi] [--mpiexec CMD]
   cluster stop [--profile P]          stop a cluster (controller and engines)
   cluster list                        list clusters with their engine counts
-  controller [--profile P] [--ip A] [--engines N] [--scheme S] [--hwm N] [--reuse] [--drop-orphans]
+  controller [--profile P] [--ip A] [--engines N] [--scheme S] [--hwm N] [--reuse] [--drop-orphans] [--db sqlite[:PATH]] [--launcher local|mpi]
   engine [--profile P | --file engine.json]
 `;
 

@@ -33,6 +33,8 @@ async function start(argv: string[]): Promise<void> {
       ip: { type: "string" },
       curve: { type: "boolean", default: false },
       heartbeat: { type: "string" },
+      engines: { type: "string", default: "local" },
+      mpiexec: { type: "string" },
       timeout: { type: "string", default: "120000" },
     },
   });
@@ -47,6 +49,8 @@ async function start(argv: string[]): Promise<void> {
     restartEngines: values["restart-engines"],
     timeout: Number(values.timeout),
     ...(values.heartbeat ? { heartbeatPeriod: Number(values.heartbeat) } : {}),
+    engines: engineKind(values.engines),
+    ...(values.mpiexec ? { mpiexec: values.mpiexec } : {}),
     controllerArgs: [...(values.ip ? ["--ip", values.ip] : []), ...(values.curve ? ["--curve"] : [])],
   });
   const ids = cluster.client.ids;
@@ -119,4 +123,10 @@ async function list(): Promise<void> {
         .join("  ")
         .trimEnd(),
     );
+}
+
+/** The launchers this version has; the others of the design (ssh, slurm, batch) are refused in one line. */
+function engineKind(kind: string): "local" | "mpi" {
+  if (kind === "local" || kind === "mpi") return kind;
+  throw new RangeError(`--engines ${kind} is not available: use local or mpi`);
 }

@@ -19,6 +19,10 @@ export interface ClusterOptions {
   profile?: string;
   /** ms to wait for the controller and all engines (default 60000). */
   timeout?: number;
+  /** How engines start: "local" child processes (default) or "mpi", one `mpiexec -n N` job. */
+  engines?: "local" | "mpi";
+  /** The mpiexec command line for `engines: "mpi"` (default "mpiexec"). */
+  mpiexec?: string;
   /** Restart engines that die. */
   restartEngines?: boolean;
   /** Heartbeat period in ms (default 1000). */
@@ -102,6 +106,8 @@ export class Cluster {
       "--engines",
       String(n),
       ...(opts.restartEngines ? ["--restart-engines"] : []),
+      ...(opts.engines && opts.engines !== "local" ? ["--launcher", opts.engines] : []),
+      ...(opts.mpiexec ? ["--mpiexec", opts.mpiexec] : []),
       ...(opts.heartbeatPeriod ? ["--heartbeat", String(opts.heartbeatPeriod)] : []),
       ...(opts.controllerArgs ?? []),
       ...(opts.detached ? [] : ["--exit-with-stdin"]),
@@ -127,13 +133,14 @@ export class Cluster {
         child,
         deadline,
         opts.signal,
+        logFile,
         () => `the controller did not write ${clientFile} within ${timeout} ms; see ${logFile}`,
       );
       const client = await Client.connect({ profile, timeout: Math.max(1000, deadline - Date.now()) });
       await Promise.race([
         client.waitForEngines(n, { timeout: Math.max(1, deadline - Date.now()) }),
         exited(child).then(() =>
-          Promise.reject(new TsParallelError(`the controller exited during start-up; see ${logFile}`)),
+          Promise.reject(new TsParallelError(`the controller exited during start-up: ${whyExited(logFile)}`)),
         ),
       ]);
       return new Cluster(profile, child, client, kill);
@@ -211,18 +218,34 @@ function exited(child: ChildProcess): Promise<void> {
 }
 
 /** Polls `ready` until the deadline, failing early if `child` exits or `signal` aborts. */
+/** The controller's own last words in its log (its one-line error), or where to look. */
+function whyExited(logFile: string): string {
+  try {
+    const text = fs.readFileSync(logFile, "utf8").slice(-8192);
+    const line = text
+      .split("\n")
+      .reverse()
+      .find((l) => l.startsWith("tsparallel: "));
+    if (line) return `${line.slice("tsparallel: ".length)} (log: ${logFile})`;
+  } catch {
+    // no log: say where it would be
+  }
+  return `see ${logFile}`;
+}
+
 async function waitFor(
   ready: () => boolean,
   child: ChildProcess,
   deadline: number,
   signal: AbortSignal | undefined,
+  logFile: string,
   message: () => string,
 ): Promise<void> {
   while (!ready()) {
     if (signal?.aborted) throw new TsParallelError("cluster start aborted", { cause: signal.reason });
     if (child.exitCode !== null || child.signalCode !== null)
       throw new TsParallelError(
-        `the controller exited (${child.exitCode ?? child.signalCode}) before it was ready; ${message().replace(/^.*; /, "")}`,
+        `the controller exited (${child.exitCode ?? child.signalCode}) before it was ready: ${whyExited(logFile)}`,
       );
     if (Date.now() > deadline) throw new TimeoutError(message());
     await new Promise((r) => setTimeout(r, 25));

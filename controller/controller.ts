@@ -18,7 +18,8 @@ import {
 } from "../protocol/connection";
 import { Hub, type HubOptions } from "./hub";
 import { type Curve, HeartbeatRole, routeLoop, serverSocket } from "./sockets";
-import { Supervisor } from "../cluster/supervisor";
+import { Supervisor } from "../cluster/launchers/local";
+import { MpiLauncher } from "../cluster/launchers/mpi";
 import { TaskDatabase } from "./database";
 
 export interface ControllerOptions extends Partial<HubOptions> {
@@ -31,6 +32,10 @@ export interface ControllerOptions extends Partial<HubOptions> {
   engines?: number;
   restartEngines?: boolean;
   curve?: boolean;
+  /** How the `engines` are started: child processes (default) or one MPI job. */
+  launcher?: "local" | "mpi";
+  /** The mpiexec command line for the MPI launcher (default "mpiexec"). */
+  mpiexec?: string;
   /** `sqlite` or `sqlite:PATH`: persist finished task records (see database.ts). */
   db?: string;
   /** Working directory of local engines (require/import resolve from it). */
@@ -104,6 +109,15 @@ export class Controller {
   async start(): Promise<ConnectionInfo> {
     const { profile, ip = "127.0.0.1" } = this.opts;
     if (this.opts.db) await this.openDatabase(this.opts.db);
+    if (this.opts.launcher === "mpi" && this.opts.engines) {
+      this.mpi = new MpiLauncher({
+        ...(this.opts.mpiexec ? { mpiexec: this.opts.mpiexec } : {}),
+        cwd: this.opts.cwd ?? process.cwd(),
+        log: this.log,
+        onExit: () => this.hub.checkEngines(), // its engines' pids are gone: noticed at once
+      });
+      this.mpi.check(); // before any connection file is written
+    }
     const previous = this.previous;
     const secret: ControllerSecret =
       (this.opts.reuse ? tryReadJson<ControllerSecret>(connectionFile("controller", profile)) : undefined) ?? {};
@@ -153,7 +167,9 @@ export class Controller {
         this.hub.heartbeatNotice();
       }, period),
     );
-    if (this.opts.engines && this.opts.engines > 0) {
+    if (this.mpi && this.opts.engines) {
+      this.mpi.start(this.opts.engines, this.info);
+    } else if (this.opts.engines && this.opts.engines > 0) {
       this.supervisor = new Supervisor({
         engineFile: connectionFile("engine", profile),
         cwd: this.opts.cwd ?? process.cwd(),
@@ -175,6 +191,7 @@ export class Controller {
     this.closed = true;
     for (const t of this.timers) clearInterval(t);
     await this.supervisor?.stop();
+    await this.mpi?.stop();
     for (const s of [this.clients, this.engines, this.ping, this.heartbeat, this.notification]) s.close();
     await Promise.allSettled(this.loops);
     this.database?.close();
@@ -182,6 +199,7 @@ export class Controller {
   }
 
   private database: TaskDatabase | undefined;
+  private mpi: MpiLauncher | undefined;
 
   /**
    * `--db sqlite[:path]`: finished records go to SQLite; with `--reuse` the ones a previous

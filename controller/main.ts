@@ -18,6 +18,8 @@ export async function main(argv: string[]): Promise<void> {
       reuse: { type: "boolean", default: false },
       "drop-orphans": { type: "boolean", default: false },
       db: { type: "string" },
+      launcher: { type: "string", default: "local" },
+      mpiexec: { type: "string" },
       // Set by Cluster.start for a cluster that belongs to the process that started it: stdin is
       // a pipe from that process, and its end (the owner exited, however it exited) stops us.
       "exit-with-stdin": { type: "boolean", default: false },
@@ -42,6 +44,8 @@ export async function main(argv: string[]): Promise<void> {
     reuse: values.reuse,
     dropOrphans: values["drop-orphans"],
     ...(values.db !== undefined ? { db: values.db } : {}),
+    launcher: launcherName(values.launcher),
+    ...(values.mpiexec !== undefined ? { mpiexec: values.mpiexec } : {}),
   });
   const stop = (): void => void controller.close();
   process.on("SIGTERM", stop);
@@ -54,9 +58,16 @@ export async function main(argv: string[]): Promise<void> {
   try {
     await controller.start();
   } catch (e) {
-    await controller.close(); // its sockets would keep a controller that cannot start alive
+    // Its sockets, and the owner's pipe, would keep a controller that cannot start alive.
+    await controller.close();
+    process.stdin.destroy();
     throw e;
   }
   await controller.done;
   process.stdin.destroy(); // the owner's pipe, if any, must not keep the process alive
+}
+
+function launcherName(v: string): "local" | "mpi" {
+  if (v === "local" || v === "mpi") return v;
+  throw new RangeError(`unknown engine launcher ${v}: use local or mpi`);
 }

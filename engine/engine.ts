@@ -33,6 +33,8 @@ export interface EngineOptions {
   controllerTimeout?: number;
   cwd?: string;
   log?: (line: string) => void;
+  /** The id to ask for (an MPI rank); the controller gives another when it is taken. */
+  requestedId?: number;
 }
 
 export class Engine {
@@ -122,7 +124,9 @@ export class Engine {
           pid: process.pid,
           hostname: os.hostname(),
           cwd: this.executor.cwd,
-          ...(this.id !== undefined ? { requested_id: this.id } : {}),
+          ...((this.id ?? this.opts.requestedId) !== undefined
+            ? { requested_id: this.id ?? this.opts.requestedId }
+            : {}),
         });
         const got = await Promise.race([reply, delay(1000).then(() => undefined)]);
         if (got && got.content.status === "ok") {

@@ -1,6 +1,6 @@
 /** `tsparallel engine [--profile P | --file engine.json]`: one engine, on this or another host. */
 import { parseArgs } from "node:util";
-import { connectionFile, readConnectionFile } from "../protocol/connection";
+import { connectionFile, parseConnectionInfo, readConnectionFile } from "../protocol/connection";
 import { Engine } from "./engine";
 
 export async function main(argv: string[]): Promise<void> {
@@ -16,10 +16,16 @@ export async function main(argv: string[]): Promise<void> {
   // The heart's proxy holds one libuv pool thread for good: give the pool one more, so user code
   // keeps as many for fs, zlib and crypto as plain Node has (read when the pool first starts).
   process.env.UV_THREADPOOL_SIZE = String((Number(process.env.UV_THREADPOOL_SIZE) || 4) + 1);
-  const info = readConnectionFile(values.file ?? connectionFile("engine", values.profile));
+  // A launcher on another host passes the connection info in the environment (no shared files).
+  const fromEnv = process.env.TSPARALLEL_CONNECTION_INFO;
+  const info = fromEnv
+    ? parseConnectionInfo(fromEnv, "TSPARALLEL_CONNECTION_INFO")
+    : readConnectionFile(values.file ?? connectionFile("engine", values.profile));
+  const rank = mpiRank();
   const engine = new Engine(info, {
     controllerTimeout: Number(values.timeout),
     ...(values.cwd ? { cwd: values.cwd } : {}),
+    ...(rank !== undefined ? { requestedId: rank } : {}),
   });
   process.on("SIGTERM", () => void engine.close().then(() => process.exit(0)));
   try {
@@ -30,4 +36,13 @@ export async function main(argv: string[]): Promise<void> {
     process.stderr.write(`tsparallel: ${e instanceof Error ? e.message : String(e)}\n`);
     process.exit(1);
   }
+}
+
+/** The MPI rank this engine runs as (OpenMPI, MPICH/PMI, PMIx): its id, as ipengine --mpi does. */
+function mpiRank(): number | undefined {
+  for (const name of ["OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"]) {
+    const v = Number(process.env[name]);
+    if (process.env[name] !== undefined && Number.isInteger(v) && v >= 0) return v;
+  }
+  return undefined;
 }

@@ -63,11 +63,20 @@ export function readConnectionFile(file: string): ConnectionInfo {
       `no connection file at ${file}: start a cluster with \`tsparallel cluster start -n 4\` (or pass the right --profile / file)`,
     );
   }
+  return parseConnectionInfo(text, `connection file ${file}`);
+}
+
+/**
+ * Connection info from its JSON text: a connection file's, or `TSPARALLEL_CONNECTION_INFO`'s on
+ * a host that shares no filesystem with the controller (launchers pass it in the environment).
+ */
+export function parseConnectionInfo(text: string, source: string): ConnectionInfo {
+  const file = source.replace(/^connection file /, "");
   let info: unknown;
   try {
     info = JSON.parse(text);
   } catch {
-    throw new ConnectionFileError(`connection file ${file} is not valid JSON; restart the cluster to rewrite it`);
+    throw new ConnectionFileError(`${source} is not valid JSON; restart the cluster to rewrite it`);
   }
   const i = info as Partial<ConnectionInfo>;
   if (typeof i.ip !== "string" || typeof i.key !== "string" || typeof i.ports !== "object" || i.ports === null) {

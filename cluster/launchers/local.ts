@@ -6,8 +6,8 @@
  * `restartEngine(id)`). Engines started elsewhere are watched by heartbeat instead.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { nodeFlags } from "./node-flags";
-import { CLI_PATH } from "../paths";
+import { nodeFlags } from "../node-flags";
+import { CLI_PATH } from "../../paths";
 
 export interface SupervisorOptions {
   engineFile: string;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { exitReason } from "../../../cluster/supervisor";
+import { exitReason } from "../../../cluster/launchers/local";
 
 test("an engine's end is told in words: exit code, signal, or out of memory", () => {
   assert.equal(exitReason(3, null, ""), "exited with code 3");

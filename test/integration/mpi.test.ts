@@ -1,0 +1,75 @@
+/** Engines as one job of Debian's OpenMPI `mpiexec`: ids are ranks, and stopping the cluster ends the job. */
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import { test } from "node:test";
+import { Cluster } from "../../index";
+import { isGone, killQuietly, testRoot, until } from "../helpers/cluster";
+
+/** A process's command name and parent, from /proc. */
+function procInfo(pid: number): { comm: string; ppid: number } | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    const comm = /\((.*)\)/.exec(stat)![1]!;
+    const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+    return { comm, ppid };
+  } catch {
+    return undefined;
+  }
+}
+
+function ancestry(pid: number): string[] {
+  const names: string[] = [];
+  for (let p = pid, i = 0; p > 1 && i < 10; i++) {
+    const info = procInfo(p);
+    if (!info) break;
+    names.push(info.comm);
+    p = info.ppid;
+  }
+  return names;
+}
+
+test("--engines mpi: mpiexec starts 3 engines whose ids are their ranks; stop ends the job", async (t) => {
+  if (!fs.existsSync("/usr/bin/mpiexec")) return t.skip("openmpi-bin is not installed (apt-get install openmpi-bin)");
+  const cluster = await Cluster.start({ n: 3, profile: `mpi${process.pid}`, engines: "mpi", timeout: 90_000 });
+  const engines = await cluster.client.engines();
+  const pids = engines.map((e) => e.pid);
+  try {
+    assert.deepEqual(
+      engines.map((e) => e.id),
+      [0, 1, 2],
+    );
+    const ranks = (await cluster.client.view().apply(() => Number(process.env.OMPI_COMM_WORLD_RANK))) as number[];
+    assert.deepEqual(ranks, [0, 1, 2], "engine id = MPI rank");
+    for (const pid of pids) {
+      const chain = ancestry(pid);
+      assert.ok(
+        chain.some((c) => c === "mpiexec" || c === "orted" || c === "prterun"),
+        `engine ${pid} runs under mpiexec: ${chain.join(" < ")}`,
+      );
+    }
+    assert.equal(
+      process.env.TSPARALLEL_DIR,
+      testRoot,
+      "no connection file is read by the engines, but the test stays in its dir",
+    );
+  } finally {
+    await cluster.stop();
+    await until(() => pids.every(isGone), 15_000, "every MPI engine to end").catch((e: unknown) => {
+      pids.forEach((p) => killQuietly(p));
+      throw e;
+    });
+  }
+});
+
+test("--engines mpi with a missing mpiexec names the package to install", async () => {
+  await assert.rejects(
+    Cluster.start({
+      n: 1,
+      profile: `nompi${process.pid}`,
+      engines: "mpi",
+      mpiexec: "no-such-mpiexec",
+      timeout: 20_000,
+    }),
+    /the controller exited .*: no-such-mpiexec not found: install an MPI \(on Debian: sudo apt-get install openmpi-bin\) or pass --mpiexec CMD/,
+  );
+});
