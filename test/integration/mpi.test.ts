@@ -38,7 +38,7 @@ test("--engines mpi: mpiexec starts 3 engines whose ids are their ranks; stop en
       engines.map((e) => e.id),
       [0, 1, 2],
     );
-    const ranks = (await cluster.client.view().apply(() => Number(process.env.OMPI_COMM_WORLD_RANK))) as number[];
+    const ranks: number[] = await cluster.client.view().apply(() => Number(process.env.OMPI_COMM_WORLD_RANK));
     assert.deepEqual(ranks, [0, 1, 2], "engine id = MPI rank");
     for (const pid of pids) {
       const chain = ancestry(pid);
