@@ -15,12 +15,23 @@ export class Outbox {
 
   constructor(private readonly socket: zmq.Writable & { closed: boolean }) {}
 
-  /** Queue frames; resolves once handed to ZeroMQ. Never rejects. */
+  /**
+   * Queue frames for sending. Never throws. The drain starts from a microtask, never inside the
+   * caller's stack: an engine replies from within a vm call that a SIGINT may terminate, and a
+   * drain cut off half-way would stay "draining" forever, silently keeping every later reply.
+   */
   send(frames: Frames): void {
     if (this.closed) return;
     this.queue.push(frames);
-    if (!this.draining) void this.drain();
+    if (this.draining || this.scheduled) return;
+    this.scheduled = true;
+    queueMicrotask(() => {
+      this.scheduled = false;
+      void this.drain();
+    });
   }
+
+  private scheduled = false;
 
   get pending(): number {
     return this.queue.length;
@@ -28,7 +39,8 @@ export class Outbox {
 
   /** Resolves once everything queued so far has been handed to ZeroMQ (or the outbox closed). */
   async idle(): Promise<void> {
-    while ((this.draining || this.queue.length > 0) && !this.closed) await new Promise((r) => setImmediate(r));
+    while ((this.draining || this.scheduled || this.queue.length > 0) && !this.closed)
+      await new Promise((r) => setImmediate(r));
   }
 
   close(): void {
@@ -37,6 +49,7 @@ export class Outbox {
   }
 
   private async drain(): Promise<void> {
+    if (this.draining) return;
     this.draining = true;
     try {
       let frames: Frames | undefined;

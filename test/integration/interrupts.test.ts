@@ -55,4 +55,28 @@ describe("per-task interrupts", () => {
     );
     await blocker;
   });
+
+  test("interrupt signals landing on engines mid-batch lose no reply (imap stopped early, 15 times)", async () => {
+    // Each early stop cancels the tasks in flight, and the controller signals the engines running
+    // them; a signal that cut an engine's send queue off half-way used to silence that engine.
+    const t = await clusters.start(4);
+    const lv = t.rc.loadBalancedView();
+    for (let round = 0; round < 15; round++) {
+      const numbers = function* (): Generator<number> {
+        for (let i = 0; i < 1_000_000; i++) yield i;
+      };
+      let seen = 0;
+      for await (const _ of lv.imap((x: number) => x * x, numbers(), { maxOutstanding: 16, ordered: false }))
+        if (++seen === 200) break;
+      const after = lv.map(
+        async (n: number) => {
+          await new Promise((r) => setTimeout(r, 20));
+          return n;
+        },
+        [3, 6],
+      );
+      assert.equal(await after.wait({ timeout: 20_000 }), true, `round ${round}: a task was never answered`);
+      assert.deepEqual(await after, [3, 6]);
+    }
+  });
 });
