@@ -83,52 +83,38 @@ export class CompositeError extends TsParallelError {
   }
 }
 
-/** The engine died (or was lost) before it could answer. */
-export class EngineError extends TsParallelError {
-  override name = "EngineError";
-  override readonly code = "ERR_ENGINE";
+/** An error about one task, raised by tsparallel; `engineId` is its engine when known. */
+export abstract class TaskFailure extends TsParallelError {
   constructor(
     message: string,
     readonly engineId?: number,
   ) {
     super(message);
   }
+}
+
+/** The engine died (or was lost) before it could answer. */
+export class EngineError extends TaskFailure {
+  override name = "EngineError";
+  override readonly code = "ERR_ENGINE";
 }
 
 /** A wait ran out (`get({ timeout })`, `waitForEngines`), or a task hit its time limit. */
-export class TimeoutError extends TsParallelError {
+export class TimeoutError extends TaskFailure {
   override name = "TimeoutError";
   override readonly code = "ERR_TIMEOUT";
-  constructor(
-    message: string,
-    readonly engineId?: number,
-  ) {
-    super(message);
-  }
 }
 
 /** The task was aborted before it started (`ar.abort()`). */
-export class TaskAborted extends TsParallelError {
+export class TaskAborted extends TaskFailure {
   override name = "TaskAborted";
   override readonly code = "ERR_TASK_ABORTED";
-  constructor(
-    message: string,
-    readonly engineId?: number,
-  ) {
-    super(message);
-  }
 }
 
 /** A load-balanced task's dependencies cannot be met. */
-export class DependencyError extends TsParallelError {
+export class DependencyError extends TaskFailure {
   override name = "DependencyError";
   override readonly code = "ERR_DEPENDENCY";
-  constructor(
-    message: string,
-    readonly engineId?: number,
-  ) {
-    super(message);
-  }
 }
 
 export class NoEnginesError extends TsParallelError {
