@@ -86,6 +86,7 @@ export class Engine {
       send: (type, content, parent, metadata, buffers) => this.send(type, content, parent, metadata, buffers),
       identity: () => ({ engineId: this.id ?? -1, uuid: this.uuid }),
       unread: () => this.socket.readable,
+      resume: () => this.outbox.pump(),
     });
   }
 

@@ -28,6 +28,8 @@ export interface TaskReplies {
   identity(): { engineId: number; uuid: string };
   /** More messages are waiting on the socket, unread. */
   unread(): boolean;
+  /** Resumes sending after a vm call was terminated (a send it started may have been cut off). */
+  resume?(): void;
 }
 
 interface StartedApply {
@@ -161,6 +163,7 @@ export class TaskQueue {
         r.replied = true;
       },
     );
+    if (unfinished && !unfinished.ok) this.replies.resume?.();
     // Tasks the batch did not reach go back to the front, in order.
     this.queue.unshift(...runnable.slice(reached).map((r) => r.task));
     const last = runnable[reached - 1];

@@ -8,7 +8,8 @@ export type Frames = Buffer[];
 
 export class Outbox {
   private readonly queue: Frames[] = [];
-  private draining = false;
+  /** The send ZeroMQ is working on (the head of `queue`), with its completion handler attached. */
+  private inFlight: Promise<void> | undefined;
   private closed = false;
   /** Sends that failed (peer gone, socket closing): counted, never thrown at the caller. */
   failures = 0;
@@ -16,22 +17,49 @@ export class Outbox {
   constructor(private readonly socket: zmq.Writable & { closed: boolean }) {}
 
   /**
-   * Queue frames for sending. Never throws. The drain starts from a microtask, never inside the
-   * caller's stack: an engine replies from within a vm call that a SIGINT may terminate, and a
-   * drain cut off half-way would stay "draining" forever, silently keeping every later reply.
+   * Queues frames and starts sending at once: an engine's reply must leave even while the next
+   * task in its batch holds the thread. Never throws.
+   *
+   * Every state change happens in the send's completion handler, after the frames left, and the
+   * head leaves the queue only then: an engine sends from within a vm call that a SIGINT may
+   * terminate at any statement, and a send cut off there must not lose the message nor wedge the
+   * outbox. At worst a message goes twice (the receivers drop duplicates), and `pump()` after the
+   * interrupted call resumes sending.
    */
   send(frames: Frames): void {
     if (this.closed) return;
     this.queue.push(frames);
-    if (this.draining || this.scheduled) return;
-    this.scheduled = true;
-    queueMicrotask(() => {
-      this.scheduled = false;
-      void this.drain();
-    });
+    this.pump();
   }
 
-  private scheduled = false;
+  /** Sends the head of the queue unless a send is in flight; called again by each completion. */
+  pump(): void {
+    if (this.inFlight || this.closed || this.socket.closed) return;
+    const frames = this.queue[0];
+    if (!frames) return;
+    let sending: Promise<void>;
+    try {
+      sending = this.socket.send(frames);
+    } catch (e) {
+      return this.settle(frames, e);
+    }
+    this.inFlight = sending.then(
+      () => this.settle(frames, undefined),
+      (e: unknown) => this.settle(frames, e),
+    );
+  }
+
+  private settle(frames: Frames, error: unknown): void {
+    this.inFlight = undefined;
+    if (isBusy(error)) {
+      // A send started in a terminated call is still in progress: try again shortly.
+      setImmediate(() => this.pump());
+      return;
+    }
+    if (error !== undefined) this.failures++;
+    if (this.queue[0] === frames) this.queue.shift();
+    this.pump();
+  }
 
   get pending(): number {
     return this.queue.length;
@@ -39,32 +67,24 @@ export class Outbox {
 
   /** Resolves once everything queued so far has been handed to ZeroMQ (or the outbox closed). */
   async idle(): Promise<void> {
-    while ((this.draining || this.scheduled || this.queue.length > 0) && !this.closed)
+    while ((this.inFlight || this.queue.length > 0) && !this.closed && !this.socket.closed) {
+      this.pump();
       await new Promise((r) => setImmediate(r));
+    }
   }
 
   close(): void {
     this.closed = true;
     this.queue.length = 0;
   }
+}
 
-  private async drain(): Promise<void> {
-    if (this.draining) return;
-    this.draining = true;
-    try {
-      let frames: Frames | undefined;
-      while ((frames = this.queue.shift()) !== undefined) {
-        if (this.closed || this.socket.closed) return;
-        try {
-          await this.socket.send(frames);
-        } catch {
-          this.failures++;
-        }
-      }
-    } finally {
-      this.draining = false;
-    }
-  }
+/** zeromq.js refuses a second concurrent send on a socket with EBUSY. */
+function isBusy(error: unknown): boolean {
+  return (
+    (error as { code?: string } | undefined)?.code === "EBUSY" ||
+    /busy/i.test(String((error as Error | undefined)?.message ?? ""))
+  );
 }
 
 /**
