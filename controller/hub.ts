@@ -494,9 +494,11 @@ export class Hub {
       if (!live || left-- <= 0) return clearInterval(timer);
       if (engine.queue[0] === record.msgId) this.ports.signal(engine, signal);
     };
+    // The first signal waits one period: a task still at the head after it is really running
+    // (a busy loop), while one that was about to finish has replied by then. Signalling at once
+    // would hit the engine's next task whenever the reply was still on its way.
     const timer = setInterval(tick, RESIGNAL_MS);
     timer.unref();
-    tick();
   }
 
   // ---------------------------------------------------------------- history across clients
