@@ -418,29 +418,46 @@ export class Hub {
 
   /** Drops queued tasks: unassigned ones here, queued-but-not-running ones on their engines. */
   private abort(msgIds: string[]): string[] {
+    return this.stopTasks(msgIds, { running: false }).aborted;
+  }
+
+  /**
+   * The one mechanism behind abort and interrupt: unassigned tasks fail with TaskAborted here;
+   * each engine is told which of its tasks to stop (a queued one is dropped when its turn comes,
+   * a running one, if `running`, is interrupted).
+   */
+  private stopTasks(
+    ids: readonly string[],
+    opts: { running: boolean; signal?: NodeJS.Signals },
+  ): {
+    aborted: string[];
+    interrupted: string[];
+  } {
     const aborted: string[] = [];
-    const perEngine = new Map<number, string[]>();
-    for (const id of msgIds) {
+    const interrupted: string[] = [];
+    const perEngine = new Map<EngineEntry, string[]>();
+    for (const id of ids) {
       const r = this.records.getLive(id);
       if (!r) continue;
       if (this.scheduler.remove(r)) {
         this.failTask(r, "TaskAborted", `task ${id} was aborted before it started`, "aborted");
         aborted.push(id);
-      } else if (r.engineId !== undefined) {
-        const engine = this.registry.get(r.engineId);
-        if (engine && engine.queue[0] !== id) {
-          perEngine.set(engine.id, [...(perEngine.get(engine.id) ?? []), id]);
-          aborted.push(id);
-        }
+        continue;
       }
+      const engine = r.engineId === undefined ? undefined : this.registry.get(r.engineId);
+      if (!engine) continue;
+      const running = engine.queue[0] === id;
+      if (running && !opts.running) continue;
+      perEngine.set(engine, [...(perEngine.get(engine) ?? []), id]);
+      (running ? interrupted : aborted).push(id);
+      if (running && opts.signal) this.signalWhileRunning(r, engine, opts.signal);
     }
-    for (const [engineId, ids] of perEngine) {
-      const engine = this.registry.get(engineId)!;
+    for (const [engine, list] of perEngine) {
       this.ports.toEngine(
-        this.session.encode("abort_request", { msg_ids: ids }, { identities: [engine.identity] }).frames,
+        this.session.encode("abort_request", { msg_ids: list }, { identities: [engine.identity] }).frames,
       );
     }
-    return aborted;
+    return { aborted, interrupted };
   }
 
   /**
@@ -461,29 +478,10 @@ export class Hub {
         traceback: [],
       });
     }
-    const aborted: string[] = [];
-    const interrupted: string[] = [];
-    const perEngine = new Map<EngineEntry, string[]>();
-    for (const id of ids) {
-      const r = this.records.getLive(id);
-      if (!r) continue;
-      if (this.scheduler.remove(r)) {
-        this.failTask(r, "TaskAborted", `task ${id} was aborted before it started`, "aborted");
-        aborted.push(id);
-        continue;
-      }
-      const engine = r.engineId === undefined ? undefined : this.registry.get(r.engineId);
-      if (!engine) continue;
-      perEngine.set(engine, [...(perEngine.get(engine) ?? []), id]);
-      if (engine.queue[0] === id) interrupted.push(id);
-      else aborted.push(id);
-      if (signal !== "0") this.signalWhileRunning(r, engine, signal as NodeJS.Signals);
-    }
-    for (const [engine, list] of perEngine) {
-      this.ports.toEngine(
-        this.session.encode("abort_request", { msg_ids: list }, { identities: [engine.identity] }).frames,
-      );
-    }
+    const { aborted, interrupted } = this.stopTasks(ids, {
+      running: true,
+      ...(signal !== "0" ? { signal: signal as NodeJS.Signals } : {}),
+    });
     this.reply(msg, "task_interrupt_reply", { status: "ok", aborted, interrupted });
   }
 

@@ -18,10 +18,8 @@ describe("per-task interrupts", () => {
     });
     await until(async () => (await t.rc.queueStatus())["0"]?.running === busy.msgIds[0], 10_000, "the loop to run");
     await busy.cancel();
-    await assert.rejects(
-      busy.get({ timeout: 15_000 }),
-      (e: unknown) => e instanceof RemoteError && e.ename === "KeyboardInterrupt",
-    );
+    // Interrupted while it runs, or dropped if the engine read the cancel just before starting it.
+    await assert.rejects(busy.get({ timeout: 15_000 }), stopped);
     assert.equal(await lv.apply(() => "next"), "next");
   });
 
