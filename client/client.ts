@@ -13,6 +13,7 @@ import { type ConnectionInfo, connectionFile, endpoint, isAlive, readConnectionF
 import {
   type AnyMessage,
   type ContentOf,
+  type EngineSetInfo,
   type MsgType,
   type RequestMetadata,
   isMsg,
@@ -21,6 +22,7 @@ import {
 import { deserialize } from "../protocol/serialize";
 import { EngineError, NoEnginesError, RemoteError, TaskAborted, TimeoutError, TsParallelError } from "./errors";
 import { SubmittedTask } from "./task";
+import { type Tunnel, openTunnel } from "./tunnel";
 import { AsyncResult } from "./async-result";
 import { type Targets, resolveTargets } from "./targets";
 import { DirectView, LoadBalancedView, type LoadBalancedOptions } from "./views";
@@ -39,6 +41,13 @@ export interface ConnectOptions {
   timeout?: number;
   /** Make this client the target of %px (default true). */
   activate?: boolean;
+  /**
+   * Reach the controller through SSH ("user@login-node"): its ports are forwarded to this host
+   * with `ssh -L`, for a client outside the cluster's network. The tunnel ends with `close()`.
+   */
+  sshServer?: string;
+  /** The ssh command line for `sshServer` (default "ssh"), e.g. "ssh -F my_config". */
+  sshCommand?: string;
 }
 
 type QueryType =
@@ -54,7 +63,8 @@ type QueryType =
   | "result_request"
   | "resubmit_request"
   | "purge_request"
-  | "db_request";
+  | "db_request"
+  | "engine_sets_request";
 type ReplyOf<Q extends QueryType> = Q extends `${infer B}_request`
   ? `${B}_reply` extends MsgType
     ? ContentOf<`${B}_reply`>
@@ -67,6 +77,8 @@ export class Client extends EventEmitter implements ViewHost {
   private readonly sub = new zmq.Subscriber({ linger: 0 });
   private readonly outbox: Outbox;
   private readonly tasks = new Map<string, SubmittedTask>();
+  /** The ssh tunnel this client connects through (`sshServer`), ended on close. */
+  private tunnel: Tunnel | undefined;
   /** Recently finished tasks: output their timers print later still reaches their AsyncResult. */
   private readonly finished = new Map<string, SubmittedTask>();
   private readonly queries = new Map<string, { resolve: (c: unknown) => void; reject: (e: Error) => void }>();
@@ -92,14 +104,17 @@ export class Client extends EventEmitter implements ViewHost {
     if (opts.timeout !== undefined && !(opts.timeout > 0))
       throw new RangeError(`timeout must be a positive number of ms; got ${opts.timeout}`);
     const file = opts.file ?? connectionFile("client", opts.profile);
-    const info = readConnectionFile(file);
+    let info = readConnectionFile(file);
     // On this host a dead controller is known at once: no need to wait out the timeout.
-    if (info.location === os.hostname() && !isAlive(info.controller_pid)) {
+    if (!opts.sshServer && info.location === os.hostname() && !isAlive(info.controller_pid)) {
       throw new TsParallelError(
         `no cluster is running for ${file}: its controller (pid ${info.controller_pid}) has exited; start one with \`tsparallel cluster start -n 4\``,
       );
     }
+    const tunnel = opts.sshServer ? await openTunnel(info, opts.sshServer, opts.sshCommand) : undefined;
+    if (tunnel) info = tunnel.info;
     const client = new Client(info);
+    client.tunnel = tunnel;
     await client.open(opts.timeout ?? 10_000);
     if (opts.activate !== false) setActiveObject(client);
     return client;
@@ -319,6 +334,20 @@ export class Client extends EventEmitter implements ViewHost {
   }
 
   /**
+   * The controller's engine sets, or an action on them (add through a launcher, stop, signal):
+   * what `Cluster`'s addEngines, stopEngines and signalEngines send. A launcher may take a while
+   * (sbatch, ssh), hence the long default timeout. A refused action throws the controller's line.
+   */
+  async engineSets(
+    request: ContentOf<"engine_sets_request"> = { action: "list" },
+    timeout = 60_000,
+  ): Promise<{ sets: EngineSetInfo[]; set?: string }> {
+    const reply = await this.query("engine_sets_request", request, timeout);
+    if (reply.status !== "ok") throw new TsParallelError(reply.status === "error" ? reply.evalue : "aborted");
+    return reply.set === undefined ? { sets: reply.sets } : { sets: reply.sets, set: reply.set };
+  }
+
+  /**
    * Task records matching a query (ipyparallel's `db_query`): fields msgId, msgType, label,
    * engineId, state, submitted, started, completed, stdout, stderr, hasResult; conditions are
    * values or `{ $gt, $gte, $lt, $lte, $ne, $in, $nin, $exists }`. Dates are ISO strings, so
@@ -403,11 +432,13 @@ export class Client extends EventEmitter implements ViewHost {
       void this.outbox.idle().then(() => {
         this.outbox.close();
         this.socket.close();
+        this.tunnel?.close();
       });
       return;
     }
     this.outbox.close();
     this.socket.close();
+    this.tunnel?.close();
   }
 
   // ---------------------------------------------------------------- internals used by views

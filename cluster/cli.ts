@@ -1,23 +1,26 @@
-/** `tsparallel cluster start|stop|list`. */
+/** `tsparallel cluster start|engines|stop|list`. */
 import * as os from "node:os";
 import { parseArgs } from "node:util";
 import * as path from "node:path";
 import { connectionFile, isAlive, readConnectionFile } from "../protocol/connection";
-import { Cluster } from "./cluster";
+import { Cluster, stopController } from "./cluster";
 import { TsParallelError } from "../protocol/errors";
+import { LAUNCHER_FLAGS, specFromFlags } from "./launchers/spec";
 
 export async function main(argv: string[]): Promise<void> {
   const [sub, ...rest] = argv;
   switch (sub) {
     case "start":
       return start(rest);
+    case "engines":
+      return engines(rest);
     case "stop":
       return stop(rest);
     case "list":
       return list();
     default:
       throw new TsParallelError(
-        `unknown cluster command ${JSON.stringify(sub ?? "")}: use \`tsparallel cluster start|stop|list\``,
+        `unknown cluster command ${JSON.stringify(sub ?? "")}: use \`tsparallel cluster start|engines|stop|list\``,
       );
   }
 }
@@ -34,13 +37,14 @@ async function start(argv: string[]): Promise<void> {
       curve: { type: "boolean", default: false },
       heartbeat: { type: "string" },
       engines: { type: "string", default: "local" },
-      mpiexec: { type: "string" },
+      ...LAUNCHER_FLAGS,
       timeout: { type: "string", default: "120000" },
     },
   });
   const n = values.n === undefined ? undefined : Number(values.n);
   if (n !== undefined && !(Number.isInteger(n) && n >= 0))
     throw new RangeError(`-n must be a whole number of engines; got ${values.n}`);
+  const spec = specFromFlags(values.engines, values);
   const t0 = Date.now();
   const cluster = await Cluster.start({
     ...(n !== undefined ? { n } : {}),
@@ -49,8 +53,7 @@ async function start(argv: string[]): Promise<void> {
     restartEngines: values["restart-engines"],
     timeout: Number(values.timeout),
     ...(values.heartbeat ? { heartbeatPeriod: Number(values.heartbeat) } : {}),
-    engines: engineKind(values.engines),
-    ...(values.mpiexec ? { mpiexec: values.mpiexec } : {}),
+    ...spec,
     controllerArgs: [...(values.ip ? ["--ip", values.ip] : []), ...(values.curve ? ["--curve"] : [])],
   });
   const ids = cluster.client.ids;
@@ -71,10 +74,39 @@ async function start(argv: string[]): Promise<void> {
   await new Promise<void>((resolve) => {
     process.once("SIGINT", resolve);
     process.once("SIGTERM", resolve);
-    cluster.process.once("exit", () => resolve());
+    cluster.process?.once("exit", () => resolve());
   });
   await cluster.stop(); // also closes the client, whose sockets would keep this process alive
   console.log("Cluster stopped.");
+}
+
+/** `cluster engines -n N --engines KIND …`: one more engine set for a running cluster. */
+async function engines(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      n: { type: "string", short: "n" },
+      profile: { type: "string", default: "default" },
+      engines: { type: "string", default: "local" },
+      ...LAUNCHER_FLAGS,
+      timeout: { type: "string", default: "120000" },
+    },
+  });
+  const n = Number(values.n);
+  if (values.n === undefined || !(Number.isInteger(n) && n >= 1))
+    throw new RangeError(`-n must be a whole number of engines ≥ 1; got ${values.n ?? "nothing"}`);
+  const spec = specFromFlags(values.engines, values);
+  const cluster = await Cluster.attach(values.profile);
+  try {
+    const t0 = Date.now();
+    const set = await cluster.addEngines(n, { ...spec, timeout: Number(values.timeout) });
+    const info = (await cluster.engineSets()).find((s) => s.id === set);
+    console.log(
+      `Engine set ${set} added to cluster "${values.profile}": ${n} ${spec.engines} engines registered in ${((Date.now() - t0) / 1000).toFixed(2)} s${info?.jobId ? ` (job ${info.jobId})` : ""}; the cluster has ${cluster.client.ids.length} engines.`,
+    );
+  } finally {
+    cluster.client.close();
+  }
 }
 
 async function stop(argv: string[]): Promise<void> {
@@ -91,10 +123,7 @@ async function stop(argv: string[]): Promise<void> {
     console.log(`No cluster is running for profile "${values.profile}" (controller pid ${pid} is gone).`);
     return;
   }
-  process.kill(pid, "SIGTERM");
-  const deadline = Date.now() + 15_000;
-  while (isAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  if (isAlive(pid)) process.kill(pid, "SIGKILL");
+  await stopController(pid);
   console.log(`Cluster "${values.profile}" stopped (controller pid ${pid}).`);
 }
 
@@ -116,17 +145,17 @@ async function list(): Promise<void> {
     ]),
   ];
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  for (const r of rows)
-    console.log(
-      r
-        .map((c, i) => c.padEnd(widths[i]!))
-        .join("  ")
-        .trimEnd(),
-    );
-}
-
-/** The launchers this version has; the others of the design (ssh, slurm, batch) are refused in one line. */
-function engineKind(kind: string): "local" | "mpi" {
-  if (kind === "local" || kind === "mpi") return kind;
-  throw new RangeError(`--engines ${kind} is not available: use local or mpi`);
+  const line = (r: string[]): string =>
+    r
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join("  ")
+      .trimEnd();
+  console.log(line(rows[0]!));
+  clusters.forEach((c, i) => {
+    console.log(line(rows[i + 1]!));
+    for (const s of c.sets)
+      console.log(
+        `  engine set ${s.id}: ${s.kind}, ${s.state}, ${s.registered} of ${s.n} engines registered${s.jobId ? `, job ${s.jobId}` : ""}${s.detail ? ` (${s.detail})` : ""}`,
+      );
+  });
 }

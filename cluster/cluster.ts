@@ -1,7 +1,8 @@
 /**
- * Start and stop a local cluster from code: one controller process that starts and supervises
- * `n` engines. `start()` returns only when every engine is registered (ipyparallel users are
- * bitten when it returns early).
+ * Start and stop a cluster from code: one controller process on this host, and engine sets
+ * started through a launcher (local processes, MPI, ssh, Slurm, a batch system). `start()` and
+ * `addEngines()` return only when every engine is registered (ipyparallel users are bitten when
+ * it returns early).
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import * as fs from "node:fs";
@@ -10,19 +11,23 @@ import * as path from "node:path";
 import { connectionFile, isAlive, listProfiles, profileDir, recordedControllerPid } from "../protocol/connection";
 import { Client } from "../client/client";
 import { TimeoutError, TsParallelError } from "../client/errors";
+import type { EngineKind, EngineSetInfo, EngineSetSpec } from "../protocol/messages";
 import { nodeFlags } from "./node-flags";
+import { checkSpec } from "./launchers/spec";
 import { CLI_PATH } from "../paths";
 
-export interface ClusterOptions {
+/** How an engine set starts: `engines` picks the launcher, the other fields are its options. */
+export type EngineSetOptions = Partial<EngineSetSpec> & {
+  /** How engines start (default "local"): "mpi", "ssh", "slurm" or "batch" for other hosts. */
+  engines?: EngineKind;
+};
+
+export interface ClusterOptions extends EngineSetOptions {
   /** Engines to start (default: the number of CPUs). */
   n?: number;
   profile?: string;
   /** ms to wait for the controller and all engines (default 60000). */
   timeout?: number;
-  /** How engines start: "local" child processes (default) or "mpi", one `mpiexec -n N` job. */
-  engines?: "local" | "mpi";
-  /** The mpiexec command line for `engines: "mpi"` (default "mpiexec"). */
-  mpiexec?: string;
   /** Restart engines that die. */
   restartEngines?: boolean;
   /** Heartbeat period in ms (default 1000). */
@@ -44,17 +49,35 @@ export interface ClusterInfo {
   running: boolean;
   /** Registered engines; undefined when the cluster is stopped or did not answer. */
   engines: number | undefined;
+  /** Its engine sets (launcher, state, counts, job id); empty when it is stopped or did not answer. */
+  sets: EngineSetInfo[];
   /** The pid recorded in the connection file (a stopped cluster's is stale). */
   controllerPid: number;
   connectionFile: string;
 }
 
+/** The spec of `opts`' engine set, with the caller's SLURM_CONF for the Slurm commands. */
+function specOf(opts: EngineSetOptions): EngineSetSpec {
+  const spec: EngineSetSpec = { engines: opts.engines ?? "local" };
+  for (const key of ["mpiexec", "hosts", "ssh", "slurmArgs", "submit", "cancel", "template", "engineCommand"] as const)
+    if (opts[key] !== undefined) (spec as unknown as Record<string, unknown>)[key] = opts[key];
+  if (spec.template) spec.template = path.resolve(spec.template);
+  const env = { ...opts.env };
+  if ((spec.engines === "slurm" || spec.engines === "batch") && process.env.SLURM_CONF && !env.SLURM_CONF)
+    env.SLURM_CONF = process.env.SLURM_CONF;
+  if (Object.keys(env).length > 0) spec.env = env;
+  return spec;
+}
+
 export class Cluster {
   private constructor(
     readonly profile: string,
-    readonly process: ChildProcess,
     readonly client: Client,
-    private readonly onExit: () => void,
+    private readonly controllerPid: number,
+    /** The controller's process, when this process started it. */
+    readonly process: ChildProcess | undefined,
+    private readonly onExit: (() => void) | undefined,
+    private readonly logFile: string | undefined,
   ) {}
 
   /**
@@ -85,6 +108,8 @@ export class Cluster {
     clientFile: string,
   ): Promise<Cluster> {
     const timeout = opts.timeout ?? 60_000;
+    const spec = specOf(opts);
+    if (n > 0) checkSpec(spec, n); // a bad option or a missing launcher: one line, nothing started
     const existing = recordedControllerPid(clientFile);
     if (existing !== undefined && existing !== process.pid && isAlive(existing)) {
       throw new TsParallelError(
@@ -103,11 +128,7 @@ export class Cluster {
       "controller",
       "--profile",
       profile,
-      "--engines",
-      String(n),
       ...(opts.restartEngines ? ["--restart-engines"] : []),
-      ...(opts.engines && opts.engines !== "local" ? ["--launcher", opts.engines] : []),
-      ...(opts.mpiexec ? ["--mpiexec", opts.mpiexec] : []),
       ...(opts.heartbeatPeriod ? ["--heartbeat", String(opts.heartbeatPeriod)] : []),
       ...(opts.controllerArgs ?? []),
       ...(opts.detached ? [] : ["--exit-with-stdin"]),
@@ -126,6 +147,7 @@ export class Cluster {
     };
     if (!opts.detached) process.once("exit", kill);
     else child.unref();
+    let client: Client | undefined;
     try {
       const deadline = Date.now() + timeout;
       await waitFor(
@@ -136,17 +158,22 @@ export class Cluster {
         logFile,
         () => `the controller did not write ${clientFile} within ${timeout} ms; see ${logFile}`,
       );
-      const client = await Client.connect({ profile, timeout: Math.max(1000, deadline - Date.now()) });
-      await Promise.race([
-        client.waitForEngines(n, { timeout: Math.max(1, deadline - Date.now()) }),
-        exited(child).then(() =>
-          Promise.reject(new TsParallelError(`the controller exited during start-up: ${whyExited(logFile)}`)),
-        ),
-      ]);
-      return new Cluster(profile, child, client, kill);
+      client = await Client.connect({ profile, timeout: Math.max(1000, deadline - Date.now()) });
+      const cluster = new Cluster(profile, client, child.pid!, child, kill, logFile);
+      if (n > 0) {
+        await Promise.race([
+          cluster.addSet(n, spec, deadline),
+          exited(child).then(() =>
+            Promise.reject(new TsParallelError(`the controller exited during start-up: ${whyExited(logFile)}`)),
+          ),
+        ]);
+      }
+      return cluster;
     } catch (e) {
-      kill();
+      // Nothing of a failed start is left: the controller stops whatever engines it started.
+      client?.close();
       process.off("exit", kill);
+      await terminate(child);
       throw e;
     }
   }
@@ -166,16 +193,18 @@ export class Cluster {
       if (pid === undefined) continue;
       const running = isAlive(pid);
       let engines: number | undefined;
+      let sets: EngineSetInfo[] = [];
       if (running) {
         try {
           const rc = await Client.connect({ profile, timeout: 2000, activate: false });
           engines = rc.ids.length;
+          sets = (await rc.engineSets({ action: "list" }, 2000).catch(() => ({ sets: [] }))).sets;
           rc.close();
         } catch {
           engines = undefined;
         }
       }
-      out.push({ profile, running, engines, controllerPid: pid, connectionFile: file });
+      out.push({ profile, running, engines, sets, controllerPid: pid, connectionFile: file });
     }
     return out;
   }
@@ -193,22 +222,125 @@ export class Cluster {
     return found;
   }
 
-  get pid(): number {
-    return this.process.pid!;
+  /**
+   * The running cluster of a profile, started by another process (`tsparallel cluster start
+   * --daemon`, another notebook): to add engine sets to it, or stop it.
+   *
+   * ```ts
+   * const cluster = await Cluster.attach("default");
+   * await cluster.addEngines(4, { engines: "slurm", slurmArgs: ["--partition=debug"] });
+   * ```
+   */
+  static async attach(profile = "default", opts: { timeout?: number } = {}): Promise<Cluster> {
+    const found = await Cluster.fromProfile(profile);
+    if (!found.running)
+      throw new TsParallelError(
+        `the cluster of profile "${profile}" is stopped (controller pid ${found.controllerPid} is gone); start it with \`tsparallel cluster start --profile ${profile}\``,
+      );
+    const client = await Client.connect({ profile, timeout: opts.timeout ?? 10_000, activate: false });
+    return new Cluster(profile, client, found.controllerPid, undefined, undefined, undefined);
   }
 
-  /** Stops engines and controller; resolves when the controller has exited. Idempotent. */
+  get pid(): number {
+    return this.controllerPid;
+  }
+
+  /**
+   * Adds `n` engines through a launcher; resolves with the new set's id once all of them are
+   * registered. The controller owns the set: `stop()` (or `tsparallel cluster stop`) ends it.
+   *
+   * ```ts
+   * const set = await cluster.addEngines(2, { engines: "ssh", hosts: "node1,node2" });
+   * await cluster.stopEngines(set);
+   * ```
+   */
+  async addEngines(n: number, opts: EngineSetOptions & { timeout?: number } = {}): Promise<string> {
+    if (!Number.isInteger(n) || n < 1) throw new RangeError(`n must be a whole number of engines ≥ 1; got ${n}`);
+    return this.addSet(n, specOf(opts), Date.now() + (opts.timeout ?? 60_000));
+  }
+
+  private async addSet(n: number, spec: EngineSetSpec, deadline: number): Promise<string> {
+    const timeout = Math.max(1000, deadline - Date.now());
+    const { set } = await this.client.engineSets({ action: "add", n, spec }, timeout);
+    if (set === undefined) throw new TsParallelError("the controller did not say which engine set it started");
+    for (;;) {
+      const { sets } = await this.client.engineSets({ action: "list" }, Math.max(1000, deadline - Date.now()));
+      const info = sets.find((s) => s.id === set);
+      if (!info) throw new TsParallelError(`the controller forgot engine set ${set}`);
+      if (info.registered >= n) {
+        // The client's own engine list follows on notifications: wait for it too.
+        const total = sets.reduce((sum, s) => sum + s.registered, 0);
+        await this.client.waitForEngines(Math.min(total, this.client.ids.length + n), {
+          timeout: Math.max(1000, deadline - Date.now()),
+        });
+        return set;
+      }
+      if (info.state === "failed" || info.state === "stopped")
+        throw new TsParallelError(
+          `engine set ${set} ${info.state} with ${info.registered} of ${n} engines registered${info.detail ? `: ${info.detail}` : ""}; their output: ${this.outputOf(info)}`,
+        );
+      if (Date.now() > deadline) {
+        await this.stopEngines(set).catch(() => undefined);
+        throw new TimeoutError(
+          `only ${info.registered} of ${n} engines of set ${set} registered in time; it was stopped. Their output: ${this.outputOf(info)}`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  private outputOf(info: EngineSetInfo): string {
+    return info.output === "the controller's log" && this.logFile ? this.logFile : info.output;
+  }
+
+  /** The cluster's engine sets: launcher, state, engines asked for and registered, job id. */
+  async engineSets(): Promise<EngineSetInfo[]> {
+    return (await this.client.engineSets({ action: "list" })).sets;
+  }
+
+  /** Stops one engine set (its job cancelled, its processes ended); the others keep running. */
+  async stopEngines(setId: string): Promise<void> {
+    await this.client.engineSets({ action: "stop", set: setId });
+  }
+
+  /** Sends `signal` to every engine (of one set, if given): directly on this host, else through its launcher. */
+  async signalEngines(signal: NodeJS.Signals, setId?: string): Promise<void> {
+    await this.client.engineSets({ action: "signal", signal, ...(setId !== undefined ? { set: setId } : {}) });
+  }
+
+  /** Stops every engine set and the controller; resolves when the controller has exited. Idempotent. */
   async stop(): Promise<void> {
     this.client.close();
-    if (this.process.exitCode === null && this.process.signalCode === null) {
-      const done = exited(this.process);
-      this.process.kill("SIGTERM");
-      const timer = setTimeout(() => this.process.kill("SIGKILL"), 10_000);
-      await done;
-      clearTimeout(timer);
+    const child = this.process;
+    if (child) {
+      await terminate(child);
+      if (this.onExit) process.off("exit", this.onExit);
+      return;
     }
-    process.off("exit", this.onExit);
+    await stopController(this.controllerPid);
   }
+}
+
+/**
+ * SIGTERM to a controller this process did not start, then waits for it to exit (it stops its
+ * engine sets first: jobs cancelled, ssh engines killed); SIGKILL after `graceMs`.
+ */
+export async function stopController(pid: number, graceMs = 30_000): Promise<void> {
+  if (!isAlive(pid)) return;
+  process.kill(pid, "SIGTERM");
+  const deadline = Date.now() + graceMs;
+  while (isAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  if (isAlive(pid)) process.kill(pid, "SIGKILL");
+}
+
+/** SIGTERM (the controller then stops its engine sets), SIGKILL after `graceMs`; resolves on exit. */
+async function terminate(child: ChildProcess, graceMs = 30_000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const done = exited(child);
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+  await done;
+  clearTimeout(timer);
 }
 
 function exited(child: ChildProcess): Promise<void> {

@@ -18,9 +18,10 @@ import {
 } from "../protocol/connection";
 import { Hub, type HubOptions } from "./hub";
 import { type Curve, HeartbeatRole, routeLoop, serverSocket } from "./sockets";
-import { Supervisor } from "../cluster/launchers/local";
-import { MpiLauncher } from "../cluster/launchers/mpi";
+import type { EngineSetSpec } from "../protocol/messages";
 import { TaskDatabase } from "./database";
+import { EngineSets } from "./engine-sets";
+import { checkSpec } from "../cluster/launchers/spec";
 
 export interface ControllerOptions extends Partial<HubOptions> {
   profile?: string;
@@ -28,14 +29,12 @@ export interface ControllerOptions extends Partial<HubOptions> {
   ip?: string;
   /** Reuse the ports and key of the existing connection files (restart in place). */
   reuse?: boolean;
-  /** Local engines to start and supervise. */
+  /** Engines to start with the controller, as its first engine set. */
   engines?: number;
+  /** How those engines start (default: local child processes). */
+  engineSpec?: EngineSetSpec;
   restartEngines?: boolean;
   curve?: boolean;
-  /** How the `engines` are started: child processes (default) or one MPI job. */
-  launcher?: "local" | "mpi";
-  /** The mpiexec command line for the MPI launcher (default "mpiexec"). */
-  mpiexec?: string;
   /** `sqlite` or `sqlite:PATH`: persist finished task records (see database.ts). */
   db?: string;
   /** Working directory of local engines (require/import resolve from it). */
@@ -56,7 +55,7 @@ export class Controller {
   private readonly ping = new zmq.Publisher();
   private readonly heartbeat = new zmq.Router();
   private readonly notification = new zmq.Publisher();
-  private supervisor: Supervisor | undefined;
+  readonly engineSets: EngineSets;
   /** The connection file being reused (`--reuse`): same ports and key as before. */
   private readonly previous: ConnectionInfo | undefined;
   private timers: NodeJS.Timeout[] = [];
@@ -90,9 +89,10 @@ export class Controller {
         },
         restart: (id) => {
           const e = this.hub.registry.get(id);
-          return !!e && !!this.supervisor?.restart(e.pid);
+          return !!e && this.engineSets.restart(e.pid);
         },
         shutdown: () => void this.close(),
+        engineSets: (request) => this.engineSets.handle(request),
         log: this.log,
       },
       {
@@ -104,20 +104,28 @@ export class Controller {
       },
     );
     this.done = new Promise((r) => (this.resolveDone = r));
+    this.engineSets = new EngineSets({
+      profile: opts.profile ?? "default",
+      profileDir: profileDir(opts.profile),
+      cwd: opts.cwd ?? process.cwd(),
+      engineFile: connectionFile("engine", opts.profile),
+      restartEngines: !!opts.restartEngines,
+      registry: this.hub.registry,
+      connectionInfo: () => this.info,
+      log: this.log,
+      engineProcessExited: (pid, how) => {
+        const e = this.hub.registry.all().find((x) => x.pid === pid && x.hostname === os.hostname());
+        if (e) this.hub.engineLost(e.id, `its process ${how}`);
+      },
+      setEnded: () => this.hub.checkEngines(),
+    });
   }
 
   async start(): Promise<ConnectionInfo> {
     const { profile, ip = "127.0.0.1" } = this.opts;
     if (this.opts.db) await this.openDatabase(this.opts.db);
-    if (this.opts.launcher === "mpi" && this.opts.engines) {
-      this.mpi = new MpiLauncher({
-        ...(this.opts.mpiexec ? { mpiexec: this.opts.mpiexec } : {}),
-        cwd: this.opts.cwd ?? process.cwd(),
-        log: this.log,
-        onExit: () => this.hub.checkEngines(), // its engines' pids are gone: noticed at once
-      });
-      this.mpi.check(); // before any connection file is written
-    }
+    const firstSet: EngineSetSpec = this.opts.engineSpec ?? { engines: "local" };
+    if (this.opts.engines) checkSpec(firstSet, this.opts.engines); // before any connection file is written
     const previous = this.previous;
     const secret: ControllerSecret =
       (this.opts.reuse ? tryReadJson<ControllerSecret>(connectionFile("controller", profile)) : undefined) ?? {};
@@ -167,21 +175,7 @@ export class Controller {
         this.hub.heartbeatNotice();
       }, period),
     );
-    if (this.mpi && this.opts.engines) {
-      this.mpi.start(this.opts.engines, this.info);
-    } else if (this.opts.engines && this.opts.engines > 0) {
-      this.supervisor = new Supervisor({
-        engineFile: connectionFile("engine", profile),
-        cwd: this.opts.cwd ?? process.cwd(),
-        restart: !!this.opts.restartEngines,
-        onExit: (pid, how) => {
-          const e = this.hub.registry.all().find((x) => x.pid === pid);
-          if (e) this.hub.engineLost(e.id, `its process ${how}`);
-        },
-        log: this.log,
-      });
-      this.supervisor.start(this.opts.engines);
-    }
+    if (this.opts.engines) await this.engineSets.add(this.opts.engines, firstSet);
     this.log(`listening on ${this.info.ip} ports ${JSON.stringify(ports)}${curve ? " (CURVE)" : ""}`);
     return this.info;
   }
@@ -190,8 +184,7 @@ export class Controller {
     if (this.closed) return;
     this.closed = true;
     for (const t of this.timers) clearInterval(t);
-    await this.supervisor?.stop();
-    await this.mpi?.stop();
+    await this.engineSets.stopAll();
     for (const s of [this.clients, this.engines, this.ping, this.heartbeat, this.notification]) s.close();
     await Promise.allSettled(this.loops);
     this.database?.close();
@@ -199,7 +192,6 @@ export class Controller {
   }
 
   private database: TaskDatabase | undefined;
-  private mpi: MpiLauncher | undefined;
 
   /**
    * `--db sqlite[:path]`: finished records go to SQLite; with `--reuse` the ones a previous

@@ -46,6 +46,8 @@ export interface HubPorts {
   restart(engineId: number): boolean;
   /** The controller should shut down. */
   shutdown(): void;
+  /** Engine sets: list, add (through a launcher), stop, signal. Absent: the hub has none. */
+  engineSets?(request: ContentOf<"engine_sets_request">): Promise<ContentOf<"engine_sets_reply">>;
   log(line: string): void;
 }
 
@@ -117,6 +119,7 @@ export class Hub {
     if (isMsg(msg, "resubmit_request")) return this.resubmit(msg, client);
     if (isMsg(msg, "purge_request")) return this.purge(msg);
     if (isMsg(msg, "db_request")) return this.dbQuery(msg);
+    if (isMsg(msg, "engine_sets_request")) return this.engineSets(msg);
     if (isMsg(msg, "task_abort_request"))
       return this.reply(msg, "task_abort_reply", { status: "ok", aborted: this.abort(msg.content.msg_ids) });
     if (isMsg(msg, "shutdown_request")) return this.shutdown(msg);
@@ -137,6 +140,20 @@ export class Hub {
       evalue: `the controller does not handle ${msg.header.msg_type} from clients`,
       traceback: [],
     });
+  }
+
+  private engineSets(msg: MessageOf<"engine_sets_request">): void {
+    if (!this.ports.engineSets) return this.reply(msg, "engine_sets_reply", { status: "ok", sets: [] });
+    const failed = (e: unknown): ContentOf<"engine_sets_reply"> => ({
+      status: "error",
+      ename: e instanceof Error ? e.name : "Error",
+      evalue: e instanceof Error ? e.message : String(e),
+      traceback: [],
+    });
+    void this.ports
+      .engineSets(msg.content)
+      .catch(failed)
+      .then((content) => this.reply(msg, "engine_sets_reply", content));
   }
 
   private submit(msg: MessageOf<"apply_request" | "execute_request">, env: Envelope, client: Buffer): void {
@@ -241,7 +258,14 @@ export class Hub {
     let engine = this.registry.getByUuid(uuid);
     if (!engine) {
       engine = this.registry.add(
-        { uuid, identity: Buffer.from(identity), pid: c.pid, hostname: c.hostname, cwd: c.cwd },
+        {
+          uuid,
+          identity: Buffer.from(identity),
+          pid: c.pid,
+          hostname: c.hostname,
+          cwd: c.cwd,
+          ...(c.engine_set !== undefined ? { engineSet: c.engine_set } : {}),
+        },
         c.requested_id,
       );
       this.ports.log(`engine ${engine.id} registered (pid ${engine.pid} on ${engine.hostname})`);
@@ -648,6 +672,7 @@ export class Hub {
       | "resubmit_reply"
       | "purge_reply"
       | "db_reply"
+      | "engine_sets_reply"
       | "shutdown_reply"
       | "stats_reply"
       | "hub_error",

@@ -2,6 +2,7 @@
 import { parseArgs } from "node:util";
 import { Controller } from "./controller";
 import { isSchemeName } from "./schemes";
+import { LAUNCHER_FLAGS, specFromFlags } from "../cluster/launchers/spec";
 
 export async function main(argv: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -19,7 +20,7 @@ export async function main(argv: string[]): Promise<void> {
       "drop-orphans": { type: "boolean", default: false },
       db: { type: "string" },
       launcher: { type: "string", default: "local" },
-      mpiexec: { type: "string" },
+      ...LAUNCHER_FLAGS,
       // Set by Cluster.start for a cluster that belongs to the process that started it: stdin is
       // a pipe from that process, and its end (the owner exited, however it exited) stops us.
       "exit-with-stdin": { type: "boolean", default: false },
@@ -44,8 +45,7 @@ export async function main(argv: string[]): Promise<void> {
     reuse: values.reuse,
     dropOrphans: values["drop-orphans"],
     ...(values.db !== undefined ? { db: values.db } : {}),
-    launcher: launcherName(values.launcher),
-    ...(values.mpiexec !== undefined ? { mpiexec: values.mpiexec } : {}),
+    engineSpec: specFromFlags(values.launcher, values),
   });
   const stop = (): void => void controller.close();
   process.on("SIGTERM", stop);
@@ -65,9 +65,4 @@ export async function main(argv: string[]): Promise<void> {
   }
   await controller.done;
   process.stdin.destroy(); // the owner's pipe, if any, must not keep the process alive
-}
-
-function launcherName(v: string): "local" | "mpi" {
-  if (v === "local" || v === "mpi") return v;
-  throw new RangeError(`unknown engine launcher ${v}: use local or mpi`);
 }

@@ -5,6 +5,8 @@ export interface EngineEntry extends EngineDescription {
   /** ZeroMQ routing identity of the engine's DEALER (its uuid). */
   identity: Buffer;
   cwd: string;
+  /** The launcher's engine set the engine came from (see controller/engine-sets.ts). */
+  engineSet?: string;
   registeredAt: number;
   lastBeat: number;
   /** msg ids sent to this engine and not answered yet, in the order sent: the head is running. */

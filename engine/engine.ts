@@ -35,6 +35,8 @@ export interface EngineOptions {
   log?: (line: string) => void;
   /** The id to ask for (an MPI rank); the controller gives another when it is taken. */
   requestedId?: number;
+  /** The launcher's engine set this engine belongs to. */
+  engineSet?: string;
 }
 
 export class Engine {
@@ -128,6 +130,7 @@ export class Engine {
           ...((this.id ?? this.opts.requestedId) !== undefined
             ? { requested_id: this.id ?? this.opts.requestedId }
             : {}),
+          ...(this.opts.engineSet !== undefined ? { engine_set: this.opts.engineSet } : {}),
         });
         const got = await Promise.race([reply, delay(1000).then(() => undefined)]);
         if (got && got.content.status === "ok") {

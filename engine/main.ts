@@ -11,6 +11,9 @@ export async function main(argv: string[]): Promise<void> {
       file: { type: "string" },
       timeout: { type: "string", default: "30000" },
       cwd: { type: "string" },
+      // Set by the ssh launcher: stdin is the ssh session, whose end (the launcher stopped, or
+      // the connection died) must end the engine on the remote host too.
+      "exit-with-stdin": { type: "boolean", default: false },
     },
   });
   // The heart's proxy holds one libuv pool thread for good: give the pool one more, so user code
@@ -26,8 +29,15 @@ export async function main(argv: string[]): Promise<void> {
     controllerTimeout: Number(values.timeout),
     ...(values.cwd ? { cwd: values.cwd } : {}),
     ...(rank !== undefined ? { requestedId: rank } : {}),
+    ...(process.env.TSPARALLEL_ENGINE_SET ? { engineSet: process.env.TSPARALLEL_ENGINE_SET } : {}),
   });
-  process.on("SIGTERM", () => void engine.close().then(() => process.exit(0)));
+  const stop = (): void => void engine.close().then(() => process.exit(0));
+  process.on("SIGTERM", stop);
+  if (values["exit-with-stdin"]) {
+    process.stdin.on("end", stop);
+    process.stdin.on("error", stop);
+    process.stdin.resume();
+  }
   try {
     await engine.start();
   } catch (e) {
@@ -38,9 +48,12 @@ export async function main(argv: string[]): Promise<void> {
   }
 }
 
-/** The MPI rank this engine runs as (OpenMPI, MPICH/PMI, PMIx): its id, as ipengine --mpi does. */
+/**
+ * The rank this engine runs as in an MPI job (OpenMPI, MPICH/PMI, PMIx) or a Slurm step: its id,
+ * as ipengine --mpi does. The controller gives another id when the rank's is taken.
+ */
 function mpiRank(): number | undefined {
-  for (const name of ["OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"]) {
+  for (const name of ["OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "SLURM_PROCID"]) {
     const v = Number(process.env[name]);
     if (process.env[name] !== undefined && Number.isInteger(v) && v >= 0) return v;
   }

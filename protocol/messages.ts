@@ -37,6 +37,46 @@ export interface EngineDescription {
   hostname: string;
 }
 
+/** How engines start: the launchers of `--engines KIND`. */
+export type EngineKind = "local" | "mpi" | "ssh" | "slurm" | "batch";
+
+/** What a launcher needs to start one engine set; every field but `engines` belongs to one kind. */
+export interface EngineSetSpec {
+  engines: EngineKind;
+  /** mpi: the mpiexec command line (default "mpiexec"). */
+  mpiexec?: string;
+  /** ssh: "hostA:2,hostB:4" (a host without a count shares `n` with the others). */
+  hosts?: string;
+  /** ssh: the ssh command line (default "ssh"), e.g. "ssh -F my_config". */
+  ssh?: string;
+  /** slurm: extra sbatch options, e.g. ["--partition=debug", "--time=1:00:00"]. */
+  slurmArgs?: string[];
+  /** batch: the submit and cancel commands and the job-script template's path. */
+  submit?: string;
+  cancel?: string;
+  template?: string;
+  /** ssh, slurm, batch: the command that runs one engine there (default: this node and CLI). */
+  engineCommand?: string;
+  /** Environment for the launcher's commands, e.g. the caller's SLURM_CONF. */
+  env?: Record<string, string>;
+}
+
+/** One engine set as the controller reports it (`cluster list`). */
+export interface EngineSetInfo {
+  id: string;
+  kind: EngineKind;
+  state: "starting" | "running" | "stopped" | "failed";
+  /** Engines asked for, and those registered now. */
+  n: number;
+  registered: number;
+  /** The batch system's job id (slurm, batch). */
+  jobId?: string;
+  /** Where the engines' own output goes: a log file, or the job's output file. */
+  output: string;
+  /** Why the set failed or ended, in one line. */
+  detail?: string;
+}
+
 /** How the controller should route a task: to one engine, or through the load balancer. */
 export type Route =
   | { kind: "direct"; engine: number }
@@ -122,7 +162,15 @@ export interface ContentMap {
   shutdown_reply: { status: "ok"; restart: boolean };
 
   // ---- registration (engine ↔ controller)
-  registration_request: { uuid: string; pid: number; hostname: string; cwd: string; requested_id?: number };
+  /** `engine_set`: the launcher's set this engine belongs to (from TSPARALLEL_ENGINE_SET). */
+  registration_request: {
+    uuid: string;
+    pid: number;
+    hostname: string;
+    cwd: string;
+    requested_id?: number;
+    engine_set?: string;
+  };
   registration_reply: ReplyStatus<{ id: number; heartbeat_period: number; controller: string }>;
   unregistration_request: { id: number };
   /** Controller → engine whose heart beats but which it does not know: register again. */
@@ -165,6 +213,13 @@ export interface ContentMap {
   };
   resubmit_request: { msg_ids: string[]; new_msg_ids: string[] };
   resubmit_reply: { status: "ok"; resubmitted: string[] };
+  /** Engine sets of a running cluster: list them, add one through a launcher, stop or signal them. */
+  engine_sets_request:
+    | { action: "list" }
+    | { action: "add"; n: number; spec: EngineSetSpec }
+    | { action: "stop"; set: string }
+    | { action: "signal"; signal: string; set?: string };
+  engine_sets_reply: ReplyStatus<{ sets: EngineSetInfo[]; set?: string }>;
   purge_request: { msg_ids?: string[]; all?: boolean };
   purge_reply: { status: "ok"; purged: string[] };
   db_request: { query: Record<string, unknown>; keys?: string[] };
@@ -289,6 +344,8 @@ const MSG_TYPES: ReadonlySet<string> = new Set<keyof ContentMap>([
   "result_reply",
   "resubmit_request",
   "resubmit_reply",
+  "engine_sets_request",
+  "engine_sets_reply",
   "purge_request",
   "purge_reply",
   "db_request",

@@ -5,7 +5,7 @@
  *
  * Only requests are checked: replies and outputs are forwarded or displayed, not acted on.
  */
-import type { MsgType, Route } from "./messages";
+import type { EngineSetSpec, MsgType, Route } from "./messages";
 
 type Check = (content: Record<string, unknown>, metadata: Record<string, unknown>) => string | undefined;
 
@@ -27,6 +27,20 @@ export function isRoute(v: unknown): v is Route {
     optional(r.follow, isStringArray) &&
     optional(r.timeout, isNonNegative) &&
     optional(r.retries, (x) => isInt(x) && x >= 0)
+  );
+}
+
+const KINDS = new Set(["local", "mpi", "ssh", "slurm", "batch"]);
+const STRING_FIELDS = ["mpiexec", "hosts", "ssh", "submit", "cancel", "template", "engineCommand"] as const;
+
+function isEngineSetSpec(v: unknown): v is EngineSetSpec {
+  if (typeof v !== "object" || v === null) return false;
+  const s = v as Record<string, unknown>;
+  return (
+    KINDS.has(s.engines as string) &&
+    STRING_FIELDS.every((f) => optional(s[f], (x) => typeof x === "string")) &&
+    optional(s.slurmArgs, isStringArray) &&
+    optional(s.env, (e) => typeof e === "object" && e !== null && Object.values(e).every((x) => typeof x === "string"))
   );
 }
 
@@ -64,6 +78,17 @@ const CHECKS: Partial<Record<MsgType, Check>> = {
     isStringArray(c.msg_ids) && isStringArray(c.new_msg_ids) && c.msg_ids.length === c.new_msg_ids.length
       ? undefined
       : "resubmit needs msg_ids and as many new_msg_ids",
+  engine_sets_request: (c) => {
+    if (c.action === "list") return undefined;
+    if (c.action === "stop") return typeof c.set === "string" ? undefined : "stop needs a set id";
+    if (c.action === "signal")
+      return typeof c.signal === "string" && optional(c.set, (s) => typeof s === "string")
+        ? undefined
+        : "signal needs a signal name";
+    if (c.action !== "add") return "action must be list, add, stop or signal";
+    if (!isInt(c.n) || c.n < 1) return "n must be a whole number of engines ≥ 1";
+    return isEngineSetSpec(c.spec) ? undefined : "spec is not an engine set spec";
+  },
   purge_request: (c) => (optional(c.msg_ids, isStringArray) ? undefined : "msg_ids must be strings"),
   db_request: (c) =>
     typeof c.query === "object" && c.query !== null && optional(c.keys, isStringArray)
@@ -72,7 +97,11 @@ const CHECKS: Partial<Record<MsgType, Check>> = {
   abort_request: (c) => (isStringArray(c.msg_ids) ? undefined : "msg_ids must be strings"),
   shutdown_request: (c) => (optional(c.targets, isIntArray) ? undefined : "targets must be engine ids"),
   registration_request: (c) =>
-    typeof c.uuid === "string" && isInt(c.pid) && typeof c.hostname === "string" && optional(c.requested_id, isInt)
+    typeof c.uuid === "string" &&
+    isInt(c.pid) &&
+    typeof c.hostname === "string" &&
+    optional(c.requested_id, isInt) &&
+    optional(c.engine_set, (s) => typeof s === "string")
       ? undefined
       : "registration needs uuid, pid and hostname",
   unregistration_request: (c) => (isInt(c.id) ? undefined : "id must be an engine id"),

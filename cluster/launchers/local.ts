@@ -1,42 +1,53 @@
 /**
- * Local engine processes started with the controller (`--engines N`).
+ * Local engine processes, children of the controller (`--engines local`, the default).
  *
  * Being their parent, the controller hears of an engine's death at once (the child's `exit`
  * event), can signal it for interrupts, and can restart it (`--restart-engines`, or a client's
  * `restartEngine(id)`). Engines started elsewhere are watched by heartbeat instead.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { nodeFlags } from "../node-flags";
-import { CLI_PATH } from "../../paths";
+import type { ConnectionInfo } from "../../protocol/connection";
+import { type EngineLauncher, type LaunchContext, engineCommand, engineEnv, lastLine } from "./launcher";
 
-export interface SupervisorOptions {
+export interface LocalOptions {
+  /** The engines' connection file (local engines read it: no secret in the environment). */
   engineFile: string;
-  cwd: string;
   restart: boolean;
   /** Called with the pid of an engine process that exited. */
-  onExit(pid: number, how: string): void;
-  log(line: string): void;
+  onEngineExit(pid: number, how: string): void;
 }
 
-export class Supervisor {
+export class LocalLauncher implements EngineLauncher {
+  readonly kind = "local";
+  readonly output = "the controller's log";
   private readonly children = new Map<number, ChildProcess>();
   private stopping = false;
 
-  constructor(private readonly opts: SupervisorOptions) {}
+  constructor(
+    private readonly ctx: LaunchContext,
+    private readonly opts: LocalOptions,
+  ) {}
 
-  start(n: number): void {
+  start(n: number, _info?: ConnectionInfo): Promise<void> {
     for (let i = 0; i < n; i++) this.spawnOne();
+    return Promise.resolve();
+  }
+
+  /** Whether `pid` is one of this set's engine processes. */
+  owns(pid: number): boolean {
+    return this.children.has(pid);
   }
 
   private spawnOne(): void {
-    const child = spawn(process.execPath, [...nodeFlags(), CLI_PATH, "engine", "--file", this.opts.engineFile], {
-      cwd: this.opts.cwd,
+    const [command, ...args] = engineCommand(undefined) as [string, ...string[]];
+    const child = spawn(command, [...args, "--file", this.opts.engineFile], {
+      cwd: this.ctx.cwd,
       stdio: ["ignore", "inherit", "pipe"],
-      env: { ...process.env, TSPARALLEL_SUPERVISED: "1" },
+      env: { ...process.env, ...engineEnv(this.ctx), TSPARALLEL_SUPERVISED: "1" },
     });
     const pid = child.pid;
     if (pid === undefined) {
-      this.opts.log("could not spawn an engine process");
+      this.ctx.log("could not spawn an engine process");
       return;
     }
     this.children.set(pid, child);
@@ -48,10 +59,12 @@ export class Supervisor {
     });
     child.on("exit", (code, signal) => {
       this.children.delete(pid);
-      this.opts.onExit(pid, exitReason(code, signal, tail));
+      this.opts.onEngineExit(pid, exitReason(code, signal, tail));
       if (this.opts.restart && !this.stopping) {
-        this.opts.log(`restarting engine process (pid ${pid} ${signal ?? code})`);
+        this.ctx.log(`restarting engine process (pid ${pid} ${signal ?? code})`);
         this.spawnOne();
+      } else if (this.children.size === 0) {
+        this.ctx.onExit(this.stopping ? "stopped" : "every engine process exited");
       }
     });
   }
@@ -63,7 +76,7 @@ export class Supervisor {
     child.removeAllListeners("exit");
     child.on("exit", (code, signal) => {
       this.children.delete(pid);
-      this.opts.onExit(pid, `restarted (${signal ?? code})`);
+      this.opts.onEngineExit(pid, `restarted (${signal ?? code})`);
     });
     child.kill("SIGKILL");
     this.spawnOne();
@@ -85,6 +98,11 @@ export class Supervisor {
     await Promise.all(exited);
     clearTimeout(timer);
   }
+
+  signal(signal: NodeJS.Signals): Promise<void> {
+    for (const c of this.children.values()) c.kill(signal);
+    return Promise.resolve();
+  }
 }
 
 /**
@@ -92,17 +110,12 @@ export class Supervisor {
  * nothing to a user, so it is named with the last line V8 printed.
  */
 export function exitReason(code: number | null, signal: NodeJS.Signals | null, stderrTail: string): string {
-  const lastLine =
-    stderrTail
-      .split("\n")
-      .map((l) => l.trim())
-      .filter((l) => l.length > 0)
-      .pop() ?? "";
+  const last = lastLine(stderrTail);
   if (/heap out of memory|Allocation failed|Reached heap limit/i.test(stderrTail)) {
-    const fatal = /FATAL ERROR:.*$/m.exec(stderrTail)?.[0] ?? lastLine;
+    const fatal = /FATAL ERROR:.*$/m.exec(stderrTail)?.[0] ?? last;
     return `it ran out of memory (${fatal})`;
   }
-  if (signal === "SIGABRT" && lastLine) return `killed by SIGABRT (${lastLine})`;
+  if (signal === "SIGABRT" && last) return `killed by SIGABRT (${last})`;
   if (signal) return `killed by ${signal}`;
   return `exited with code ${code}`;
 }

@@ -1,53 +1,38 @@
 /**
- * Engines as one MPI job: `mpiexec -n N node tsparallel engine`, started and ended by the
- * controller. Each engine asks for its MPI rank as its id (as `ipengine --mpi` does) and reads
- * the connection info from `TSPARALLEL_CONNECTION_INFO`, so the hosts mpiexec picks need no
- * shared filesystem.
+ * Engines as one MPI job: `mpiexec -n N node tsparallel engine`. Each engine asks for its MPI
+ * rank as its id (as `ipengine --mpi` does) and reads the connection info from
+ * `TSPARALLEL_CONNECTION_INFO`, so the hosts mpiexec picks need no shared filesystem.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import * as fs from "node:fs";
-import * as path from "node:path";
-import { TsParallelError } from "../../protocol/errors";
 import type { ConnectionInfo } from "../../protocol/connection";
-import { CLI_PATH } from "../../paths";
-import { nodeFlags } from "../node-flags";
+import { type EngineLauncher, type LaunchContext, engineCommand, engineEnv, requireCommand } from "./launcher";
 
-export interface MpiOptions {
-  /** The mpiexec command line, split on spaces (default "mpiexec"), e.g. "mpiexec --hostfile hosts". */
-  mpiexec?: string;
-  cwd: string;
-  log(line: string): void;
-  /** The job ended (all its engines are gone). */
-  onExit(how: string): void;
-}
-
-export class MpiLauncher {
+export class MpiLauncher implements EngineLauncher {
+  readonly kind = "mpi";
+  readonly output = "the controller's log";
   private job: ChildProcess | undefined;
   private stopping = false;
 
-  constructor(private readonly opts: MpiOptions) {}
+  /** `mpiexec`: the mpiexec command line (default "mpiexec"), e.g. "mpiexec --hostfile hosts". */
+  constructor(
+    private readonly ctx: LaunchContext,
+    private readonly mpiexec = "mpiexec",
+    private readonly engineCmd?: string,
+  ) {}
 
   get pid(): number | undefined {
     return this.job?.pid;
   }
 
-  /** Fails, in one line, when the mpiexec command cannot be found: before anything starts. */
-  check(): void {
-    const [command] = splitCommand(this.opts.mpiexec ?? "mpiexec");
-    if (!command || !onPath(command))
-      throw new TsParallelError(
-        `${command ?? "mpiexec"} not found: install an MPI (on Debian: sudo apt-get install openmpi-bin) or pass --mpiexec CMD`,
-      );
-  }
-
-  start(n: number, info: ConnectionInfo): void {
-    this.check();
-    const [command, ...args] = splitCommand(this.opts.mpiexec ?? "mpiexec") as [string, ...string[]];
-    const job = spawn(command, [...args, "-n", String(n), process.execPath, ...nodeFlags(), CLI_PATH, "engine"], {
-      cwd: this.opts.cwd,
+  start(n: number, info: ConnectionInfo): Promise<void> {
+    const [command, ...args] = requireCommand(this.mpiexec, "--mpiexec") as [string, ...string[]];
+    const job = spawn(command, [...args, "-n", String(n), ...engineCommand(this.engineCmd)], {
+      cwd: this.ctx.cwd,
       stdio: ["ignore", "inherit", "inherit"],
       env: {
         ...process.env,
+        ...this.ctx.env,
+        ...engineEnv(this.ctx),
         TSPARALLEL_CONNECTION_INFO: JSON.stringify(info),
         // OpenMPI refuses root and more ranks than cores unless told; other MPIs ignore these.
         OMPI_ALLOW_RUN_AS_ROOT: "1",
@@ -56,13 +41,14 @@ export class MpiLauncher {
       },
     });
     this.job = job;
-    job.on("error", (e) => this.opts.log(`mpiexec failed to start: ${e.message}`));
+    job.on("error", (e) => this.ctx.log(`mpiexec failed to start: ${e.message}`));
     job.on("exit", (code, signal) => {
       const how = signal ? `mpiexec killed by ${signal}` : `mpiexec exited with code ${code}`;
-      if (!this.stopping) this.opts.log(`MPI engines ended: ${how}`);
-      this.opts.onExit(how);
+      if (!this.stopping) this.ctx.log(`MPI engines ended: ${how}`);
+      this.ctx.onExit(this.stopping ? "stopped" : how);
     });
-    this.opts.log(`started ${n} engines with ${command} (pid ${job.pid})`);
+    this.ctx.log(`started ${n} engines with ${command} (pid ${job.pid})`);
+    return Promise.resolve();
   }
 
   /** Ends the job: SIGTERM to mpiexec (it forwards to every rank), SIGKILL after `graceMs`. */
@@ -77,19 +63,9 @@ export class MpiLauncher {
     clearTimeout(timer);
   }
 
-  signal(signal: NodeJS.Signals): boolean {
-    return this.job?.kill(signal) ?? false;
+  /** mpiexec forwards signals to every rank. */
+  signal(signal: NodeJS.Signals): Promise<void> {
+    this.job?.kill(signal);
+    return Promise.resolve();
   }
-}
-
-/** "mpiexec --hostfile 'my hosts'" → ["mpiexec", "--hostfile", "my hosts"]. */
-export function splitCommand(line: string): string[] {
-  const out: string[] = [];
-  for (const m of line.matchAll(/"([^"]*)"|'([^']*)'|(\S+)/g)) out.push(m[1] ?? m[2] ?? m[3]!);
-  return out;
-}
-
-function onPath(command: string): boolean {
-  if (command.includes("/")) return fs.existsSync(command);
-  return (process.env.PATH ?? "").split(path.delimiter).some((d) => fs.existsSync(path.join(d, command)));
 }

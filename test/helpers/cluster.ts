@@ -10,6 +10,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { Cluster, type ClusterOptions } from "../../cluster/cluster";
 import type { Client } from "../../client/client";
+import { isAlive } from "../../protocol/connection";
 
 let counter = 0;
 export const testRoot = fs.mkdtempSync(path.join(os.tmpdir(), "tsparallel-test-"));
@@ -74,12 +75,7 @@ export function clusterPerTest(): { start(n: number, opts?: ClusterOptions): Pro
   return { start: async (n, opts) => (current = await startCluster(n, opts)) };
 }
 
-/** True once no process has this pid. */
+/** True once no process has this pid (a zombie, exited but not reaped, counts as gone). */
 export function isGone(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch {
-    return true;
-  }
+  return !isAlive(pid);
 }

@@ -57,7 +57,7 @@ describe("security and shutdown", () => {
     await t.rc.shutdown({ targets: 1 });
     await until(() => t!.rc.ids.length === 1, 5000, "engine 1 to stop");
     assert.deepEqual(t.rc.ids, [0]);
-    const exited = new Promise((r) => t!.cluster.process.once("exit", r));
+    const exited = new Promise((r) => t!.cluster.process!.once("exit", r));
     await t.rc.shutdown({ hub: true });
     await exited;
   });

@@ -11,6 +11,7 @@ import { after, test } from "node:test";
 import { chromium } from "playwright-core";
 import { testRoot } from "../helpers/cluster";
 import { PYTHON, installKernel } from "../helpers/jupyter";
+import { slurmAvailable, startSlurm } from "../helpers/slurm";
 import { PACKAGE_ROOT } from "../../paths";
 
 const ROOT = PACKAGE_ROOT;
@@ -119,6 +120,30 @@ test("004 direct vs load-balanced: scatter, %px, gather, chunksize table", async
   assert.ok(
     cells.some((c) => (c.outputs ?? []).some((o) => join(o.data?.["text/html"]).includes("<th>chunksize</th>"))),
   );
+});
+
+test("005 beyond this machine: a Slurm engine set added to a running cluster, listed, used and stopped", async (t) => {
+  const missing = slurmAvailable();
+  if (missing) return t.skip(missing);
+  const slurm = await startSlurm(path.join(testRoot, "slurm005"));
+  const saved = process.env.SLURM_CONF;
+  process.env.SLURM_CONF = slurm.conf; // the notebook's kernel, and its cluster, inherit it
+  try {
+    const t005 = texts(await execute("005_beyond_this_machine"));
+    assert.match(t005, /added engine set slurm-1; the cluster now has 4 engines: \[0, 1, 2, 3\]/);
+    assert.match(t005, /slurm-1: slurm, running, 2 of 2 registered, Slurm job \d+/);
+    assert.match(
+      t005,
+      /engine 0: local\nengine 1: local\nengine 2: Slurm job \d+, task [01]\nengine 3: Slurm job \d+, task [01]/,
+    );
+    assert.match(t005, /16 squares on 4 engines, sum 1240/);
+    assert.match(t005, /after stopEngines: 2 engines; slurm-1 is stopped/);
+    assert.deepEqual(slurm.jobs(), [], "the job was cancelled");
+  } finally {
+    if (saved === undefined) delete process.env.SLURM_CONF;
+    else process.env.SLURM_CONF = saved;
+    await slurm.stop();
+  }
 });
 
 /** Runs in the page: draws the SVG on a canvas and counts the distinct colours of its pixels. */
