@@ -3,16 +3,19 @@
 import { TsParallelError } from "./protocol/errors";
 
 const USAGE = `usage: tsparallel <command>
-  start [-n N] [--port P] [--dir D]    kernelspec + cluster + Jupyter Notebook on notebooks/ (npm start)
+  start [-n N] [--port P] [--dir D]    kernelspec + cluster + JupyterLab on notebooks/ (npm start)
   install [--user | --prefix P]       register the Jupyter kernel "TypeScript (tsparallel)"
   kernel --config-path F              the kernel itself (Jupyter starts it)
-  cluster start [-n N] [--profile P] [--daemon] [--restart-engines] [--ip A] [--curve] [--engines local|mpi] [--mpiexec CMD]
-  cluster stop [--profile P]          stop a cluster (controller and engines)
-  cluster list                        list clusters with their engine counts
-  controller [--profile P] [--ip A] [--engines N] [--scheme S] [--hwm N] [--reuse] [--drop-orphans] [--db sqlite[:PATH]] [--launcher local|mpi]
+  cluster start [-n N] [--profile P] [--daemon] [--restart-engines] [--ip A] [--curve] [--engines KIND …]
+  cluster engines -n N [--profile P] [--engines KIND …]   add an engine set to a running cluster
+  cluster stop [--profile P]          stop a cluster (controller and every engine set)
+  cluster list [--json]               list clusters, their engine sets and engine counts
+  controller [--profile P] [--ip A] [--engines N] [--launcher KIND …] [--scheme S] [--hwm N] [--reuse] [--drop-orphans] [--db sqlite[:PATH]]
   engine [--profile P | --file engine.json]
-`;
 
+  KIND: local | mpi [--mpiexec CMD] | ssh --hosts "a:2,b:4" [--ssh CMD] | slurm [--slurm-args "…"]
+        | batch --submit CMD --cancel CMD --template FILE   (and --engine-cmd CMD for the remote side)
+`;
 async function run(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   switch (command) {

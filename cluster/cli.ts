@@ -17,7 +17,7 @@ export async function main(argv: string[]): Promise<void> {
     case "stop":
       return stop(rest);
     case "list":
-      return list();
+      return list(rest);
     default:
       throw new TsParallelError(
         `unknown cluster command ${JSON.stringify(sub ?? "")}: use \`tsparallel cluster start|engines|stop|list\``,
@@ -127,8 +127,13 @@ async function stop(argv: string[]): Promise<void> {
   console.log(`Cluster "${values.profile}" stopped (controller pid ${pid}).`);
 }
 
-async function list(): Promise<void> {
+async function list(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, options: { json: { type: "boolean", default: false } } });
   const clusters = await Cluster.list();
+  if (values.json) {
+    console.log(JSON.stringify(clusters));
+    return;
+  }
   if (clusters.length === 0) {
     console.log("No clusters found. Start one with `tsparallel cluster start -n 4`.");
     return;

@@ -6,6 +6,7 @@
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { TEST_REQUIREMENTS, ensure } from "../cluster/setup";
 
 function files(dir: string): string[] {
   if (!fs.existsSync(dir)) return [];
@@ -16,6 +17,15 @@ function files(dir: string): string[] {
       return d.isDirectory() ? files(p) : d.name.endsWith(".test.js") ? [p] : [];
     })
     .sort();
+}
+
+// A fresh machine: what the tests drive (Jupyter, chromium, the schedulers) is installed when we
+// are root with apt-get, or named in one line to install.
+try {
+  ensure(TEST_REQUIREMENTS, "npm test");
+} catch (e) {
+  console.error(`tsparallel: ${e instanceof Error ? e.message : String(e)}`);
+  process.exit(1);
 }
 
 const root = __dirname;

@@ -1,70 +1,378 @@
 /**
- * A JupyterLab 4 notebook page (lab/index.ts, built from npm's @jupyterlab/* packages) served by
- * Debian's Jupyter Server: headless chromium types a `%%px` cell with Shift+Enter and reads the
- * `[stdout:N]` lines from the page; a screenshot goes to test-output/.
+ * The product end to end, as a user meets it: `tsparallel start` (what `npm start` runs) serves
+ * tsparallel's JupyterLab with a cluster; headless chromium drives the real page. The shell and
+ * its file browser, the Clusters panel (start, scale, stop, a refused count), a tutorial run
+ * from the file browser, a new notebook with a typed `%%px`, Tab completion and Kernel › Interrupt;
+ * then the Clusters endpoint on its own (token, validation, a failed start), and Ctrl-C stops all.
+ * Screenshots go to test-output/.
  */
 import { strict as assert } from "node:assert";
+import { type ChildProcess, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { after, test } from "node:test";
-import { chromium } from "playwright-core";
-import { startCluster, testRoot, until } from "../helpers/cluster";
-import { startJupyterServer } from "../helpers/jupyter-server";
-import { buildLabPage } from "../helpers/lab";
-import { PACKAGE_ROOT } from "../../paths";
+import { after, before, describe, test } from "node:test";
+import { type Browser, type Page, chromium } from "playwright-core";
+import { connectionFile, isAlive, readConnectionFile } from "../../protocol/connection";
+import { killQuietly, testRoot, until } from "../helpers/cluster";
+import { pidsWithArg } from "../helpers/procs";
+import { CLI_PATH, PACKAGE_ROOT } from "../../paths";
 
 const OUTPUT = path.join(PACKAGE_ROOT, "test-output");
+const CLUSTERS = path.join(testRoot, "lab-clusters"); // TSPARALLEL_DIR of the server and its clusters
+const PROFILE = `panel${process.pid % 100000}`;
 
-test("JupyterLab 4 notebook page: a %%px cell typed in chromium streams [stdout:N]", async () => {
-  const cluster = await startCluster(2, { profile: "default" });
-  after(() => cluster.stop());
-  const staticDir = path.join(testRoot, "lab-static");
-  await buildLabPage(staticDir);
-  const server = await startJupyterServer({ staticDir });
-  after(() => server.stop());
-  fs.writeFileSync(
-    path.join(server.root, "lab-px.ipynb"),
-    JSON.stringify({
-      cells: [{ cell_type: "code", source: "", metadata: {}, outputs: [], execution_count: null }],
-      metadata: { kernelspec: { name: "tsparallel", display_name: "TypeScript (tsparallel)", language: "typescript" } },
-      nbformat: 4,
-      nbformat_minor: 5,
-    }),
-  );
-
-  const browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
+const notebookJson = (cells: string[] = []): string =>
+  JSON.stringify({
+    cells: cells.map((source) => ({ cell_type: "code", source, metadata: {}, outputs: [], execution_count: null })),
+    metadata: { kernelspec: { name: "tsparallel", display_name: "TypeScript (tsparallel)", language: "typescript" } },
+    nbformat: 4,
+    nbformat_minor: 5,
   });
-  after(() => browser.close());
-  const page = await browser.newPage({ viewport: { width: 1100, height: 700 } });
-  const errors: string[] = [];
-  page.on("pageerror", (e) => errors.push(String(e)));
-  await page.goto(`${server.url}/static/lab/index.html?token=${server.token}&path=lab-px.ipynb`);
-  await until(
-    async () => {
-      const body = page.locator("body");
-      const failed = await body.getAttribute("data-error");
-      if (failed) throw new Error(`the page failed: ${failed}`);
-      return (await body.getAttribute("data-kernel-status")) === "idle";
-    },
-    60_000,
-    `the kernel to be idle in the page (errors: ${errors.join("; ")})`,
-  );
-  await page.locator(".jp-CodeCell .cm-content").first().click();
-  await page.keyboard.insertText('%%px\nconst who: string = "lab";\nconsole.log(`${who} ${process.pid}`);');
-  await page.keyboard.press("Shift+Enter");
-  const output = page.locator(".jp-CodeCell .jp-OutputArea").first();
-  await until(
-    async () => {
-      const shown = (await output.allInnerTexts()).join("\n");
-      return /\[stdout:0\] lab \d+/.test(shown) && /\[stdout:1\] lab \d+/.test(shown);
-    },
-    30_000,
-    "[stdout:0] and [stdout:1] in the JupyterLab page",
-  );
-  assert.match(await page.locator(".jp-CodeCell .jp-InputPrompt").first().innerText(), /\[1\]/);
+
+async function shot(page: Page, name: string): Promise<void> {
   fs.mkdirSync(OUTPUT, { recursive: true });
-  await page.screenshot({ path: path.join(OUTPUT, "jupyterlab-px.png"), fullPage: true });
+  await page.screenshot({ path: path.join(OUTPUT, `lab-${name}.png`) });
+}
+
+/** Opens a left side bar panel (clicking the tab of the panel already open would close it). */
+async function showSidePanel(page: Page, id: string): Promise<void> {
+  const tab = page.locator(`.jp-SideBar .lm-TabBar-tab[data-id="${id}"]`);
+  if (!((await tab.getAttribute("class")) ?? "").includes("lm-mod-current")) await tab.click();
+}
+
+/** Waits until the status bar shows the open notebook's kernel started and idle (cells run before that are skipped). */
+async function kernelIdle(page: Page): Promise<void> {
+  await until(
+    async () =>
+      /TypeScript \(tsparallel\) \| Idle/.test(
+        await page
+          .locator(".jp-StatusBar-Widget")
+          .allInnerTexts()
+          .then((t) => t.join(" ")),
+      ),
+    120_000,
+    "the notebook's kernel to be idle",
+  );
+  await new Promise((r) => setTimeout(r, 500));
+}
+
+/** Clicks a top menu, then one of its items. */
+async function menu(page: Page, top: string, item: string): Promise<void> {
+  await page.locator(".lm-MenuBar-itemLabel", { hasText: new RegExp(`^${top}$`) }).click();
+  await page
+    .locator(".lm-Menu-itemLabel", { hasText: new RegExp(`^${item}$`) })
+    .first()
+    .click();
+}
+
+/** The active cell's editor: click it, type, optionally run it with Shift+Enter. */
+async function typeInActiveCell(page: Page, text: string, run = true): Promise<void> {
+  await page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell.jp-mod-active .cm-content").click();
+  await page.keyboard.insertText(text);
+  if (run) await page.keyboard.press("Shift+Enter");
+}
+
+/** An SVG output, inline or (untrusted output) as an image. */
+const svgs =
+  ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output svg, .jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output img[src^='data:image/svg']";
+
+const outputText = async (page: Page): Promise<string> =>
+  (await page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output").allInnerTexts()).join("\n");
+
+describe("JupyterLab from `tsparallel start`", () => {
+  let start: ChildProcess;
+  let log = "";
+  let base = "";
+  let token = "";
+  let browser: Browser;
+  let page: Page;
+  const dir = path.join(testRoot, "lab-notebooks");
+  const pageErrors: string[] = [];
+
+  before(async () => {
+    fs.mkdirSync(dir, { recursive: true });
+    fs.mkdirSync(OUTPUT, { recursive: true });
+    fs.rmSync(path.join(OUTPUT, "lab-console.log"), { force: true });
+    // The tutorials without their saved outputs: what the page shows is what ran here.
+    for (const f of fs.readdirSync(path.join(PACKAGE_ROOT, "notebooks")).filter((f) => f.endsWith(".ipynb"))) {
+      const nb = JSON.parse(fs.readFileSync(path.join(PACKAGE_ROOT, "notebooks", f), "utf8")) as {
+        cells: Array<{ outputs?: unknown[]; execution_count?: number | null }>;
+      };
+      for (const c of nb.cells) if (c.outputs) [c.outputs, c.execution_count] = [[], null];
+      fs.writeFileSync(path.join(dir, f), JSON.stringify(nb));
+    }
+    fs.writeFileSync(path.join(dir, "typed.ipynb"), notebookJson([""]));
+    const port = 22000 + (process.pid % 20000);
+    start = spawn(process.execPath, [CLI_PATH, "start", "-n", "2", "--port", String(port), "--dir", dir], {
+      env: {
+        ...process.env,
+        JUPYTER_DATA_DIR: path.join(testRoot, "lab-data"),
+        JUPYTER_PATH: "",
+        TSPARALLEL_DIR: CLUSTERS,
+        TSP_NOTEBOOK_SCALE: "0.25",
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    start.stdout!.on("data", (c: Buffer) => (log += c.toString()));
+    start.stderr!.on("data", (c: Buffer) => (log += c.toString()));
+    await until(() => /JupyterLab is at (\S+)/.test(log), 120_000, `the JupyterLab URL in:\n${log}`);
+    const url = new URL(/JupyterLab is at (\S+)/.exec(log)![1]!);
+    token = url.searchParams.get("token")!;
+    base = `${url.protocol}//${url.host}`;
+    browser = await chromium.launch({
+      executablePath: "/usr/bin/chromium",
+      headless: true,
+      args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
+    });
+    page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    page.on("pageerror", (e) => pageErrors.push(String(e)));
+    // The page's console, for the record (test-output/lab-console.log).
+    page.on("console", (m) => fs.appendFileSync(path.join(OUTPUT, "lab-console.log"), `${m.type()} ${m.text()}\n`));
+    await page.goto(url.href);
+    await page.waitForSelector("body[data-lab-restored]", { state: "attached", timeout: 60_000 });
+  });
+
+  after(async () => {
+    await browser?.close();
+    if (start && start.exitCode === null) {
+      const controller = fs.existsSync(
+        connectionFile("client", "default").replace(process.env.TSPARALLEL_DIR!, CLUSTERS),
+      )
+        ? readConnectionFile(connectionFile("client", "default").replace(process.env.TSPARALLEL_DIR!, CLUSTERS))
+            .controller_pid
+        : undefined;
+      start.kill("SIGINT"); // Ctrl-C
+      await until(() => start.exitCode !== null, 30_000, "tsparallel start to exit after Ctrl-C").catch(() =>
+        killQuietly(start.pid!),
+      );
+      if (controller !== undefined) await until(() => !isAlive(controller), 15_000, "the cluster to stop with it");
+    }
+  });
+
+  test("the JupyterLab shell loads, its file browser lists the notebooks, the Clusters panel is in the side bar", async () => {
+    const listing = page.locator(".jp-DirListing-itemText");
+    await until(
+      async () => (await listing.allInnerTexts()).some((t) => t.includes("003_basics")),
+      30_000,
+      "the listing",
+    );
+    const names = await listing.allInnerTexts();
+    for (const n of ["000_load_balancing", "001_introduction", "003_basics", "005_beyond_this_machine"])
+      assert.ok(
+        names.some((t) => t.startsWith(n)),
+        `${n} in ${names.join(", ")}`,
+      );
+    for (const top of ["File", "Edit", "View", "Run", "Kernel", "Settings", "Help"])
+      assert.equal(await page.locator(".lm-MenuBar-itemLabel", { hasText: new RegExp(`^${top}$`) }).count(), 1, top);
+    assert.equal(await page.locator('.jp-SideBar .lm-TabBar-tab[data-id="tsparallel-clusters"]').count(), 1);
+    await until(
+      async () => (await page.locator(".jp-LauncherCard", { hasText: /tsparallel/ }).count()) >= 2,
+      30_000,
+      "the launcher to offer a tsparallel notebook and console",
+    );
+    await shot(page, "shell");
+    assert.deepEqual(pageErrors, []);
+  });
+
+  test("the Clusters panel starts a 2-engine cluster, scales it to 3, stops it, and refuses a bad count", async () => {
+    await showSidePanel(page, "tsparallel-clusters");
+    const panel = page.locator("#tsparallel-clusters");
+    await panel.locator('input[name="profile"]').fill(PROFILE);
+    await panel.locator('input[name="engines"]').fill("lots");
+    await panel.locator('button[type="submit"]').click();
+    await until(async () => (await panel.locator(".tsp-Clusters-error").count()) > 0, 10_000, "the refusal");
+    assert.match(
+      await panel.locator(".tsp-Clusters-error").innerText(),
+      /# of engines must be a whole number from 1 to 256; got 'lots'/,
+    );
+
+    await panel.locator('input[name="engines"]').fill("2");
+    await panel.locator('button[type="submit"]').click();
+    const row = panel.locator(`li[data-profile="${PROFILE}"]`);
+    await until(
+      async () => /running\s+2 engines/.test(await row.innerText().catch(() => "")),
+      90_000,
+      "2 engines in the panel",
+    );
+    await shot(page, "clusters-2");
+    await row.getByRole("button", { name: "Scale" }).click();
+    await until(async () => /running\s+3 engines/.test(await row.innerText()), 90_000, "3 engines after scaling");
+    assert.match(await row.innerText(), /local-1: local, running, 1 of 1 registered/);
+    await shot(page, "clusters-3");
+    const controller = readConnectionFile(
+      connectionFile("client", PROFILE).replace(process.env.TSPARALLEL_DIR!, CLUSTERS),
+    ).controller_pid;
+    await row.getByRole("button", { name: "Stop" }).click();
+    await until(async () => /stopped/.test(await row.innerText()), 60_000, "the cluster to show stopped");
+    assert.ok(!isAlive(controller), "its controller is gone");
+  });
+
+  test("the basics tutorial opens from the file browser and runs all its cells: [stdout:N] and the SVG timeline", async () => {
+    await showSidePanel(page, "filebrowser");
+    await page.locator(".jp-DirListing-item", { hasText: "003_basics" }).dblclick();
+    await page.waitForSelector(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook", { timeout: 30_000 });
+    await kernelIdle(page);
+    await menu(page, "Run", "Run All Cells");
+    await until(async () => /cluster stopped/.test(await outputText(page)), 240_000, "the last cell's output").catch(
+      async (e: unknown) => {
+        await shot(page, "basics-failed");
+        throw e;
+      },
+    );
+    const text = await outputText(page);
+    for (const id of [0, 1, 2, 3]) assert.match(text, new RegExp(`\\[stdout:${id}\\] engine pid \\d+`));
+    assert.ok((await page.locator(svgs).count()) >= 1, "the timeline's SVG is in the page");
+    assert.equal(
+      await page
+        .locator(
+          ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
+          { hasText: "Error" },
+        )
+        .count(),
+      0,
+    );
+    await page.locator(svgs).first().scrollIntoViewIfNeeded();
+    await shot(page, "basics-timeline");
+  });
+
+  test("a new notebook: a typed %%px --targets ::2 cell, Tab completion, Kernel › Interrupt of a remote busy loop, Kernel › Restart keeps the cluster", async () => {
+    await showSidePanel(page, "filebrowser");
+    await until(
+      async () => (await page.locator(".jp-DirListing-item", { hasText: "typed.ipynb" }).count()) > 0,
+      15_000,
+      "typed.ipynb listed",
+    );
+    await page.locator(".jp-DirListing-item", { hasText: "typed.ipynb" }).dblclick();
+    await page.waitForSelector(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell.jp-mod-active", { timeout: 30_000 });
+    await kernelIdle(page);
+
+    await typeInActiveCell(
+      page,
+      '%%px --targets ::2\nconst who: string = "lab";\nconsole.log(`${who} ${process.pid}`);',
+    );
+    await until(
+      async () => /\[stdout:0\] lab \d+/.test(await outputText(page)),
+      60_000,
+      "[stdout:0] of the %%px cell",
+    ).catch(async (e: unknown) => {
+      await shot(page, "typed-failed");
+      throw e;
+    });
+    assert.doesNotMatch(await outputText(page), /\[stdout:1\]/, "--targets ::2 of 2 engines is engine 0 only");
+
+    await typeInActiveCell(page, "const tspLocalCounter: number = 41;");
+    await typeInActiveCell(page, "tspLocalC", false);
+    await page.keyboard.press("Tab");
+    await until(
+      async () => {
+        const editor = await page
+          .locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell.jp-mod-active .cm-content")
+          .innerText();
+        const offered = await page
+          .locator(".jp-Completer-item")
+          .allInnerTexts()
+          .catch(() => []);
+        return editor.includes("tspLocalCounter") || offered.some((t) => t.includes("tspLocalCounter"));
+      },
+      20_000,
+      "Tab to complete tspLocalCounter",
+    );
+    await shot(page, "completion");
+    if ((await page.locator(".jp-Completer-item").count()) > 0) await page.keyboard.press("Enter"); // take the offer
+    await page.keyboard.press("Shift+Enter");
+    await until(async () => /^41$/m.test(await outputText(page)), 30_000, "the completed name to run: 41");
+    // Shift+Tab: the kernel's inspection of a local name, in a tooltip.
+    await typeInActiveCell(page, "tspLocalCounter", false);
+    await page.keyboard.press("Shift+Tab");
+    await until(
+      async () =>
+        /number/.test(
+          await page
+            .locator(".jp-Tooltip")
+            .innerText()
+            .catch(() => ""),
+        ),
+      20_000,
+      "the tooltip of tspLocalCounter",
+    );
+    await shot(page, "inspection");
+    await page.keyboard.press("Escape");
+    await page.keyboard.press("Shift+Enter");
+
+    await typeInActiveCell(page, "%px while (true) {}");
+    await until(
+      async () =>
+        (await page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-InputPrompt", { hasText: "[*]" }).count()) > 0,
+      20_000,
+      "the busy cell to run",
+    );
+    await new Promise((r) => setTimeout(r, 1000)); // the loops have started on the engines
+    await menu(page, "Kernel", "Interrupt Kernel");
+    await until(
+      async () =>
+        (await page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-InputPrompt", { hasText: "[*]" }).count()) === 0,
+      30_000,
+      "the busy cell to stop",
+    );
+    await typeInActiveCell(page, '%px console.log("after the interrupt")');
+    await until(
+      async () => /\[stdout:1\] after the interrupt/.test(await outputText(page)),
+      60_000,
+      "the next cell to run on the engines",
+    );
+    await shot(page, "interrupt");
+
+    // Kernel › Restart: a new kernel, the same cluster (the engines keep their pids).
+    const pidsBefore = /\[stdout:0\] lab (\d+)/.exec(await outputText(page))![1];
+    await menu(page, "Kernel", "Restart Kernel…");
+    await page.locator(".jp-Dialog .jp-mod-accept").click();
+    await kernelIdle(page);
+    await typeInActiveCell(page, "%%px --targets 0\nconsole.log(`still ${process.pid}`);");
+    await until(
+      async () => new RegExp(`\\[stdout:0\\] still ${pidsBefore}`).test(await outputText(page)),
+      60_000,
+      "engine 0, the same process, after the kernel restart",
+    ).catch(async (e: unknown) => {
+      await shot(page, "restart-failed");
+      throw e;
+    });
+  });
+
+  test("the Clusters endpoint wants the token, checks its inputs, and leaves nothing behind when a start fails", async () => {
+    const api = `${base}/tsparallel/clusters`;
+    assert.equal((await fetch(api)).status, 403, "no token, no answer");
+    const post = async (body: unknown): Promise<{ status: number; message: string }> => {
+      const r = await fetch(`${api}?token=${token}`, {
+        method: "POST",
+        body: JSON.stringify(body),
+        headers: { "Content-Type": "application/json" },
+      });
+      return { status: r.status, message: ((await r.json()) as { message: string }).message };
+    };
+    assert.deepEqual(await post({ action: "start", profile: "ok", n: "1000000" }), {
+      status: 400,
+      message: "# of engines must be a whole number from 1 to 256; got '1000000'",
+    });
+    assert.match((await post({ action: "start", profile: "--daemon", n: "1" })).message, /is not a profile name/);
+    assert.match(
+      (await post({ action: "scale", profile: "nosuchprofile", n: "1" })).message,
+      /no cluster for profile "nosuchprofile"/,
+    );
+    assert.match(
+      (await post({ action: "start", profile: "ok", n: "1", engines: "pbs" })).message,
+      /unknown launcher 'pbs'/,
+    );
+    // A start that fails: the default profile already runs (tsparallel start's own cluster).
+    const before = pidsWithArg("controller --profile default").length;
+    const failed = await post({ action: "start", profile: "default", n: "1" });
+    assert.equal(failed.status, 400);
+    assert.match(failed.message, /a cluster is already running for profile "default"/);
+    assert.equal(pidsWithArg("controller --profile default").length, before, "no second controller");
+    const specs = (await (await fetch(`${base}/api/kernelspecs?token=${token}`)).json()) as { default: string };
+    assert.equal(specs.default, "tsparallel", "new notebooks get the tsparallel kernel");
+    const list = (await (await fetch(`${api}?token=${token}`)).json()) as {
+      clusters: Array<{ profile: string; running: boolean }>;
+    };
+    assert.ok(list.clusters.some((c) => c.profile === "default" && c.running));
+  });
 });

@@ -107,6 +107,8 @@ test("002 more on views: on 12 engines the load-balanced speedup beats the direc
 
 test("003 basics: apply, remote errors, Reference, scatter/gather round trip", async () => {
   const t = texts(await execute("003_basics"));
+  for (const id of [0, 1, 2, 3]) assert.match(t, new RegExp(`\\[stdout:${id}\\] engine pid \\d+`), "%px output");
+  assert.match(t, /longrun\(2e6\) on all 4 engines at once: \d+ ms/);
   assert.match(t, /\[1:apply\] ReferenceError: missing is not defined/);
   assert.match(t, /\[ 105, 105, 105, 105 \]/);
   assert.match(t, /1000000 values; round trip equal: true/);

@@ -1,0 +1,73 @@
+/**
+ * tsparallel's JupyterLab: the JupyterLab 4 application assembled from npm's @jupyterlab/*
+ * extension packages (as JupyterLab's own `examples/app` does), plus the Clusters panel. Bundled
+ * by lab/build.ts and served by the `tsparallel_lab` Jupyter Server extension (lab/server/).
+ */
+import { JupyterLab, type JupyterFrontEndPlugin } from "@jupyterlab/application";
+import "./styles";
+import clustersPlugin from "./clusters";
+
+type PluginModule = { default: JupyterFrontEndPlugin<unknown> | JupyterFrontEndPlugin<unknown>[] };
+
+/** Plugins of an extension package; language-server plugins are left out (no LSP server here). */
+function pluginsOf(mod: PluginModule): JupyterFrontEndPlugin<unknown>[] {
+  const all = Array.isArray(mod.default) ? mod.default : [mod.default];
+  return all.filter((p) => !p.id.includes(":language-server"));
+}
+
+async function main(): Promise<void> {
+  const extensions = await Promise.all([
+    import("@jupyterlab/application-extension"),
+    import("@jupyterlab/apputils-extension"),
+    import("@jupyterlab/celltags-extension"),
+    import("@jupyterlab/codemirror-extension"),
+    import("@jupyterlab/completer-extension"),
+    import("@jupyterlab/console-extension"),
+    import("@jupyterlab/csvviewer-extension"),
+    import("@jupyterlab/docmanager-extension"),
+    import("@jupyterlab/documentsearch-extension"),
+    import("@jupyterlab/filebrowser-extension"),
+    import("@jupyterlab/fileeditor-extension"),
+    import("@jupyterlab/help-extension"),
+    import("@jupyterlab/htmlviewer-extension"),
+    import("@jupyterlab/imageviewer-extension"),
+    import("@jupyterlab/inspector-extension"),
+    import("@jupyterlab/launcher-extension"),
+    import("@jupyterlab/mainmenu-extension"),
+    import("@jupyterlab/markdownviewer-extension"),
+    import("@jupyterlab/markedparser-extension"),
+    import("@jupyterlab/metadataform-extension"),
+    import("@jupyterlab/notebook-extension"),
+    import("@jupyterlab/rendermime-extension"),
+    import("@jupyterlab/running-extension"),
+    import("@jupyterlab/settingeditor-extension"),
+    import("@jupyterlab/shortcuts-extension"),
+    import("@jupyterlab/statusbar-extension"),
+    import("@jupyterlab/terminal-extension"),
+    import("@jupyterlab/theme-dark-extension"),
+    import("@jupyterlab/theme-light-extension"),
+    import("@jupyterlab/toc-extension"),
+    import("@jupyterlab/tooltip-extension"),
+    import("@jupyterlab/translation-extension"),
+    import("@jupyterlab/ui-components-extension"),
+  ]);
+  // Plain objects: Lab calls hasOwnProperty on them, which an ES module namespace lacks.
+  const mimeExtensions = (await Promise.all([import("@jupyterlab/json-extension")])).map((m) => ({
+    __esModule: true,
+    default: m.default,
+  }));
+  const lab = new JupyterLab({ mimeExtensions });
+  lab.registerPlugins([...extensions.flatMap((m) => pluginsOf(m as PluginModule)), clustersPlugin]);
+  await lab.start();
+  await lab.restored;
+  document.body.dataset.labRestored = "true"; // for the browser tests
+}
+
+window.addEventListener(
+  "load",
+  () =>
+    void main().catch((e: unknown) => {
+      document.body.dataset.labError = String(e);
+      console.error(e);
+    }),
+);
