@@ -1,6 +1,7 @@
 /** The tsparallel library: `import { Client, Cluster, Reference } from "tsparallel"`. Nothing else is public. */
 export { Client, type ConnectOptions, getActiveClient } from "./client/client";
-export { Cluster, type ClusterInfo, type ClusterOptions } from "./cluster/cluster";
+export { Cluster, type ClusterInfo, type ClusterOptions, type EngineSetOptions } from "./cluster/cluster";
+export type { EngineKind, EngineSetInfo } from "./protocol/messages";
 export {
   DirectView,
   LoadBalancedView,

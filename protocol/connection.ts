@@ -114,15 +114,9 @@ export function listProfiles(): string[] {
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
+    return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-  // A zombie (exited, its parent has not reaped it yet) answers signal 0 but is gone.
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, "latin1");
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
-  } catch {
-    return true; // no /proc here: trust the signal
   }
 }
 

@@ -336,6 +336,22 @@ describe("JupyterLab from `tsparallel start`", () => {
       await shot(page, "restart-failed");
       throw e;
     });
+
+    // waitInteractive's progress updates in place (one output, not a line per tick); an HTML table renders.
+    await typeInActiveCell(
+      page,
+      'import { Client, table } from "tsparallel";\nconst rc = await Client.connect();\nconst slow = rc.loadBalancedView().map(async (x: number) => { await new Promise((r) => setTimeout(r, 400)); return x; }, [1, 2, 3, 4, 5, 6]);\nawait slow.waitInteractive({ interval: 100 });\ntable([{ engine: 0, tasks: 3 }, { engine: 1, tasks: 3 }])',
+    );
+    const lastCell = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell").nth(-2);
+    await until(
+      async () => (await lastCell.locator(".jp-OutputArea-output table").count()) === 1,
+      60_000,
+      "the HTML table",
+    );
+    const progress = await lastCell.locator(".jp-OutputArea-output", { hasText: /tasks finished/ }).allInnerTexts();
+    assert.equal(progress.length, 1, `one progress output, updated in place: ${JSON.stringify(progress)}`);
+    assert.match(progress[0]!, /6\/6 tasks/);
+    await shot(page, "progress-table");
   });
 
   test("the Clusters endpoint wants the token, checks its inputs, and leaves nothing behind when a start fails", async () => {
