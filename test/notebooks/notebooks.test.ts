@@ -84,6 +84,8 @@ test("001 introduction: views, data movement, magics with [stdout:N] from every 
   assert.match(t, /Out\[0:\d+\]: \[ 1, 4, 9 \]/);
   assert.match(t, /Out\[3:\d+\]: 'slept on \d+'/, "%pxresult after --noblock");
   assert.match(t, /\[ 10, 40, 90, 160 \]/, "parallel map");
+  assert.match(t, /7 items by engine: 2\/2\/2\/1/, "one contiguous task per engine");
+  assert.match(t, /\[ 13, -1, 13, -1 \]/, "execute on even and odd engines");
 });
 
 let chartsOf002: string[] = [];
