@@ -74,6 +74,11 @@ test("000 load balancing: maps, chunksize, arrival order, progress, the nested-l
   assert.match(t, /4 tasks of 4 items/);
   assert.match(t, /24\/24 tasks finished after/);
   assert.match(t, /12 products, same as the serial loop/);
+  assert.match(t, /each engine's id: \[0,1,2,3\]/, "scatter with flatten: one value per engine");
+  assert.match(
+    t,
+    /'engine 0 at [\d.]+ s',\s+'engine 1 at [\d.]+ s',\s+'engine 2 at [\d.]+ s',\s+'engine 3 at [\d.]+ s'/,
+  );
   assert.match(t, /200 results, sum of squares \d+/, "imap over a million-item generator, stopped early");
   assert.match(t, /\{ step: 3, loss: 0\.333\d* \},\s+\{ step: 6, loss: 0\.1666\d* \}/, "publishData");
 });
