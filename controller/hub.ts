@@ -21,7 +21,7 @@ import {
   isMsg,
   parentId,
 } from "../protocol/messages";
-import { isAlive, parentPid } from "../protocol/connection";
+import { processExists } from "../protocol/connection";
 import { isRoute } from "../protocol/validate";
 import { type LibraryErrorName, libraryErrorContent } from "../protocol/errors";
 import { type RecordView, matches, pick, queryProblem, recordView } from "./history";
@@ -351,9 +351,7 @@ export class Hub {
     for (const e of this.registry.all()) {
       // A local engine is watched by pid as well: a dead process is noticed within one check,
       // not after several missed beats (ipyparallel's nanny gives the same fast notice).
-      // A child of ours that exited is reported by its exit event, with the reason (out of memory…).
-      if (e.hostname === this.hostname && !isAlive(e.pid) && parentPid(e.pid) !== process.pid)
-        this.engineLost(e.id, `its process ${e.pid} exited`);
+      if (e.hostname === this.hostname && !processExists(e.pid)) this.engineLost(e.id, `its process ${e.pid} exited`);
       else if (now - e.lastBeat > limit) this.engineLost(e.id, `it missed heartbeats for ${now - e.lastBeat} ms`);
     }
   }

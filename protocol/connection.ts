@@ -112,26 +112,29 @@ export function listProfiles(): string[] {
 }
 
 export function isAlive(pid: number): boolean {
+  // A zombie has exited: it answers signal 0 until its parent reaps it, which an orphan's init
+  // may never do.
+  return processExists(pid) && procState(pid) !== "Z";
+}
+
+/**
+ * Whether a process with this pid exists, zombie or not: signal 0, no file read. Cheap enough for
+ * the controller's periodic check of its engines, whose exited children Node reaps at once.
+ */
+export function processExists(pid: number): boolean {
   try {
     process.kill(pid, 0);
+    return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === "EPERM";
   }
-  // A zombie has exited: it answers signal 0 until its parent reaps it, which an orphan's init
-  // may never do.
-  return procStat(pid)?.state !== "Z";
 }
 
-/** The parent of a live or zombie process, from /proc (undefined when it is gone or unknown). */
-export function parentPid(pid: number): number | undefined {
-  return procStat(pid)?.ppid;
-}
-
-function procStat(pid: number): { state: string; ppid: number } | undefined {
+/** A process's state letter from /proc (R, S, Z…), or undefined when unknown. */
+function procState(pid: number): string | undefined {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, "latin1");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return { state: fields[0] ?? "", ppid: Number(fields[1]) };
+    return stat.charAt(stat.lastIndexOf(")") + 2);
   } catch {
     return undefined;
   }

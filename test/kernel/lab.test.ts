@@ -53,7 +53,16 @@ async function kernelIdle(page: Page): Promise<void> {
     120_000,
     "the notebook's kernel to be idle",
   );
-  await new Promise((r) => setTimeout(r, 500));
+}
+
+/** Waits until no cell of the open notebook is running (no `[*]` prompt). */
+async function cellsDone(page: Page): Promise<void> {
+  await until(
+    async () =>
+      (await page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-InputPrompt", { hasText: "[*]" }).count()) === 0,
+    60_000,
+    "the running cells to finish",
+  );
 }
 
 /** Clicks a top menu, then one of its items. */
@@ -261,6 +270,7 @@ describe("JupyterLab from `tsparallel start`", () => {
     assert.doesNotMatch(await outputText(page), /\[stdout:1\]/, "--targets ::2 of 2 engines is engine 0 only");
 
     await typeInActiveCell(page, "const tspLocalCounter: number = 41;");
+    await cellsDone(page); // the kernel knows the name before it is asked to complete it
     await typeInActiveCell(page, "tspLocalC", false);
     await page.keyboard.press("Tab");
     await until(
@@ -299,14 +309,13 @@ describe("JupyterLab from `tsparallel start`", () => {
     await page.keyboard.press("Escape");
     await page.keyboard.press("Shift+Enter");
 
-    await typeInActiveCell(page, "%px while (true) {}");
-    await until(
-      async () =>
-        (await page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-InputPrompt", { hasText: "[*]" }).count()) > 0,
-      20_000,
-      "the busy cell to run",
+    // Each engine marks its loop as started (a file named by its pid) before spinning.
+    const loops = fs.mkdtempSync(path.join(testRoot, "lab-loops-"));
+    await typeInActiveCell(
+      page,
+      `%px require("node:fs").writeFileSync(\`${loops}/\${process.pid}\`, ""); while (true) {}`,
     );
-    await new Promise((r) => setTimeout(r, 1000)); // the loops have started on the engines
+    await until(() => fs.readdirSync(loops).length === 2, 30_000, "both engines to run the loop");
     await menu(page, "Kernel", "Interrupt Kernel");
     await until(
       async () =>
