@@ -16,7 +16,8 @@ export interface Tunnel {
   close(): void;
 }
 
-function freePort(): Promise<number> {
+/** A TCP port on 127.0.0.1 that nobody listens on now (the kernel's pick, released at once). */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.once("error", reject);
@@ -35,8 +36,8 @@ function accepts(port: number): Promise<boolean> {
   });
 }
 
-/** "ssh -F cfg" → ["ssh", "-F", "cfg"] (quotes group words). */
-function words(line: string): string[] {
+/** A command line as words: "ssh -F 'my config'" → ["ssh", "-F", "my config"] (quotes group words). */
+export function splitCommand(line: string): string[] {
   return [...line.matchAll(/"([^"]*)"|'([^']*)'|(\S+)/g)].map((m) => m[1] ?? m[2] ?? m[3]!);
 }
 
@@ -53,7 +54,7 @@ export async function openTunnel(
   const remote = [info.ports.clients, info.ports.notification];
   const local = [await freePort(), await freePort()];
   const host = info.ip.includes(":") ? `[${info.ip}]` : info.ip;
-  const [command, ...args] = words(sshCommand) as [string, ...string[]];
+  const [command, ...args] = splitCommand(sshCommand) as [string, ...string[]];
   const forwards = remote.flatMap((port, i) => ["-L", `127.0.0.1:${local[i]}:${host}:${port}`]);
   const ssh: ChildProcess = spawn(
     command,

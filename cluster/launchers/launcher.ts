@@ -13,6 +13,7 @@ import type { ConnectionInfo } from "../../protocol/connection";
 import { TsParallelError } from "../../protocol/errors";
 import { CLI_PATH } from "../../paths";
 import { nodeFlags } from "../node-flags";
+import { splitCommand } from "../../client/tunnel";
 
 export interface LaunchContext {
   /** The set's id, given to its engines. */
@@ -41,12 +42,8 @@ export interface EngineLauncher {
   signal(signal: NodeJS.Signals): Promise<void>;
 }
 
-/** "mpiexec --hostfile 'my hosts'" → ["mpiexec", "--hostfile", "my hosts"]. */
-export function splitCommand(line: string): string[] {
-  const out: string[] = [];
-  for (const m of line.matchAll(/"([^"]*)"|'([^']*)'|(\S+)/g)) out.push(m[1] ?? m[2] ?? m[3]!);
-  return out;
-}
+// The same command-line splitting as the client's ssh tunnel (the client may not import us).
+export { splitCommand };
 
 /** A word for a POSIX shell: single-quoted unless it is plainly safe. */
 export function shellQuote(word: string): string {

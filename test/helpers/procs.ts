@@ -7,17 +7,7 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import { killQuietly, until } from "./cluster";
 
-/** A TCP port nobody listens on now (the kernel's pick, released at once). */
-export function freePort(host = "127.0.0.1"): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, host, () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from "../../client/tunnel";
 
 /** Resolves once something accepts TCP connections on host:port, or fails at the deadline. */
 export async function listening(host: string, port: number, ms = 15_000, netns?: string): Promise<void> {
