@@ -3,6 +3,7 @@ export { Client, type ConnectOptions, getActiveClient } from "./client/client";
 export { Cluster, type ClusterInfo, type ClusterOptions, type EngineSetOptions } from "./cluster/cluster";
 export type { EngineKind, EngineSetInfo } from "./protocol/messages";
 export {
+  BroadcastView,
   DirectView,
   LoadBalancedView,
   type LoadBalancedOptions,

@@ -1,8 +1,10 @@
 /**
- * Workloads beyond the reference script: memory at rest, 64 engines, a 200,000-task soak, and the
+ * Workloads beyond the reference script: memory at rest, 16 to 256 engines, a 200,000-task soak, and the
  * kernel as a notebook user meets it (start time, a `%px` no-op through a Jupyter client).
  */
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import * as os from "node:os";
+import { performance } from "node:perf_hooks";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Cluster } from "../cluster/cluster";
@@ -45,19 +47,92 @@ export async function memoryAtRest(): Promise<void> {
   }
 }
 
-/** 64 engines launched and registered, then one execute on all of them. */
-export async function scale64(): Promise<void> {
-  const n = quick ? 16 : 64;
-  const [t, cluster] = await timed(() => Cluster.start({ n, profile: "bench_64", timeout: 300_000 }));
-  try {
-    put(`(scale) ${n} engines launched until all registered`, t, "s", "lower");
-    const dview = cluster.client.view();
-    await dview.execute("globalThis.x = 1").get();
-    const runs: number[] = [];
-    for (let i = 0; i < 20; i++) runs.push((await timed(() => dview.execute("globalThis.x = 1").get()))[0]);
-    put(`(scale) execute('x=1') on all ${n} engines median`, median(runs) * 1e3, "ms", "lower");
-  } finally {
-    await cluster.stop();
+/** `n` processes of plain `node -e 0`, `window` at a time: what starting any Node process costs here. */
+async function bareNodeStarts(n: number, window: number): Promise<number> {
+  const t0 = performance.now();
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next++ < n)
+      await new Promise<void>((resolve, reject) =>
+        spawn(process.execPath, ["-e", "0"], { stdio: "ignore" })
+          .on("exit", () => resolve())
+          .on("error", reject),
+      );
+  };
+  await Promise.all(Array.from({ length: window }, worker));
+  return (performance.now() - t0) / 1000;
+}
+
+const TWO_MB = new Float64Array((2 * MB) / 8).map((_, i) => i);
+
+/**
+ * Many engines on this machine: start and registration (ids must be 0..n-1, none lost and
+ * registered again), `execute` on all of them against one of them (DirectView and
+ * BroadcastView), a 2 MB push through each at 64, and the controller's memory at rest. Each
+ * size is measured beside its floor: bare Node processes started the same way, and the same
+ * 2 MB read by every engine from /dev/shm with no network at all.
+ */
+export async function scale(): Promise<void> {
+  for (const n of quick ? [16] : [16, 64, 256]) {
+    const [t, cluster] = await timed(() => Cluster.start({ n, profile: `bench_scale_${n}`, timeout: 600_000 }));
+    try {
+      const rc = cluster.client;
+      put(`(scale) ${n} engines launched until all registered`, t, "s", "lower");
+      const { seq } = await rc.query("connection_request", {});
+      put(`(scale) ${n} engines: ids lost and handed out again during start`, seq - n, "ids", "lower");
+      await new Promise((r) => setTimeout(r, 2000)); // let start-up garbage be collected
+      put(`(mem) controller RSS at rest, ${n} engines`, rssOf(cluster.pid) / MB, "MB", "lower");
+      const one = rc.view(0);
+      const dview = rc.view();
+      const bview = rc.broadcastView();
+      for (let i = 0; i < 3; i++) await dview.execute("globalThis.x = 1").get();
+      const reps = n >= 256 ? 7 : 15;
+      const runs = async (f: () => Promise<unknown>): Promise<number> => {
+        const out: number[] = [];
+        for (let i = 0; i < reps; i++) out.push((await timed(f))[0] * 1e3);
+        return median(out);
+      };
+      const oneMs = await runs(() => one.execute("globalThis.x = 1").get());
+      const allMs = await runs(() => dview.execute("globalThis.x = 1").get());
+      const bcastMs = await runs(() => bview.execute("globalThis.x = 1").get());
+      put(`(fan-out) execute('x=1') on 1 of ${n} engines median`, oneMs, "ms", "lower");
+      put(`(fan-out) execute('x=1') on all ${n} engines median`, allMs, "ms", "lower");
+      put(`(fan-out) execute('x=1') on all ${n} engines, BroadcastView median`, bcastMs, "ms", "lower");
+      put(`(fan-out) all/one, ${n} engines, DirectView`, allMs / oneMs, "×", "lower");
+      put(`(fan-out) all/one, ${n} engines, BroadcastView`, bcastMs / oneMs, "×", "lower");
+      if (n !== 64) continue;
+      const direct = await runs(() => dview.push({ pushed: TWO_MB }).get());
+      const broadcast = await runs(() => bview.push({ pushed: TWO_MB }).get());
+      put("(broadcast) push 2 MB to 64 engines, DirectView", direct, "ms", "lower");
+      put("(broadcast) push 2 MB to 64 engines, BroadcastView", broadcast, "ms", "lower");
+      put(
+        "(broadcast) push 2 MB to 64 engines, BroadcastView speedup over DirectView",
+        direct / broadcast,
+        "×",
+        "higher",
+      );
+      const file = `/dev/shm/tsparallel-bench-${process.pid}`;
+      fs.writeFileSync(file, Buffer.from(TWO_MB.buffer));
+      try {
+        const noop = await runs(() => bview.apply(() => 0).get());
+        const read = await runs(() =>
+          bview
+            .apply(
+              (f: string) =>
+                new Float64Array(new Uint8Array(process.getBuiltinModule("node:fs").readFileSync(f)).buffer).length,
+              file,
+            )
+            .get(),
+        );
+        put("(floor) 2 MB into each of 64 engines from /dev/shm, no network", read - noop, "ms", "lower");
+      } finally {
+        fs.rmSync(file, { force: true });
+      }
+    } finally {
+      await cluster.stop();
+    }
+    const window = Math.max(8, 8 * os.availableParallelism());
+    put(`(floor) ${n} bare node processes started, ${window} at a time`, await bareNodeStarts(n, window), "s", "lower");
   }
 }
 

@@ -10,7 +10,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { PACKAGE_ROOT } from "../paths";
 import { loadBalance, smallCluster, startup } from "./core";
-import { chaosRun, kernel, memoryAtRest, scale64, soak } from "./extra";
+import { chaosRun, kernel, memoryAtRest, scale, soak } from "./extra";
 import { type Metric, ours, quick } from "./metrics";
 import { fmt, formatTable, referenceName, targetCell } from "./targets";
 
@@ -49,7 +49,7 @@ const WORKLOADS: Record<string, () => Promise<unknown>> = {
   g: loadBalance,
   h: startup,
   mem: memoryAtRest,
-  scale: scale64,
+  scale,
   soak,
   chaos: chaosRun,
   kernel,

@@ -9,11 +9,27 @@ export const ALIASES: Record<string, string> = {
 export const TARGETS: Record<string, { ratio: number } | { atLeast: number } | { atMost: number }> = {
   "a apply_sync latency median": { ratio: 10 },
   "c LB map 2000 no-op chunksize=1 throughput": { ratio: 30 },
+  "c LB map 2000 no-op chunksize=50 throughput": { ratio: 10 },
+  "d DV map_sync 100000 items time": { ratio: 2 },
+  "e push 1 MB": { ratio: 2.5 },
+  "e pull 1 MB": { ratio: 2.5 },
+  "e push 8 MB": { ratio: 2.5 },
+  "e pull 8 MB": { ratio: 2.5 },
   "e push 64 MB": { ratio: 2.5 },
   "e pull 64 MB": { ratio: 2.5 },
+  "f scatter+gather 1e6 float64": { ratio: 2.5 },
   "g load_balanced map_async speedup": { atLeast: 11.8 },
   "h startup 4 engines (Cluster.start until all registered)": { ratio: 8 },
   "(mem) idle engine RSS (max of 4, before any task)": { atMost: 60 },
+  "(scale) 64 engines launched until all registered": { atMost: 5 },
+  "(scale) 256 engines launched until all registered": { atMost: 20 },
+  "(scale) 256 engines: ids lost and handed out again during start": { atMost: 0 },
+  "(fan-out) all/one, 64 engines, DirectView": { atMost: 12 },
+  "(fan-out) all/one, 64 engines, BroadcastView": { atMost: 12 },
+  "(fan-out) all/one, 256 engines, BroadcastView": { atMost: 40 },
+  "(broadcast) push 2 MB to 64 engines, BroadcastView speedup over DirectView": { atLeast: 10 },
+  "(mem) controller RSS at rest, 256 engines": { atMost: 150 },
+  "(soak) controller RSS growth over 200000 tasks": { atMost: 50 },
 };
 
 /** The reference metric that a tsparallel metric is compared with. */

@@ -25,7 +25,7 @@ import { SubmittedTask } from "./task";
 import { type Tunnel, openTunnel } from "./tunnel";
 import { AsyncResult } from "./async-result";
 import { type Targets, resolveTargets } from "./targets";
-import { DirectView, LoadBalancedView, type LoadBalancedOptions } from "./views";
+import { BroadcastView, DirectView, LoadBalancedView, type LoadBalancedOptions } from "./views";
 import { ExecuteReply } from "./execute-reply";
 import { activeObject, activeViewObject, setActiveObject } from "./active";
 import type { QueueStatusReport, TaskRequestType, ViewHost } from "./host";
@@ -93,7 +93,7 @@ export class Client extends EventEmitter implements ViewHost {
   private constructor(readonly info: ConnectionInfo) {
     super();
     this.session = new Session(info.key, "client");
-    this.outbox = new Outbox(this.socket);
+    this.outbox = new Outbox(this.socket, { coalesce: this.session.coalesce });
     const keys = curveClientKeys(info.curve_serverkey);
     withCurve(this.socket, keys);
     withCurve(this.sub, keys);
@@ -170,6 +170,14 @@ export class Client extends EventEmitter implements ViewHost {
   view(targets: Targets = "all"): DirectView {
     if (targets !== "all") resolveTargets(targets, this.engineIds); // validate now, with a clear error
     return new DirectView(this, targets);
+  }
+
+  /** A BroadcastView on `targets`: one message reaches them all, their replies come back together. */
+  broadcastView(target: number): BroadcastView<true>;
+  broadcastView(targets?: Targets): BroadcastView<false>;
+  broadcastView(targets: Targets = "all"): BroadcastView {
+    if (targets !== "all") resolveTargets(targets, this.engineIds);
+    return new BroadcastView(this, targets);
   }
 
   loadBalancedView(opts: LoadBalancedOptions = {}): LoadBalancedView {
@@ -460,6 +468,22 @@ export class Client extends EventEmitter implements ViewHost {
     return task;
   }
 
+  /** @internal Sends one broadcast task; the controller names each engine's part `<msg id>:<engine id>`. */
+  submitBroadcast<T extends TaskRequestType>(
+    type: T,
+    content: ContentOf<T>,
+    metadata: RequestMetadata,
+    buffers: Buffer[],
+    ids: number[],
+  ): SubmittedTask[] {
+    if (this.closed) throw new TsParallelError("this client is closed; connect a new one with Client.connect()");
+    const msgId = this.session.newMsgId();
+    const tasks = ids.map((id) => this.track(`${msgId}:${id}`, id, type === "apply_request" ? "apply" : "execute"));
+    for (const t of tasks) t.metadata.label = metadata.label;
+    this.outbox.send(this.session.encode(type, content as never, { msgId, metadata, buffers }).frames);
+    return tasks;
+  }
+
   /** @internal Ids for a targets spec, or NoEnginesError. */
   targetIds(spec: Targets): { ids: number[]; scalar: boolean } {
     if (this.engineIds.length === 0) throw new NoEnginesError();
@@ -490,6 +514,10 @@ export class Client extends EventEmitter implements ViewHost {
       this.queries.delete(pid);
       if (isMsg(msg, "hub_error")) query.reject(new TsParallelError(`${msg.content.ename}: ${msg.content.evalue}`));
       else query.resolve(msg.content);
+      return;
+    }
+    if (isMsg(msg, "batch")) {
+      for (const inner of this.session.unbatch(msg)) this.onMessage(inner.msg);
       return;
     }
     const task = this.tasks.get(pid) ?? this.finished.get(pid);

@@ -24,6 +24,14 @@ export interface ViewHost {
     buffers: Buffer[],
     engineId: number | undefined,
   ): SubmittedTask;
+  /** Sends one task for all of `ids` (route `broadcast`); one tracked task per engine, in `ids` order. */
+  submitBroadcast<T extends TaskRequestType>(
+    type: T,
+    content: ContentOf<T>,
+    metadata: RequestMetadata,
+    buffers: Buffer[],
+    ids: number[],
+  ): SubmittedTask[];
   /** Engine ids for a targets spec right now; throws NoEnginesError when none are registered. */
   targetIds(spec: Targets): { ids: number[]; scalar: boolean };
   /** Drops queued tasks by msg id; running ones are interrupted. Resolves to the ids it affected. */

@@ -5,10 +5,10 @@
  */
 import * as util from "node:util";
 import { type AnyFunction, functionSource, packApply } from "../protocol/apply";
-import type { ApplyContent, RequestMetadata, Route } from "../protocol/messages";
+import type { ApplyContent, ContentOf, RequestMetadata, Route } from "../protocol/messages";
 import { transpile } from "../transpile/transpile";
 import { AsyncResult, type ResultHost } from "./async-result";
-import type { QueueStatusReport, ViewHost } from "./host";
+import type { QueueStatusReport, TaskRequestType, ViewHost } from "./host";
 import type { ExecuteReply } from "./execute-reply";
 import { setActiveView } from "./active";
 import { type Targets, partition } from "./targets";
@@ -101,7 +101,12 @@ export class DirectView<S extends boolean = boolean> extends View {
 
   /** The same view with these flags, e.g. `dview.with({ label: "stage-2" })` to label its tasks. */
   with(flags: { label?: string }): DirectView<S> {
-    return new DirectView<S>(this.client, this.targets, { ...this.flags, ...flags });
+    return this.derive(this.targets, { ...this.flags, ...flags });
+  }
+
+  /** A view of the same kind on other targets or flags. */
+  protected derive(targets: Targets, flags: { label?: string }): DirectView {
+    return new DirectView(this.client, targets, flags);
   }
 
   /** `<DirectView [0, 2]>`, as ipyparallel shows a view. */
@@ -112,7 +117,7 @@ export class DirectView<S extends boolean = boolean> extends View {
     } catch {
       ids = JSON.stringify(this.targets);
     }
-    return `<DirectView ${ids}>`;
+    return `<${this.constructor.name} ${ids}>`;
   }
 
   /** Engine ids this view addresses right now ("all" is evaluated at each call). */
@@ -156,15 +161,8 @@ export class DirectView<S extends boolean = boolean> extends View {
       allow_stdin: false,
       stop_on_error: true,
     };
-    const tasks = ids.map((id) =>
-      this.client.submit(
-        "execute_request",
-        content,
-        this.meta(id, { sourceMap: t.map, source: code, ...(opts.timeLimit ? { timeLimit: opts.timeLimit } : {}) }),
-        [],
-        id,
-      ),
-    );
+    const extra = { sourceMap: t.map, source: code, ...(opts.timeLimit ? { timeLimit: opts.timeLimit } : {}) };
+    const tasks = this.submitAll("execute_request", content, extra, [], ids);
     return new AsyncResult<PerEngine<S, ExecuteReply>>(this, tasks, { scalar, label: "execute" });
   }
 
@@ -258,15 +256,24 @@ export class DirectView<S extends boolean = boolean> extends View {
 
   /** A view of the same client on other targets (this view when `targets` is undefined). */
   withTargets(targets: Targets | undefined): DirectView {
-    return targets === undefined ? this : new DirectView(this.client, targets, this.flags);
+    return targets === undefined ? this : this.derive(targets, this.flags);
   }
 
-  private meta(engine: number, extra: RequestMetadata = {}): RequestMetadata {
-    return {
-      route: { kind: "direct", engine },
-      ...(this.flags.label !== undefined ? { label: this.flags.label } : {}),
-      ...extra,
-    };
+  /** The same request to every engine of `ids`: one message per engine. */
+  protected submitAll<T extends TaskRequestType>(
+    type: T,
+    content: ContentOf<T>,
+    extra: RequestMetadata,
+    buffers: Buffer[],
+    ids: number[],
+  ): SubmittedTask[] {
+    return ids.map((id) =>
+      this.client.submit(type, content, this.meta({ kind: "direct", engine: id }, extra), buffers, id),
+    );
+  }
+
+  protected meta(route: Route, extra: RequestMetadata = {}): RequestMetadata {
+    return { route, ...(this.flags.label !== undefined ? { label: this.flags.label } : {}), ...extra };
   }
 
   private send<T>(
@@ -277,15 +284,48 @@ export class DirectView<S extends boolean = boolean> extends View {
   ): AsyncResult<T> {
     const { ids, scalar } = this.client.targetIds(this.targets);
     const packed = packApply(call, args); // once, whatever the number of targets
-    const tasks = ids.map((id) =>
-      this.client.submit("apply_request", packed.content, this.meta(id), packed.buffers, id),
-    );
+    const tasks = this.submitAll("apply_request", packed.content, {}, packed.buffers, ids);
     return new AsyncResult<T>(this, tasks, { scalar, label, ...(finish ? { finish } : {}) });
   }
 
   private submitOne(call: ApplyContent["call"], args: unknown[], id: number): SubmittedTask {
     const packed = packApply(call, args);
-    return this.client.submit("apply_request", packed.content, this.meta(id), packed.buffers, id);
+    return this.client.submit(
+      "apply_request",
+      packed.content,
+      this.meta({ kind: "direct", engine: id }),
+      packed.buffers,
+      id,
+    );
+  }
+}
+
+/**
+ * A DirectView whose `apply`, `execute`, `push`, `pull`, `clear` and `require` send one message
+ * for all its targets (ipyparallel 7's BroadcastView): the controller fans it out without
+ * copying the payload and returns the engines' replies together. Per-engine work (`map`,
+ * `scatter`, `gather`) sends one message per engine, as a DirectView does. Results, errors and
+ * metadata are the DirectView's; each engine's task has the msg id `<msg id>:<engine id>`.
+ */
+export class BroadcastView<S extends boolean = boolean> extends DirectView<S> {
+  protected override derive(targets: Targets, flags: { label?: string }): DirectView {
+    return new BroadcastView(this.client, targets, flags);
+  }
+
+  protected override submitAll<T extends TaskRequestType>(
+    type: T,
+    content: ContentOf<T>,
+    extra: RequestMetadata,
+    buffers: Buffer[],
+    ids: number[],
+  ): SubmittedTask[] {
+    return this.client.submitBroadcast(
+      type,
+      content,
+      this.meta({ kind: "broadcast", targets: ids }, extra),
+      buffers,
+      ids,
+    );
   }
 }
 

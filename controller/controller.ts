@@ -12,6 +12,7 @@ import { Outbox } from "../protocol/socket";
 import {
   type ConnectionInfo,
   connectionFile,
+  endpoint,
   profileDir,
   readConnectionFile,
   writeSecret,
@@ -54,6 +55,7 @@ export class Controller {
   private readonly engines = new zmq.Router();
   private readonly ping = new zmq.Publisher();
   private readonly heartbeat = new zmq.Router();
+  private heartbeatRole: HeartbeatRole | undefined;
   private readonly notification = new zmq.Publisher();
   readonly engineSets: EngineSets;
   /** The connection file being reused (`--reuse`): same ports and key as before. */
@@ -69,8 +71,8 @@ export class Controller {
     this.log = opts.log ?? ((l) => process.stderr.write(`[controller] ${l}\n`));
     const previous = (this.previous = opts.reuse ? tryRead(connectionFile("client", opts.profile)) : undefined);
     this.session = new Session(previous?.key ?? randomBytes(32).toString("hex"), "controller");
-    const clientsOut = new Outbox(this.clients);
-    const enginesOut = new Outbox(this.engines);
+    const clientsOut = new Outbox(this.clients, { coalesce: this.session.coalesce, routed: true });
+    const enginesOut = new Outbox(this.engines, { coalesce: this.session.coalesce, routed: true });
     const notifyOut = new Outbox(this.notification);
     this.hub = new Hub(
       this.session,
@@ -93,6 +95,7 @@ export class Controller {
         },
         shutdown: () => void this.close(),
         engineSets: (request) => this.engineSets.handle(request),
+        registered: (engine) => this.engineSets.registered(engine.engineSet, engine.pid),
         log: this.log,
       },
       {
@@ -160,11 +163,15 @@ export class Controller {
     writeSecret(connectionFile("engine", profile), this.info);
     writeSecret(connectionFile("client", profile), this.info);
 
-    const hb = new HeartbeatRole(this.ping, this.heartbeat, this.info.key, this.hub);
+    const hb = (this.heartbeatRole = new HeartbeatRole(this.ping, this.heartbeat, this.info.key, this.hub));
     this.loops.push(
       routeLoop(this.clients, this.session, (m, env) => this.hub.onClientMessage(m, env), this.log),
       routeLoop(this.engines, this.session, (m, env) => this.hub.onEngineMessage(m, env), this.log),
-      hb.start(this.log),
+      hb.start(
+        this.log,
+        { ping: endpoint(this.info, ports.ping), pong: endpoint(this.info, ports.heartbeat) },
+        curve ? { serverKey: curve.publicKey, ...zmq.curveKeyPair() } : undefined,
+      ),
     );
     const period = this.hub.options.heartbeatPeriod;
     this.timers.push(
@@ -185,6 +192,7 @@ export class Controller {
     this.closed = true;
     for (const t of this.timers) clearInterval(t);
     await this.engineSets.stopAll();
+    await this.heartbeatRole?.stop();
     for (const s of [this.clients, this.engines, this.ping, this.heartbeat, this.notification]) s.close();
     await Promise.allSettled(this.loops);
     this.database?.close();

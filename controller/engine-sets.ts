@@ -147,6 +147,12 @@ export class EngineSets {
     await Promise.all(remote.map((s) => s.launcher.signal(signal)));
   }
 
+  /** An engine registered: a local set starts its next engine (see the start window in local.ts). */
+  registered(setId: string | undefined, pid: number): void {
+    const launcher = setId === undefined ? undefined : this.sets.get(setId)?.launcher;
+    if (launcher instanceof LocalLauncher) launcher.engineRegistered(pid);
+  }
+
   /** Restarts the local engine process `pid` (its set's launcher must be local). */
   restart(pid: number): boolean {
     for (const { launcher } of this.sets.values())

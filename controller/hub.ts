@@ -33,6 +33,8 @@ import { SCHEMES, type SchemeName } from "./schemes";
 /** How often, and how many times, a task being interrupted is signalled again while it runs. */
 const RESIGNAL_MS = 250;
 const RESIGNAL_TRIES = 40;
+/** Most frames in one coalesced `batch` of broadcast replies: under the wire's 4,096 per message. */
+const BATCH_FRAMES = 4000;
 /** Heartbeat periods of silence after which a client counts as gone. */
 const ORPHAN_PERIODS = 10;
 
@@ -46,6 +48,8 @@ export interface HubPorts {
   restart(engineId: number): boolean;
   /** The controller should shut down. */
   shutdown(): void;
+  /** An engine registered (its set's launcher may start the next one). */
+  registered?(engine: EngineEntry): void;
   /** Engine sets: list, add (through a launcher), stop, signal. Absent: the hub has none. */
   engineSets?(request: ContentOf<"engine_sets_request">): Promise<ContentOf<"engine_sets_reply">>;
   log(line: string): void;
@@ -68,6 +72,8 @@ export class Hub {
   private readonly hostname = os.hostname();
   /** When each client (by identity) was last heard from, for `dropOrphans`. */
   private readonly clientSeen = new Map<string, number>();
+  /** Broadcasts in flight by the client's msg id: their replies wait here to leave as one batch. */
+  private readonly broadcasts = new Map<string, { client: Buffer; waiting: number; replies: Envelope[] }>();
   /** When each unknown beating uuid was last asked to register again (see `beat`). */
   private readonly askedToRegister = new Map<string, number>();
 
@@ -158,24 +164,10 @@ export class Hub {
 
   private submit(msg: MessageOf<"apply_request" | "execute_request">, env: Envelope, client: Buffer): void {
     const route: Route = isRoute(msg.metadata.route) ? msg.metadata.route : { kind: "task" }; // checked by Session.parse
-    const record: TaskRecord = {
-      // A copy: the received frame is a view into ZeroMQ's receive chunk (8 KB or more, shared by
-      // every message decoded from it), which a kept record would pin, unseen by V8's GC.
-      msgId: msg.header.msg_id,
-      msgType: msg.header.msg_type,
-      client: Buffer.from(client),
-      route,
-      state: "pending",
-      engineId: undefined,
-      submitted: Date.now(),
-      stdout: "",
-      stderr: "",
-      envelope: route.kind === "task" ? detachEnvelope(env) : env,
-      retriesLeft: route.kind === "task" ? (route.retries ?? 0) : 0,
-      blacklist: new Set(),
-    };
-    record.header = msg.header;
-    if (typeof msg.metadata.label === "string") record.label = msg.metadata.label;
+    if (route.kind === "broadcast") return this.broadcast(msg, env, client, route.targets);
+    const record = this.newRecord(msg.header, msg.metadata, client, route);
+    record.envelope = route.kind === "task" ? detachEnvelope(env) : env;
+    record.retriesLeft = route.kind === "task" ? (route.retries ?? 0) : 0;
     record.request = route.kind === "task" ? record.envelope : detachEnvelope(env);
     this.records.add(record);
     if (route.kind === "direct") {
@@ -189,25 +181,84 @@ export class Hub {
         return;
       }
       record.envelope = undefined; // direct tasks are never resubmitted
-      this.sendToEngine(record, engine, env);
+      this.sendToEngine(record, engine, Session.forward([engine.identity], env));
       return;
     }
     this.scheduler.submit(record);
     this.scheduler.schedule();
   }
 
+  /**
+   * One request in, one direct task per target out (ipyparallel's BroadcastView): each engine
+   * gets the request under its own msg id, `<msg id>:<engine id>`, so records, output, abort and
+   * a lost engine work per engine as for a DirectView; the payload is neither copied nor signed
+   * again. The replies go back together, in one `batch` (see `deliver`).
+   */
+  private broadcast(
+    msg: MessageOf<"apply_request" | "execute_request">,
+    env: Envelope,
+    client: Buffer,
+    targets: number[],
+  ): void {
+    const groupId = msg.header.msg_id;
+    if (this.broadcasts.has(groupId)) return; // a replayed id: its tasks exist already
+    this.broadcasts.set(groupId, { client: Buffer.from(client), waiting: targets.length, replies: [] });
+    for (const id of targets) {
+      const header = { ...msg.header, msg_id: `${groupId}:${id}` };
+      const metadata = { ...msg.metadata, route: { kind: "direct", engine: id } satisfies Route };
+      const record = this.newRecord(header, metadata, client, metadata.route);
+      record.broadcast = groupId;
+      this.records.add(record);
+      const engine = this.registry.get(id);
+      if (!engine) {
+        this.failTask(
+          record,
+          "EngineError",
+          `engine ${id} is not registered (registered: [${this.registry.ids().join(", ")}])`,
+        );
+        continue;
+      }
+      const frames = this.session.resign(env, header, metadata, [engine.identity]);
+      record.request = detachEnvelope(splitFrames(frames.slice(1)));
+      this.sendToEngine(record, engine, frames);
+    }
+  }
+
+  /** A pending task's record, before any routing: envelope and retries are the caller's to set. */
+  private newRecord(header: Header, metadata: Record<string, unknown>, client: Buffer, route: Route): TaskRecord {
+    const record: TaskRecord = {
+      msgId: header.msg_id,
+      msgType: header.msg_type as TaskRecord["msgType"],
+      // A copy: the received frame is a view into ZeroMQ's receive chunk (8 KB or more, shared by
+      // every message decoded from it), which a kept record would pin, unseen by V8's GC.
+      client: Buffer.from(client),
+      route,
+      state: "pending",
+      engineId: undefined,
+      submitted: Date.now(),
+      stdout: "",
+      stderr: "",
+      envelope: undefined,
+      retriesLeft: 0,
+      blacklist: new Set(),
+      header,
+    };
+    if (typeof metadata.label === "string") record.label = metadata.label;
+    return record;
+  }
+
   private dispatch(task: TaskRecord, engine: EngineEntry): void {
     const env = task.envelope;
     if (!env) return this.failTask(task, "EngineError", "task lost its request before dispatch");
     engine.lbLoad++;
-    this.sendToEngine(task, engine, env);
+    this.sendToEngine(task, engine, Session.forward([engine.identity], env));
   }
 
-  private sendToEngine(task: TaskRecord, engine: EngineEntry, env: Envelope): void {
+  private sendToEngine(task: TaskRecord, engine: EngineEntry, frames: Buffer[]): void {
     task.state = "assigned";
     task.engineId = engine.id;
     engine.queue.push(task.msgId);
-    this.ports.toEngine(Session.forward([engine.identity], env));
+    this.ports.toEngine(frames);
   }
 
   // ---------------------------------------------------------------- engines
@@ -218,7 +269,7 @@ export class Hub {
     if (isMsg(msg, "registration_request")) return this.register(msg, identity);
     const engine = this.registry.getByUuid(identity.toString("latin1"));
     if (!engine) return; // not registered (or already declared lost): nothing to route to
-    engine.lastBeat = Date.now();
+    this.heard(engine);
     switch (msg.header.msg_type) {
       case "apply_reply":
       case "execute_reply":
@@ -256,6 +307,9 @@ export class Hub {
     const c = msg.content;
     const uuid = identity.toString("latin1");
     let engine = this.registry.getByUuid(uuid);
+    // A request that waited in the queue while its engine gave up and exited: registering it
+    // would hand out an id only to declare it lost at the next check.
+    if (!engine && c.hostname === this.hostname && !processExists(c.pid)) return;
     if (!engine) {
       engine = this.registry.add(
         {
@@ -268,7 +322,9 @@ export class Hub {
         },
         c.requested_id,
       );
+      this.heard(engine);
       this.ports.log(`engine ${engine.id} registered (pid ${engine.pid} on ${engine.hostname})`);
+      this.ports.registered?.(engine);
       this.publish("registration_notification", { ...this.registry.describe(engine), seq: this.registry.seq });
     }
     this.replyTo(
@@ -297,18 +353,19 @@ export class Hub {
       engine.avgTaskMs = engine.avgTaskMs === undefined ? ran : engine.avgTaskMs * 0.8 + ran * 0.2;
     const status = isMsg(msg, "apply_reply") || isMsg(msg, "execute_reply") ? msg.content.status : "error";
     record.reply = detachEnvelope(env);
-    this.toInterested(record, env);
+    this.deliver(record, record.reply);
     this.records.finish(record, status === "ok" ? "done" : status === "aborted" ? "aborted" : "failed");
     this.onFinished?.(record);
     this.scheduler.dependencyFinished();
     this.scheduler.schedule();
   }
 
-  /** Heartbeats: a beat refreshes the engine; `checkEngines` declares the silent ones lost. */
-  beat(uuid: string): void {
+  /** Heartbeats: an echo of ping `seq` refreshes the engine; `checkEngines` declares the silent ones lost. */
+  beat(uuid: string, seq: number): void {
     const engine = this.registry.getByUuid(uuid);
     if (engine) {
       engine.lastBeat = Date.now();
+      engine.heardAtPing = Math.max(engine.heardAtPing, seq);
       return;
     }
     // A live heart we do not know: an engine declared lost (stopped, then resumed) or registered
@@ -345,14 +402,44 @@ export class Hub {
     }
   }
 
+  /** A message from the engine: it is alive as of the newest ping. */
+  private heard(engine: EngineEntry): void {
+    engine.lastBeat = Date.now();
+    engine.heardAtPing = this.pingSent;
+  }
+
+  /** The newest ping sent, and the newest one the controller's own heart echoed, as read here. */
+  private pingSent = 0;
+  private canaryPing = 0;
+
+  pinged(seq: number): void {
+    this.pingSent = seq;
+  }
+
+  canaryBeat(seq: number): void {
+    this.canaryPing = Math.max(this.canaryPing, seq);
+  }
+
+  /**
+   * Lost: a local engine whose process is gone, or an engine that answered none of the last
+   * `heartbeatMisses` pings that the controller's own heart answered (see HeartbeatRole). Silence
+   * is counted in pings the controller sent and read the answers to, not in wall-clock time, so a
+   * controller short of CPU, which sends fewer pings and reads their answers late, does not
+   * declare live engines lost.
+   */
   checkEngines(): void {
-    const now = Date.now();
-    const limit = this.options.heartbeatPeriod * this.options.heartbeatMisses;
+    const misses = this.options.heartbeatMisses;
+    // A canary that never answered (it could not connect) must not switch the heartbeat off.
+    const reference = this.canaryPing > 0 || this.pingSent <= 6 * misses ? this.canaryPing : this.pingSent;
     for (const e of this.registry.all()) {
       // A local engine is watched by pid as well: a dead process is noticed within one check,
       // not after several missed beats (ipyparallel's nanny gives the same fast notice).
       if (e.hostname === this.hostname && !processExists(e.pid)) this.engineLost(e.id, `its process ${e.pid} exited`);
-      else if (now - e.lastBeat > limit) this.engineLost(e.id, `it missed heartbeats for ${now - e.lastBeat} ms`);
+      else if (reference - e.heardAtPing > misses)
+        this.engineLost(
+          e.id,
+          `it missed heartbeats: none of the last ${reference - e.heardAtPing} pings answered (silent for ${Date.now() - e.lastBeat} ms)`,
+        );
     }
   }
 
@@ -525,6 +612,33 @@ export class Hub {
 
   // ---------------------------------------------------------------- history across clients
 
+  /**
+   * A task's reply goes where its output goes (`toInterested`), except a broadcast's: its
+   * submitter gets the replies of all its engines at once, in as few `batch` messages as the
+   * frame limit allows, once the last one is in (a lost engine's fabricated reply counts).
+   */
+  private deliver(record: TaskRecord, reply: Envelope): void {
+    const group = record.broadcast === undefined ? undefined : this.broadcasts.get(record.broadcast);
+    if (!group) return this.toInterested(record, reply);
+    for (const w of record.watchers ?? []) this.ports.toClient(Session.forward([w], reply));
+    group.replies.push(reply);
+    if (--group.waiting > 0) return;
+    this.broadcasts.delete(record.broadcast!);
+    let batch: Envelope[] = [];
+    let frames = 0;
+    for (const r of group.replies) {
+      const n = 1 + r.parts.length + r.buffers.length;
+      if (batch.length > 0 && frames + n > BATCH_FRAMES) {
+        this.ports.toClient(this.session.batch([group.client], batch));
+        batch = [];
+        frames = 0;
+      }
+      batch.push(r);
+      frames += n;
+    }
+    this.ports.toClient(this.session.batch([group.client], batch));
+  }
+
   /** A task's reply and output go to its client and to every client that asked for its result. */
   private toInterested(record: TaskRecord, env: Envelope): void {
     this.ports.toClient(Session.forward([record.client], env));
@@ -652,10 +766,9 @@ export class Hub {
       },
     }).frames;
     record.reply = splitFrames(frames.slice(1)); // without the identity: re-addressed when fetched
-    for (const w of record.watchers ?? []) this.ports.toClient(Session.forward([w], record.reply));
     this.records.finish(record, state);
     this.onFinished?.(record);
-    this.ports.toClient(frames);
+    this.deliver(record, record.reply);
     this.scheduler.dependencyFinished();
   }
 

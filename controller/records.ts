@@ -37,6 +37,8 @@ export interface TaskRecord {
   /** The request and the reply, as signed frames, kept after the task for getResult/resubmit. */
   request?: Envelope;
   reply?: Envelope;
+  /** The broadcast (its client's msg id) this task is one engine's part of. */
+  broadcast?: string;
   /** Other clients waiting for this task's reply and output (`rc.getResult` of a live task). */
   watchers?: Buffer[];
 }

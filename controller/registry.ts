@@ -8,7 +8,10 @@ export interface EngineEntry extends EngineDescription {
   /** The launcher's engine set the engine came from (see controller/engine-sets.ts). */
   engineSet?: string;
   registeredAt: number;
+  /** When anything was last heard from the engine (ms), for messages. */
   lastBeat: number;
+  /** The newest heartbeat ping (by sequence number) the engine is known to have been alive for. */
+  heardAtPing: number;
   /** msg ids sent to this engine and not answered yet, in the order sent: the head is running. */
   queue: string[];
   /** Load-balanced tasks among `queue`. */
@@ -58,7 +61,15 @@ export class Registry {
   add(
     desc: Omit<
       EngineEntry,
-      "id" | "registeredAt" | "lastBeat" | "queue" | "lbLoad" | "completed" | "avgTaskMs" | "lastAssigned"
+      | "id"
+      | "registeredAt"
+      | "lastBeat"
+      | "heardAtPing"
+      | "queue"
+      | "lbLoad"
+      | "completed"
+      | "avgTaskMs"
+      | "lastAssigned"
     >,
     requestedId?: number,
   ): EngineEntry {
@@ -75,6 +86,7 @@ export class Registry {
       id,
       registeredAt: now,
       lastBeat: now,
+      heardAtPing: 0,
       queue: [],
       lbLoad: 0,
       completed: 0,

@@ -10,7 +10,9 @@
 import * as zmq from "zeromq";
 import { encodePing, parsePing } from "../protocol/heartbeat";
 import { Session } from "../protocol/session";
-import { receiveLoop } from "../protocol/socket";
+import { randomUUID } from "node:crypto";
+import { Heart } from "../protocol/heart";
+import { type CurveClientKeys, receiveLoop } from "../protocol/socket";
 import { Signer } from "../protocol/wire";
 import type { Hub } from "./hub";
 
@@ -43,7 +45,9 @@ export function routeLoop(
       const env = session.open(frames);
       if (!env) return;
       const msg = session.parse(env);
-      if (msg) handle(msg, env);
+      if (!msg) return;
+      if (msg.header.msg_type !== "batch") return handle(msg, env);
+      for (const inner of session.unbatch(msg as Parameters<Session["unbatch"]>[0])) handle(inner.msg, inner.env);
     },
     (e) => log(`receive error: ${String(e)}`),
   );
@@ -54,11 +58,19 @@ export function routeLoop(
  * counts for its engine when it is one of the last `misses + 1` pings of this controller and the
  * first echo of that ping from that uuid. A beat from a uuid the hub does not know (an engine
  * declared lost, or registered with an earlier controller) makes the hub ask it to register again.
+ *
+ * The controller runs a heart of its own (the canary), connected like an engine's. An engine is
+ * judged by the pings the canary answered and the controller read: a controller starved of CPU
+ * (256 engines starting on 2 cores) sends fewer pings and reads late, and so falls behind
+ * without declaring live engines lost; a dead or stopped engine is still found, as the canary
+ * keeps answering while the engines do not.
  */
 export class HeartbeatRole {
   private readonly signer: Signer;
   private seq = 0;
   private readonly lastSeq = new Map<string, number>();
+  private readonly canaryId = `controller-canary-${randomUUID()}`;
+  private canary: Heart | undefined;
 
   constructor(
     private readonly pingSocket: zmq.Publisher,
@@ -69,7 +81,13 @@ export class HeartbeatRole {
     this.signer = new Signer(key);
   }
 
-  start(log: (l: string) => void): Promise<void> {
+  /** Starts the canary, connected to these endpoints like an engine's heart, then reads the echoes. */
+  start(log: (l: string) => void, endpoints: { ping: string; pong: string }, curve?: CurveClientKeys): Promise<void> {
+    this.canary = new Heart(
+      { pingEndpoint: endpoints.ping, pongEndpoint: endpoints.pong, uuid: this.canaryId, ...(curve ? { curve } : {}) },
+      log,
+    );
+    this.canary.start();
     return receiveLoop(
       this.pongSocket,
       (frames) => this.onPong(frames),
@@ -79,6 +97,7 @@ export class HeartbeatRole {
 
   ping(): void {
     this.seq++;
+    this.hub.pinged(this.seq);
     this.pingSocket
       .send(encodePing(this.signer, { controller: this.hub.session.id, seq: this.seq }))
       .catch(() => undefined);
@@ -110,6 +129,11 @@ export class HeartbeatRole {
       return;
     }
     this.lastSeq.set(uuid, ping.seq);
-    this.hub.beat(uuid);
+    if (uuid === this.canaryId) this.hub.canaryBeat(ping.seq);
+    else this.hub.beat(uuid, ping.seq);
+  }
+
+  async stop(): Promise<void> {
+    await this.canary?.stop();
   }
 }

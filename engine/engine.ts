@@ -23,9 +23,10 @@ import {
 } from "../protocol/messages";
 import { Executor } from "./executor";
 import { TaskQueue } from "./tasks";
-import { onSigint } from "./sigint";
+import { type SigintWatch, onSigint } from "./sigint";
 import { OutputCapture, makeDisplay } from "./output";
-import { type ControllerEvent, ControllerWatch, Heart } from "./heart";
+import { Heart } from "../protocol/heart";
+import { type ControllerEvent, ControllerWatch } from "./heart";
 import { TsParallelError } from "../protocol/errors";
 
 export interface EngineOptions {
@@ -48,6 +49,7 @@ export class Engine {
   private readonly capture: OutputCapture;
   private readonly executor: Executor;
   private readonly tasks: TaskQueue;
+  private sigint: SigintWatch | undefined;
   private heart: Heart | undefined;
   private watch: ControllerWatch | undefined;
   private controller = "";
@@ -67,7 +69,7 @@ export class Engine {
     this.curveKeys = curveClientKeys(info.curve_serverkey);
     this.socket = new zmq.Dealer({ routingId: this.uuid, linger: 0, sendHighWaterMark: 0, receiveHighWaterMark: 0 });
     withCurve(this.socket, this.curveKeys);
-    this.outbox = new Outbox(this.socket);
+    this.outbox = new Outbox(this.socket, { coalesce: this.session.coalesce });
     this.capture = new OutputCapture({
       stream: (parent, name, text) => this.send("stream", { name, text }, parent),
       data: (parent, buffers) => this.send("data_pub", {}, parent, undefined, buffers),
@@ -89,6 +91,7 @@ export class Engine {
       identity: () => ({ engineId: this.id ?? -1, uuid: this.uuid }),
       unread: () => this.socket.readable,
       resume: () => this.outbox.pump(),
+      busy: (on) => this.sigint?.busy(on),
     });
   }
 
@@ -104,7 +107,7 @@ export class Engine {
     for (const stream of [process.stdout, process.stderr]) stream.on("error", () => undefined);
     process.on("uncaughtException", (e) => this.strayError(e, "uncaught exception"));
     process.on("unhandledRejection", (e) => this.strayError(e, "unhandled promise rejection"));
-    onSigint(() => {
+    this.sigint = onSigint(() => {
       if (!this.executor.interrupt()) this.log("SIGINT while idle: ignored");
     });
     this.socket.connect(endpoint(this.info, this.info.ports.engines));
@@ -237,7 +240,8 @@ export class Engine {
   private onFrames(frames: Buffer[]): void {
     const msg = this.session.decode(frames);
     if (!msg) return;
-    this.handle(msg);
+    if (isMsg(msg, "batch")) for (const inner of this.session.unbatch(msg)) this.handle(inner.msg);
+    else this.handle(msg);
   }
 
   private handle(msg: AnyMessage): void {

@@ -30,6 +30,8 @@ export interface TaskReplies {
   unread(): boolean;
   /** Resumes sending after a vm call was terminated (a send it started may have been cut off). */
   resume?(): void;
+  /** The queue started (true) or finished (false) draining: interrupts matter only meanwhile. */
+  busy?(on: boolean): void;
 }
 
 interface StartedApply {
@@ -95,6 +97,7 @@ export class TaskQueue {
 
   private async drain(): Promise<void> {
     this.running = true;
+    this.replies.busy?.(true);
     try {
       let polled = performance.now(); // a drain starts from a receive: the socket was just read
       while (this.queue.length > 0) {
@@ -110,6 +113,7 @@ export class TaskQueue {
       }
     } finally {
       this.running = false;
+      this.replies.busy?.(false);
     }
   }
 

@@ -77,9 +77,14 @@ export interface EngineSetInfo {
   detail?: string;
 }
 
-/** How the controller should route a task: to one engine, or through the load balancer. */
+/**
+ * How the controller should route a task: to one engine, to several at once (one message in,
+ * fanned out by the controller, the replies coalesced into one `batch`), or through the load
+ * balancer.
+ */
 export type Route =
   | { kind: "direct"; engine: number }
+  | { kind: "broadcast"; targets: number[] }
   | {
       kind: "task";
       /** Engine ids the task may run on (default: any). */
@@ -227,6 +232,12 @@ export interface ContentMap {
   /** Engine → controller → client: `publishData(...)` from a running task; the dict is in the buffers. */
   data_pub: Record<string, never>;
 
+  /**
+   * Several signed messages in one: `counts[i]` frames of the buffers form message i (its
+   * signature, four JSON parts and its own buffers). Each inner message is verified on its own.
+   */
+  batch: { counts: number[] };
+
   /** Client → controller, once a heartbeat period: this client is still there (no reply). */
   client_alive: Record<string, never>;
   stats_request: Record<string, never>;
@@ -351,6 +362,7 @@ const MSG_TYPES: ReadonlySet<string> = new Set<keyof ContentMap>([
   "db_request",
   "db_reply",
   "data_pub",
+  "batch",
   "stats_request",
   "stats_reply",
   "hub_error",

@@ -8,6 +8,7 @@
 import { randomUUID } from "node:crypto";
 import {
   DEFAULT_LIMITS,
+  DELIMITER,
   type DropReason,
   type Envelope,
   type Limits,
@@ -30,6 +31,9 @@ export interface SendOptions {
 }
 
 export type DropCounts = Record<DropReason, number>;
+
+/** How a batch's header names its type (our own headers: JSON.stringify, no spaces). */
+const BATCH_TYPE = Buffer.from('"msg_type":"batch"');
 
 export class Session {
   readonly id = randomUUID();
@@ -129,6 +133,70 @@ export class Session {
     };
     return msg as AnyMessage;
   }
+
+  /**
+   * The same request under a new header and metadata, signed again: the content part and the
+   * buffers are reused as they are (buffers are not signed), so fanning one large request out
+   * to many engines costs a small HMAC per engine, never a copy of the payload.
+   */
+  resign(env: Envelope, header: Header, metadata: Record<string, unknown>, identities: readonly Buffer[]): Buffer[] {
+    const parts = [
+      Buffer.from(JSON.stringify(header)),
+      env.parts[1],
+      Buffer.from(JSON.stringify(metadata)),
+      env.parts[3],
+    ];
+    return joinFrames(identities, this.signer.sign(parts), parts, env.buffers);
+  }
+
+  /** One signed `batch` message carrying several signed messages, each still verifiable on its own. */
+  batch(identities: readonly Buffer[], envs: readonly Envelope[]): Buffer[] {
+    const counts = envs.map((e) => 1 + e.parts.length + e.buffers.length);
+    const frames = envs.flatMap((e) => [e.signature, ...e.parts, ...e.buffers]);
+    return this.encode("batch", { counts }, { identities, buffers: frames }).frames;
+  }
+
+  /**
+   * The messages inside a `batch`, each opened (signature, replay, limits) and parsed like a
+   * message of its own, with its envelope (addressed from the batch's sender); a bad inner
+   * message is dropped and counted, the others are kept.
+   */
+  unbatch(msg: Message<"batch">): Array<{ msg: AnyMessage; env: Envelope }> {
+    const { counts } = msg.content;
+    if (counts.reduce((a, b) => a + b, 0) !== msg.buffers.length) {
+      this.drop("malformed", "batch: frame counts do not add up to its buffers");
+      return [];
+    }
+    const out: Array<{ msg: AnyMessage; env: Envelope }> = [];
+    let at = 0;
+    for (const n of counts) {
+      const env = this.open([...msg.identities, DELIMITER, ...msg.buffers.slice(at, at + n)]);
+      at += n;
+      const inner = env && this.parse(env);
+      // A batch inside a batch is refused: the nesting would be unbounded.
+      if (inner && inner.header.msg_type === "batch") this.drop("malformed", "batch: nested batch");
+      else if (inner && env) out.push({ msg: inner, env });
+    }
+    return out;
+  }
+
+  /**
+   * An Outbox's `coalesce`: signed messages to one peer, joined into one `batch` to that peer. A
+   * batch among them is flattened into its messages, as batches never nest.
+   */
+  readonly coalesce = (messages: readonly Buffer[][]): Buffer[] => {
+    const envs = messages.flatMap((m) => {
+      const env = splitFrames(m);
+      if (!env.parts[0].includes(BATCH_TYPE)) return [env];
+      const counts = (JSON.parse(env.parts[3].toString("utf8")) as ContentOf<"batch">).counts;
+      let at = 0;
+      return counts.map((n) => {
+        const inner = splitFrames([DELIMITER, ...env.buffers.slice(at, (at += n))]);
+        return { ...inner, identities: env.identities };
+      });
+    });
+    return this.batch(envs[0]!.identities, envs);
+  };
 
   /** Re-address an already signed message without touching its signature or bytes. */
   static forward(identities: readonly Buffer[], env: Envelope): Buffer[] {

@@ -6,6 +6,23 @@ import * as zmq from "zeromq";
 
 export type Frames = Buffer[];
 
+/**
+ * Joins several signed messages to one peer into one (`Session.coalesce`): how an outbox sends
+ * what queued up while its previous send was in flight, as one message instead of many.
+ */
+export type Coalesce = (messages: readonly Frames[]) => Frames;
+
+export interface OutboxOptions {
+  coalesce?: Coalesce;
+  /** A ROUTER's outbox: the first frame names the peer, and only one peer's messages are joined. */
+  routed?: boolean;
+}
+
+/** What may be joined: small messages (a large one gains nothing and would be copied), up to a total. */
+const JOIN_MESSAGE_BYTES = 64 * 1024;
+const JOIN_TOTAL_BYTES = 4 * 1024 * 1024;
+const JOIN_TOTAL_FRAMES = 4000;
+
 export class Outbox {
   private readonly queue: Frames[] = [];
   /** The send ZeroMQ is working on (the head of `queue`), with its completion handler attached. */
@@ -13,8 +30,13 @@ export class Outbox {
   private closed = false;
   /** Sends that failed (peer gone, socket closing): counted, never thrown at the caller. */
   failures = 0;
+  /** Messages that left joined with others, for the benchmark's profile. */
+  joined = 0;
 
-  constructor(private readonly socket: zmq.Writable & { closed: boolean }) {}
+  constructor(
+    private readonly socket: zmq.Writable & { closed: boolean },
+    private readonly opts: OutboxOptions = {},
+  ) {}
 
   /**
    * Queues frames and starts sending at once: an engine's reply must leave even while the next
@@ -32,32 +54,60 @@ export class Outbox {
     this.pump();
   }
 
-  /** Sends the head of the queue unless a send is in flight; called again by each completion. */
+  /**
+   * Sends the head of the queue unless a send is in flight; called again by each completion.
+   * Small messages to the same peer that queued up behind it leave with it, as one batch
+   * (Dask's batched sends): a burst of tasks or replies costs one ZeroMQ send and one receive.
+   */
   pump(): void {
     if (this.inFlight || this.closed || this.socket.closed) return;
-    const frames = this.queue[0];
-    if (!frames) return;
+    const head = this.queue[0];
+    if (!head) return;
+    const taken = this.joinable();
+    let frames = head;
+    if (taken > 1) {
+      frames = this.opts.coalesce!(this.queue.slice(0, taken));
+      this.joined += taken;
+    }
     let sending: Promise<void>;
     try {
       sending = this.socket.send(frames);
     } catch (e) {
-      return this.settle(frames, e);
+      return this.settle(head, taken, e);
     }
     this.inFlight = sending.then(
-      () => this.settle(frames, undefined),
-      (e: unknown) => this.settle(frames, e),
+      () => this.settle(head, taken, undefined),
+      (e: unknown) => this.settle(head, taken, e),
     );
   }
 
-  private settle(frames: Frames, error: unknown): void {
+  /** How many messages from the head may leave as one: 1 unless several small ones to one peer wait. */
+  private joinable(): number {
+    if (!this.opts.coalesce || this.queue.length < 2) return 1;
+    const peer = this.opts.routed ? this.queue[0]![0] : undefined;
+    let bytes = 0;
+    let frames = 0;
+    let n = 0;
+    for (const m of this.queue) {
+      const size = m.reduce((a, f) => a + f.length, 0);
+      if (size > JOIN_MESSAGE_BYTES || bytes + size > JOIN_TOTAL_BYTES || frames + m.length > JOIN_TOTAL_FRAMES) break;
+      if (peer && !m[0]?.equals(peer)) break;
+      bytes += size;
+      frames += m.length;
+      n++;
+    }
+    return Math.max(n, 1);
+  }
+
+  private settle(head: Frames, taken: number, error: unknown): void {
     this.inFlight = undefined;
     if (isBusy(error)) {
       // A send started in a terminated call is still in progress: try again shortly.
       setImmediate(() => this.pump());
       return;
     }
-    if (error !== undefined) this.failures++;
-    if (this.queue[0] === frames) this.queue.shift();
+    if (error !== undefined) this.failures += taken;
+    if (this.queue[0] === head) this.queue.splice(0, taken);
     this.pump();
   }
 

@@ -20,6 +20,8 @@ export function isRoute(v: unknown): v is Route {
   if (typeof v !== "object" || v === null) return false;
   const r = v as Record<string, unknown>;
   if (r.kind === "direct") return isInt(r.engine);
+  if (r.kind === "broadcast")
+    return isIntArray(r.targets) && r.targets.length > 0 && new Set(r.targets).size === r.targets.length;
   if (r.kind !== "task") return false;
   return (
     optional(r.targets, isIntArray) &&
@@ -105,6 +107,8 @@ const CHECKS: Partial<Record<MsgType, Check>> = {
       ? undefined
       : "registration needs uuid, pid and hostname",
   unregistration_request: (c) => (isInt(c.id) ? undefined : "id must be an engine id"),
+  // Each inner message has at least its signature and four JSON parts.
+  batch: (c) => (isIntArray(c.counts) && c.counts.every((n) => n >= 5) ? undefined : "counts must be frame counts ≥ 5"),
 };
 
 /** Why a message of `type` is malformed, or undefined when it is well formed. */

@@ -6,6 +6,7 @@
  * `restartEngine(id)`). Engines started elsewhere are watched by heartbeat instead.
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import * as os from "node:os";
 import type { ConnectionInfo } from "../../protocol/connection";
 import { type EngineLauncher, type LaunchContext, engineCommand, engineEnv, lastLine } from "./launcher";
 
@@ -17,11 +18,25 @@ export interface LocalOptions {
   onEngineExit(pid: number, how: string): void;
 }
 
+/**
+ * How many engines may be starting (spawned, not yet registered) at once: two per core keeps
+ * every core loading engines while the controller still gets the CPU to register them. Started
+ * all at once, 256 engines on 2 cores starved the controller for over 30 s: engines gave up on
+ * registering, heartbeats were missed, and ids were lost and handed out again.
+ */
+export const START_WINDOW = Math.max(8, 8 * os.availableParallelism());
+/** An engine that has not registered after this long no longer holds a place in the window. */
+const START_PLACE_MS = 10_000;
+
 export class LocalLauncher implements EngineLauncher {
   readonly kind = "local";
   readonly output = "the controller's log";
   private readonly children = new Map<number, ChildProcess>();
   private stopping = false;
+  /** Engines waiting for a place in the start window. */
+  private waiting = 0;
+  /** Spawned engines that have not registered yet, with the timer that frees their place. */
+  private readonly starting = new Map<number, NodeJS.Timeout>();
 
   constructor(
     private readonly ctx: LaunchContext,
@@ -29,8 +44,43 @@ export class LocalLauncher implements EngineLauncher {
   ) {}
 
   start(n: number, _info?: ConnectionInfo): Promise<void> {
-    for (let i = 0; i < n; i++) this.spawnOne();
+    this.waiting += n;
+    this.fillWindow();
     return Promise.resolve();
+  }
+
+  /** The engine process `pid` registered: its place in the start window goes to the next one. */
+  engineRegistered(pid: number): void {
+    this.leaveWindow(pid);
+  }
+
+  /**
+   * One spawn per turn of the event loop: a spawn blocks until the child has exec'd, which on a
+   * loaded machine takes long enough that a burst of them kept the controller from its sockets.
+   */
+  private fillWindow(): void {
+    if (this.waiting === 0 || this.starting.size >= START_WINDOW || this.stopping || this.filling) return;
+    this.waiting--;
+    const pid = this.spawnOne();
+    if (pid !== undefined) {
+      const timer = setTimeout(() => this.leaveWindow(pid), START_PLACE_MS);
+      timer.unref();
+      this.starting.set(pid, timer);
+    }
+    this.filling = true;
+    setImmediate(() => {
+      this.filling = false;
+      this.fillWindow();
+    });
+  }
+  private filling = false;
+
+  private leaveWindow(pid: number): void {
+    const timer = this.starting.get(pid);
+    if (timer === undefined) return;
+    clearTimeout(timer);
+    this.starting.delete(pid);
+    this.fillWindow();
   }
 
   /** Whether `pid` is one of this set's engine processes. */
@@ -38,7 +88,7 @@ export class LocalLauncher implements EngineLauncher {
     return this.children.has(pid);
   }
 
-  private spawnOne(): void {
+  private spawnOne(): number | undefined {
     const [command, ...args] = engineCommand(undefined) as [string, ...string[]];
     const child = spawn(command, [...args, "--file", this.opts.engineFile], {
       cwd: this.ctx.cwd,
@@ -48,7 +98,7 @@ export class LocalLauncher implements EngineLauncher {
     const pid = child.pid;
     if (pid === undefined) {
       this.ctx.log("could not spawn an engine process");
-      return;
+      return undefined;
     }
     this.children.set(pid, child);
     // stderr still reaches the log; its tail says why an engine died (V8 prints its OOM there).
@@ -59,14 +109,16 @@ export class LocalLauncher implements EngineLauncher {
     });
     child.on("exit", (code, signal) => {
       this.children.delete(pid);
+      this.leaveWindow(pid);
       this.opts.onEngineExit(pid, exitReason(code, signal, tail));
       if (this.opts.restart && !this.stopping) {
         this.ctx.log(`restarting engine process (pid ${pid} ${signal ?? code})`);
-        this.spawnOne();
-      } else if (this.children.size === 0) {
+        this.start(1).catch(() => undefined);
+      } else if (this.children.size === 0 && this.waiting === 0) {
         this.ctx.onExit(this.stopping ? "stopped" : "every engine process exited");
       }
     });
+    return pid;
   }
 
   /** Replace the engine process `pid` with a new one. */
@@ -79,13 +131,16 @@ export class LocalLauncher implements EngineLauncher {
       this.opts.onEngineExit(pid, `restarted (${signal ?? code})`);
     });
     child.kill("SIGKILL");
-    this.spawnOne();
+    this.start(1).catch(() => undefined);
     return true;
   }
 
   /** SIGTERM every engine, SIGKILL what is left after `graceMs`. */
   async stop(graceMs = 3000): Promise<void> {
     this.stopping = true;
+    this.waiting = 0;
+    for (const timer of this.starting.values()) clearTimeout(timer);
+    this.starting.clear();
     const all = [...this.children.values()];
     const exited = all.map(
       (c) =>

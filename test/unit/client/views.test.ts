@@ -3,7 +3,7 @@ import { describe, test } from "node:test";
 import type { QueueStatusReport, TaskRequestType, ViewHost } from "../../../client/host";
 import { SubmittedTask } from "../../../client/task";
 import { type Targets, resolveTargets } from "../../../client/targets";
-import { DirectView, LoadBalancedView } from "../../../client/views";
+import { BroadcastView, DirectView, LoadBalancedView } from "../../../client/views";
 import { unpackArgs } from "../../../protocol/apply";
 import type { ConnectionInfo } from "../../../protocol/connection";
 import type { ContentOf, RequestMetadata } from "../../../protocol/messages";
@@ -34,6 +34,15 @@ class FakeHost implements ViewHost {
     } else task.resolve(undefined);
     return task;
   }
+  submitBroadcast<T extends TaskRequestType>(
+    type: T,
+    content: ContentOf<T>,
+    metadata: RequestMetadata,
+    buffers: Buffer[],
+    ids: number[],
+  ): SubmittedTask[] {
+    return ids.map((id) => this.submit(type, content, metadata, buffers, id));
+  }
   targetIds(spec: Targets): { ids: number[]; scalar: boolean } {
     return resolveTargets(spec, this.engines);
   }
@@ -53,6 +62,31 @@ class FakeHost implements ViewHost {
 }
 
 describe("views against a fake host", () => {
+  test("BroadcastView sends one request for all its targets, routed as a broadcast", async () => {
+    const host = new FakeHost([0, 1, 2, 3]);
+    const view = new BroadcastView(host, [1, 3]);
+    assert.deepEqual(await view.apply((x: number) => x + 1, 41), [42, 42]);
+    assert.deepEqual(
+      host.submitted.map((s) => s.metadata.route),
+      [
+        { kind: "broadcast", targets: [1, 3] },
+        { kind: "broadcast", targets: [1, 3] },
+      ],
+    );
+    // Per-engine work stays per engine, and derived views stay broadcast views.
+    host.submitted.length = 0;
+    await view.map((x: number) => x, [1, 2, 3, 4]);
+    assert.deepEqual(
+      host.submitted.map((s) => s.metadata.route),
+      [
+        { kind: "direct", engine: 1 },
+        { kind: "direct", engine: 3 },
+      ],
+    );
+    assert.ok(view.with({ label: "x" }) instanceof BroadcastView);
+    assert.ok(view.withTargets(0) instanceof BroadcastView);
+  });
+
   test("DirectView.map sends one contiguous chunk per engine and joins the results in order", async () => {
     const host = new FakeHost([0, 1, 2]);
     const view = new DirectView(host, "all");

@@ -42,6 +42,7 @@ class FakeHost implements SchedulerHost {
       cwd: "/",
       registeredAt: 0,
       lastBeat: 0,
+      heardAtPing: 0,
       queue: [],
       lbLoad: 0,
       completed: 0,

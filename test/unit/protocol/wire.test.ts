@@ -72,3 +72,40 @@ test("detachEnvelope copies small frames out of the shared receive chunk and kee
   }
   assert.equal(copy.buffers[0], big);
 });
+
+test("a batch carries signed messages that are each verified; a bad one is dropped and counted, the rest kept", () => {
+  const engine = new Session("k");
+  const controller = new Session("k");
+  const client = new Session("k");
+  const envs = [1, 2, 3].map((i) => {
+    const { frames } = engine.encode(
+      "apply_reply",
+      { status: "ok" },
+      { buffers: [Buffer.from(`result ${i}`)], identities: [Buffer.from("engine")] },
+    );
+    return splitFrames(frames.slice(1));
+  });
+  const good = client.decode(controller.batch([Buffer.from("client")], envs));
+  assert.ok(good && good.header.msg_type === "batch");
+  const inner = client.unbatch(good as never);
+  assert.deepEqual(
+    inner.map(({ msg }) => String(msg.buffers[0])),
+    ["result 1", "result 2", "result 3"],
+  );
+  // The same inner messages again are replays; a forged one fails its own signature.
+  const forged = { ...envs[1]!, parts: [...envs[1]!.parts] as (typeof envs)[1]["parts"] };
+  forged.parts[3] = Buffer.from(JSON.stringify({ status: "error" }));
+  const fresh = [0, 1].map(() => splitFrames(engine.encode("apply_reply", { status: "ok" }).frames));
+  const mixed = client.decode(controller.batch([], [fresh[0]!, forged, fresh[1]!]));
+  assert.equal(client.unbatch(mixed as never).length, 2);
+  assert.equal(client.dropped["bad-signature"], 1);
+  assert.equal(client.unbatch(good as never).length, 0);
+  assert.equal(client.dropped.replayed, 3);
+  // Counts that do not add up to the buffers drop the whole batch.
+  const { frames } = controller.encode("batch", { counts: [5, 5] }, { buffers: [Buffer.from("x")] });
+  const lying = client.decode(frames);
+  assert.equal(client.unbatch(lying as never).length, 0);
+  assert.equal(client.dropped.malformed, 1);
+  assert.equal(client.decode(controller.encode("batch", { counts: [2] }).frames), undefined);
+  assert.equal(client.dropped.malformed, 2);
+});
