@@ -2,6 +2,7 @@
 export { Client, type ConnectOptions, getActiveClient } from "./client/client";
 export { Cluster, type ClusterInfo, type ClusterOptions, type EngineSetOptions } from "./cluster/cluster";
 export type { EngineKind, EngineSetInfo } from "./protocol/messages";
+export { connectionFile } from "./protocol/connection";
 export {
   BroadcastView,
   DirectView,

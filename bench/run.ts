@@ -11,6 +11,7 @@ import * as path from "node:path";
 import { PACKAGE_ROOT } from "../paths";
 import { loadBalance, smallCluster, startup } from "./core";
 import { chaosRun, kernel, memoryAtRest, scale, soak } from "./extra";
+import { floor } from "./floor";
 import { type Metric, ours, quick } from "./metrics";
 import { fmt, formatTable, referenceName, targetCell } from "./targets";
 
@@ -53,6 +54,7 @@ const WORKLOADS: Record<string, () => Promise<unknown>> = {
   soak,
   chaos: chaosRun,
   kernel,
+  floor,
   ipp: () => Promise.resolve(),
 };
 

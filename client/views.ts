@@ -35,6 +35,21 @@ export type PerEngine<S extends boolean, R> = S extends true ? R : R[];
 abstract class View implements ResultHost {
   constructor(readonly client: ViewHost) {}
 
+  abstract map<F extends AnyFunction>(f: F, ...args: unknown[]): AsyncResult<Awaited<ReturnType<F>>[]>;
+
+  /**
+   * Wraps `f` for element-wise parallel calls, as ipyparallel's `@view.parallel()` decorator:
+   * `pf.map(xs, ys)` and `pf(xs)` both map it over this view.
+   */
+  parallel<F extends AnyFunction>(
+    f: F,
+  ): ((...seqs: unknown[]) => AsyncResult<Awaited<ReturnType<F>>[]>) & {
+    map: (...seqs: unknown[]) => AsyncResult<Awaited<ReturnType<F>>[]>;
+  } {
+    const run = (...seqs: unknown[]): AsyncResult<Awaited<ReturnType<F>>[]> => this.map(f, ...seqs);
+    return Object.assign(run, { map: run });
+  }
+
   abort(msgIds: string[]): Promise<string[]> {
     return this.client.abort(msgIds);
   }
@@ -212,16 +227,6 @@ export class DirectView<S extends boolean = boolean> extends View {
     return (...a: ReferenceArgs<A>) => this.apply(f, ...a);
   }
 
-  /** Wraps `f` for element-wise parallel calls: `pf.map(xs, ys)` and `pf(xs)` both map. */
-  parallel<F extends AnyFunction>(
-    f: F,
-  ): ((...seqs: unknown[]) => AsyncResult<Awaited<ReturnType<F>>[]>) & {
-    map: (...seqs: unknown[]) => AsyncResult<Awaited<ReturnType<F>>[]>;
-  } {
-    const run = (...seqs: unknown[]): AsyncResult<Awaited<ReturnType<F>>[]> => this.map(f, ...seqs);
-    return Object.assign(run, { map: run });
-  }
-
   /** Imports a module on every target as a global (`importModule("os")` or `importModule("node:path", "path")`). */
   importModule(specifier: string, as?: string): AsyncResult<PerEngine<S, ExecuteReply>> {
     const name = as ?? specifier.replace(/^node:/, "").replace(/[^\w$]/g, "_");
@@ -373,6 +378,11 @@ export class LoadBalancedView extends View {
     const packed = packApply(this.applyCall(f), args);
     const task = this.client.submit("apply_request", packed.content, this.meta(), packed.buffers, undefined);
     return new AsyncResult(this, [task], { scalar: true, label: f.name || "apply" });
+  }
+
+  /** Wraps `f` so each call is one load-balanced task (ipyparallel's `@lview.remote()`). */
+  remote<A extends unknown[], R>(f: (...a: A) => R): (...a: ReferenceArgs<A>) => AsyncResult<Awaited<R>> {
+    return (...a: ReferenceArgs<A>) => this.apply(f, ...a);
   }
 
   /** One task per `chunksize` items; `ordered: false` iterates results as they finish. */

@@ -129,6 +129,10 @@ export class ParallelMagics {
     if (opts.verbose) io.stream("stdout", verboseLine(opts.block, opts.targets, ids));
     let ar: AsyncResult<unknown>;
     try {
+      // The active view's own kind: %px does not switch to a BroadcastView for many engines. The
+      // benchmark (bench/RESULTS.md, fan-out) measured it 0-25% faster at 16-256 engines, inside the
+      // machine's noise, while its coalesced replies would hold back every engine's `Out[N:M]`
+      // until the slowest engine answers. `rc.broadcastView().activate()` opts in.
       ar = view.execute(code);
     } catch (e) {
       if (e instanceof TranspileError) {

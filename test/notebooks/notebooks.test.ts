@@ -73,7 +73,29 @@ test("000 load balancing: maps, chunksize, arrival order, progress, the nested-l
   assert.match(t, /\[ 100, 200, 300, 400 \]/, "results in finishing order");
   assert.match(t, /4 tasks of 4 items/);
   assert.match(t, /24\/24 tasks finished after/);
-  assert.match(t, /12 products, same as the serial loop/);
+  assert.match(t, /engine 0: [\d.]+, load-balanced: [\d.]+, equal: true/, "norm on one engine and load-balanced");
+  const rotation = [...t.matchAll(/task \d ran on engine (\d) \(pid \d+\)/g)].map((m) => Number(m[1]));
+  assert.equal(rotation.length, 8);
+  assert.deepEqual([...new Set(rotation)].sort(), [0, 1, 2, 3], "2 × 4 tasks rotate over every engine");
+  assert.match(t, /8 msg ids before any result/);
+  // sleepHere over 40 increasing times, then with chunksize 4: each group of 4 arrives together.
+  const runs = [...t.matchAll(/task (\d+) on engine (\d): ([\d.]+)/g)].map((m): [number, number] => [
+    Number(m[2]),
+    Number(m[3]),
+  ]);
+  assert.equal(runs.length, 80);
+  const chunked = runs.slice(40);
+  for (let g = 0; g < 40; g += 4) {
+    const group = chunked.slice(g, g + 4);
+    assert.equal(new Set(group.map(([e]) => e)).size, 1, `items ${g}..${g + 3} ran on one engine`);
+    assert.ok(
+      Math.max(...group.map(([, s]) => s)) - Math.min(...group.map(([, s]) => s)) < 0.005,
+      "and arrived together",
+    );
+  }
+  assert.match(t, /10 tasks for 40 items; DirectView.map: 4 tasks for 6 items/);
+  assert.match(t, /\[6,7,8,9,12,14,16,18,18,21,24,27\]/);
+  assert.match(t, /same as the nested loop: true/);
   assert.match(t, /each engine's id: \[0,1,2,3\]/, "scatter with flatten: one value per engine");
   assert.match(
     t,
@@ -91,6 +113,21 @@ test("001 introduction: views, data movement, magics with [stdout:N] from every 
   assert.match(t, /\[ 10, 40, 90, 160 \]/, "parallel map");
   assert.match(t, /7 items by engine: 2\/2\/2\/1/, "one contiguous task per engine");
   assert.match(t, /\[ 13, -1, 13, -1 \]/, "execute on even and odd engines");
+  assert.match(t, /client\.json \(mode 600\)/, "the connection file, private");
+  assert.match(t, /a second client sees engines \[0,1,2,3\]/);
+  assert.match(t, /\[ 40, 40, 40, 40 \]/, "pushed globals in apply");
+  for (const i of [0, 1, 2, 3]) assert.match(t, new RegExp(`Hello world from ${i} out of 4!`));
+  assert.match(t, /\[\[1,90\],\[1,90\],\[1,90\],\[1,90\]\]/);
+  assert.match(t, /partial sums \[21,70,119,168\], global sum 378, mean 13\.5/);
+  assert.match(t, /partial variance sums \[799\.75,113\.75,113\.75,799\.75\]/);
+  assert.match(t, /standard deviation 8\.0777/);
+  assert.match(t, /ready at once: false\s+wait\(\): true/);
+  assert.equal([...t.matchAll(/global sum 511984000/g)].length, 2, "parallel and serial sums");
+  assert.match(t, /speedup [\d.]+x on 4 engines/);
+  assert.match(t, /load-balanced: 3200 tasks, \d+ ms, sum 5118400/);
+  assert.match(t, /direct {7}: 4 tasks, \d+ ms, sum 5118400/);
+  assert.match(t, /chunksize 800: 4 tasks/);
+  assert.equal([...t.matchAll(/run time: [\d.]+ ms; sum 19840/g)].length, 2);
 });
 
 let chartsOf002: string[] = [];
@@ -105,7 +142,9 @@ test("002 more on views: on 12 engines the load-balanced speedup beats the direc
     .flatMap((c) => c.outputs ?? [])
     .map((o) => join(o.data?.["image/svg+xml"]))
     .filter(Boolean);
-  assert.equal(chartsOf002.length, 3, "two timelines and a histogram");
+  assert.equal(chartsOf002.length, 7, "two task timelines, three per-item timetables, two histograms");
+  assert.match(t, /task 145 here: \d+ ms \(light\)\s+task 0 here: \d+ ms \(heavy\)/);
+  assert.match(t, /engine 0 ran 12 heavy items of 12/, "the direct map gives engine 0 every heavy item");
   assert.ok(
     cells.some((c) => (c.outputs ?? []).some((o) => join(o.data?.["text/html"]).includes("<table"))),
     "per-engine table as HTML",
@@ -119,6 +158,17 @@ test("003 basics: apply, remote errors, Reference, scatter/gather round trip", a
   assert.match(t, /\[1:apply\] ReferenceError: missing is not defined/);
   assert.match(t, /\[ 105, 105, 105, 105 \]/);
   assert.match(t, /1000000 values; round trip equal: true/);
+  assert.match(t, /2 engines in rc\.view\("1:3"\); <DirectView \[0, 1, 2, 3\]> is a DirectView/);
+  assert.match(t, /serial +\[ \d+, \d+, \d+, \d+ \]/);
+  assert.match(t, /load-balanced \[ \d+, \d+, \d+, \d+ \]/);
+  assert.match(t, /'LoadBalancedView'/);
+  assert.match(t, /here: ReferenceError: myVarIn1 is not defined/, "a separate namespace here");
+  assert.match(t, /engine 1: I am in 1/);
+  assert.match(t, /engine 0: .*myVarIn1/, "engine 0 lacks engine 1's name");
+  for (const i of [0, 1, 2, 3]) assert.match(t, new RegExp(`engine ${i}: 50000 values, first true`));
+  assert.match(t, /local \d+ ms, on 4 engines \d+ ms/);
+  assert.match(t, /same result: true/);
+  assert.match(t, /serial [\d.]+ µs per map, load-balanced [\d.]+ ms/);
 });
 
 test("004 direct vs load-balanced: scatter, %px, gather, chunksize table", async () => {
@@ -126,6 +176,11 @@ test("004 direct vs load-balanced: scatter, %px, gather, chunksize table", async
   const t = texts(cells);
   assert.match(t, /5000 sums; all equal to the local ones: true/);
   assert.match(t, /\[ \[ 40, 54, 70, 88 \], \[ 30, 30, 30, 30 \] \]/);
+  assert.match(t, /\[ 'function', 'function', 'function', 'function' \]/, "require instead of sync_imports");
+  assert.match(t, /submitted; no error yet, the notebook goes on\s+all done: true, successful: false/);
+  assert.match(t, /asked for the results: .*RangeError: scenario out of range/);
+  for (const n of [5000, 500, 50, 5]) assert.match(t, new RegExp(`${n}/${n} tasks finished`), "waitInteractive");
+  assert.match(t, /load-balanced sums equal to the direct ones: true/);
   assert.ok(
     cells.some((c) => (c.outputs ?? []).some((o) => join(o.data?.["text/html"]).includes("<th>chunksize</th>"))),
   );
@@ -148,6 +203,12 @@ test("005 beyond this machine: a Slurm engine set added to a running cluster, li
     assert.match(t005, /16 squares on 4 engines, sum 1240/);
     assert.match(t005, /after stopEngines: 2 engines; slurm-1 is stopped/);
     assert.deepEqual(slurm.jobs(), [], "the job was cancelled");
+    assert.match(
+      t005,
+      /added mpi-2; MPI ranks by engine: \["-","-","[01]","[01]"\]/,
+      "an MPI set beside the local one",
+    );
+    assert.match(t005, /after stopping the MPI set: 2 engines/);
   } finally {
     if (saved === undefined) delete process.env.SLURM_CONF;
     else process.env.SLURM_CONF = saved;
@@ -181,7 +242,8 @@ test("the timeline and the histogram render to PNG with several colours", async 
   const page = await browser.newPage({ viewport: { width: 900, height: 700 } });
   for (const [i, name] of [
     [0, "timeline-load-balanced"],
-    [2, "gamma-histogram"],
+    [2, "timetable-direct-per-item"],
+    [3, "gamma-histogram"],
   ] as const) {
     await page.setContent(`<html><body style="margin:0;background:white">${chartsOf002[i]}</body></html>`);
     const svg = page.locator("svg").first();
@@ -189,6 +251,7 @@ test("the timeline and the histogram render to PNG with several colours", async 
     await svg.screenshot({ path: file });
     const colours = await page.evaluate<number>(COUNT_COLOURS);
     assert.ok(fs.statSync(file).size > 5_000, `${name}.png is ${fs.statSync(file).size} bytes`);
-    assert.ok(colours >= (name.startsWith("timeline") ? 20 : 3), `${name} has ${colours} colours`);
+    const least = name.startsWith("timeline") ? 20 : name.startsWith("timetable") ? 10 : 3;
+    assert.ok(colours >= least, `${name} has ${colours} colours`);
   }
 });

@@ -62,6 +62,14 @@ class FakeHost implements ViewHost {
 }
 
 describe("views against a fake host", () => {
+  test("LoadBalancedView has remote and parallel, as ipyparallel's decorators", async () => {
+    const host = new FakeHost([0, 1]);
+    const lview = new LoadBalancedView(host);
+    assert.equal(await lview.remote((x: number) => x * 3)(5), 15);
+    assert.deepEqual(await lview.parallel((x: number) => 10 * x * 4).map([0, 1, 2]), [0, 40, 80]);
+    assert.ok(host.submitted.every((s) => s.engineId === undefined && s.metadata.route?.kind === "task"));
+  });
+
   test("BroadcastView sends one request for all its targets, routed as a broadcast", async () => {
     const host = new FakeHost([0, 1, 2, 3]);
     const view = new BroadcastView(host, [1, 3]);

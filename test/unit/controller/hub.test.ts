@@ -89,6 +89,46 @@ function setup(): {
 const noop = packApply({ kind: "source", source: "() => 1", name: "f" }, []);
 
 describe("Hub", () => {
+  test("heartbeats count pings the controller's own heart answered: a stall declares no one lost, silence does", () => {
+    const { hub, engine } = setup();
+    engine("uuid-a");
+    engine("uuid-b");
+    // Pings 1..3 answered by both engines and the canary.
+    for (let seq = 1; seq <= 3; seq++) {
+      hub.pinged(seq);
+      hub.beat("uuid-a", seq);
+      hub.beat("uuid-b", seq);
+      hub.canaryBeat(seq);
+    }
+    // The controller stalls (no pings sent, no echoes read): however long, nobody is lost.
+    hub.checkEngines();
+    assert.deepEqual(hub.registry.ids(), [0, 1]);
+    // It resumes and reads the canary's echo of a new ping before the engines' ones: still nobody.
+    hub.pinged(4);
+    hub.canaryBeat(4);
+    hub.checkEngines();
+    assert.deepEqual(hub.registry.ids(), [0, 1]);
+    // Engine b answers the next pings, a does not: after `heartbeatMisses` (5) more, a is lost.
+    for (let seq = 5; seq <= 9; seq++) {
+      hub.pinged(seq);
+      hub.beat("uuid-b", seq);
+      hub.canaryBeat(seq);
+      hub.checkEngines();
+    }
+    assert.deepEqual(hub.registry.ids(), [1]);
+    // Any message from an engine counts as a beat at the newest ping.
+    hub.pinged(10);
+    hub.canaryBeat(10);
+    engine("uuid-c"); // registers at ping 10
+    for (let seq = 11; seq <= 16; seq++) {
+      hub.pinged(seq);
+      hub.beat("uuid-b", seq);
+      hub.canaryBeat(seq);
+      hub.checkEngines();
+    }
+    assert.deepEqual(hub.registry.ids(), [1], "the new engine, silent for 6 pings, is lost too");
+  });
+
   test("registration gives ids in order and tells the clients", () => {
     const { hub, ports, engine } = setup();
     engine("uuid-a");
