@@ -12,6 +12,7 @@ import { chromium } from "playwright-core";
 import { testRoot } from "../helpers/cluster";
 import { PYTHON, installKernel } from "../helpers/jupyter";
 import { slurmAvailable, startSlurm } from "../helpers/slurm";
+import { type PrivateSshd, startSshd } from "../helpers/sshd";
 import { PACKAGE_ROOT } from "../../paths";
 
 const ROOT = PACKAGE_ROOT;
@@ -190,9 +191,12 @@ test("005 beyond this machine: a Slurm engine set added to a running cluster, li
   const missing = slurmAvailable();
   if (missing) return t.skip(missing);
   const slurm = await startSlurm(path.join(testRoot, "slurm005"));
-  const saved = process.env.SLURM_CONF;
-  process.env.SLURM_CONF = slurm.conf; // the notebook's kernel, and its cluster, inherit it
+  const saved = { ...process.env };
+  let sshd: PrivateSshd | undefined;
   try {
+    sshd = await startSshd(path.join(testRoot, "sshd005"), { alias: "nb-login" });
+    // The notebook's kernel, and its cluster, inherit these.
+    Object.assign(process.env, { SLURM_CONF: slurm.conf, TSP_SSH_HOST: "nb-login", TSP_SSH_CONFIG: sshd.config });
     const t005 = texts(await execute("005_beyond_this_machine"));
     assert.match(t005, /added engine set slurm-1; the cluster now has 4 engines: \[0, 1, 2, 3\]/);
     assert.match(t005, /slurm-1: slurm, running, 2 of 2 registered, Slurm job \d+/);
@@ -209,10 +213,14 @@ test("005 beyond this machine: a Slurm engine set added to a running cluster, li
       "an MPI set beside the local one",
     );
     assert.match(t005, /after stopping the MPI set: 2 engines/);
+    assert.match(t005, /through ssh to nb-login: \[42,42\]/, "a client tunnelled through sshServer");
   } finally {
-    if (saved === undefined) delete process.env.SLURM_CONF;
-    else process.env.SLURM_CONF = saved;
+    for (const name of ["SLURM_CONF", "TSP_SSH_HOST", "TSP_SSH_CONFIG"]) {
+      if (saved[name] === undefined) delete process.env[name];
+      else process.env[name] = saved[name];
+    }
     await slurm.stop();
+    await sshd?.stop();
   }
 });
 
