@@ -100,27 +100,33 @@ export async function scale(): Promise<void> {
       put(`(fan-out) execute('x=1') on all ${n} engines, BroadcastView median`, bcastMs, "ms", "lower");
       put(`(fan-out) all/one, ${n} engines, DirectView`, allMs / oneMs, "×", "lower");
       put(`(fan-out) all/one, ${n} engines, BroadcastView`, bcastMs / oneMs, "×", "lower");
-      if (n !== 64) continue;
-      const direct = await runs(() => dview.push({ pushed: TWO_MB }).get());
-      const broadcast = await runs(() => bview.push({ pushed: TWO_MB }).get());
-      put("(broadcast) push 2 MB to 64 engines, DirectView", direct, "ms", "lower");
-      put("(broadcast) push 2 MB to 64 engines, BroadcastView", broadcast, "ms", "lower");
-      put(
-        "(broadcast) push 2 MB to 64 engines, BroadcastView speedup over DirectView",
-        direct / broadcast,
-        "×",
-        "higher",
-      );
-      const file = `/dev/shm/tsparallel-bench-${process.pid}`;
-      fs.writeFileSync(file, Buffer.from(TWO_MB.buffer));
-      try {
-        const noop = await runs(() => bview.apply(() => 0).get());
-        const read = await runs(() =>
-          bview.apply((f: string) => process.getBuiltinModule("node:fs").readFileSync(f).byteLength, file).get(),
+      if (n === 64) {
+        const direct = await runs(() => dview.push({ pushed: TWO_MB }).get());
+        const broadcast = await runs(() => bview.push({ pushed: TWO_MB }).get());
+        put("(broadcast) push 2 MB to 64 engines, DirectView", direct, "ms", "lower");
+        put("(broadcast) push 2 MB to 64 engines, BroadcastView", broadcast, "ms", "lower");
+        put(
+          "(broadcast) push 2 MB to 64 engines, BroadcastView speedup over DirectView",
+          direct / broadcast,
+          "×",
+          "higher",
         );
-        put("(floor) 2 MB read by each of 64 engines from /dev/shm (one copy, no network)", read - noop, "ms", "lower");
-      } finally {
-        fs.rmSync(file, { force: true });
+        const file = `/dev/shm/tsparallel-bench-${process.pid}`;
+        fs.writeFileSync(file, Buffer.from(TWO_MB.buffer));
+        try {
+          const noop = await runs(() => bview.apply(() => 0).get());
+          const read = await runs(() =>
+            bview.apply((f: string) => process.getBuiltinModule("node:fs").readFileSync(f).byteLength, file).get(),
+          );
+          put(
+            "(floor) 2 MB read by each of 64 engines from /dev/shm (one copy, no network)",
+            read - noop,
+            "ms",
+            "lower",
+          );
+        } finally {
+          fs.rmSync(file, { force: true });
+        }
       }
     } finally {
       await cluster.stop();
