@@ -85,8 +85,12 @@ async function typeInActiveCell(page: Page, text: string, run = true): Promise<v
 const svgs =
   ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output svg, .jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output img[src^='data:image/svg']";
 
+/**
+ * Every output's text. textContent, not innerText: JupyterLab skips rendering cells scrolled out of
+ * view (content-visibility), and innerText of those is empty.
+ */
 const outputText = async (page: Page): Promise<string> =>
-  (await page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output").allInnerTexts()).join("\n");
+  (await page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output").allTextContents()).join("\n");
 
 describe("JupyterLab from `tsparallel start`", () => {
   let start: ChildProcess;
