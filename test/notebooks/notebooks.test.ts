@@ -89,8 +89,10 @@ test("000 load balancing: maps, chunksize, arrival order, progress, the nested-l
   for (let g = 0; g < 40; g += 4) {
     const group = chunked.slice(g, g + 4);
     assert.equal(new Set(group.map(([e]) => e)).size, 1, `items ${g}..${g + 3} ran on one engine`);
+    // Not a timing: a chunk's 4 results come in one reply and are printed in one go; the slack
+    // is for a loaded machine pausing the kernel between two of those prints.
     assert.ok(
-      Math.max(...group.map(([, s]) => s)) - Math.min(...group.map(([, s]) => s)) < 0.005,
+      Math.max(...group.map(([, s]) => s)) - Math.min(...group.map(([, s]) => s)) < 0.025,
       "and arrived together",
     );
   }
