@@ -19,10 +19,11 @@ export interface LocalOptions {
 }
 
 /**
- * How many engines may be starting (spawned, not yet registered) at once: two per core keeps
- * every core loading engines while the controller still gets the CPU to register them. Started
- * all at once, 256 engines on 2 cores starved the controller for over 30 s: engines gave up on
- * registering, heartbeats were missed, and ids were lost and handed out again.
+ * How many engines may be starting (spawned, not yet registered) at once: eight per core keeps
+ * every core loading engines (a start also waits on I/O) while the controller still gets the CPU
+ * to register them. Started all at once, 256 engines on 2 cores starved the controller for over
+ * 30 s: engines gave up on registering, heartbeats were missed, ids were lost and handed out again.
+ * (Measured at 256 on 2 cores: 16 and 32 at a time registered in the same time.)
  */
 export const START_WINDOW = Math.max(8, 8 * os.availableParallelism());
 /** An engine that has not registered after this long no longer holds a place in the window. */
@@ -37,6 +38,8 @@ export class LocalLauncher implements EngineLauncher {
   private waiting = 0;
   /** Spawned engines that have not registered yet, with the timer that frees their place. */
   private readonly starting = new Map<number, NodeJS.Timeout>();
+  /** A spawn is scheduled for the next turn of the event loop. */
+  private filling = false;
 
   constructor(
     private readonly ctx: LaunchContext,
@@ -44,9 +47,13 @@ export class LocalLauncher implements EngineLauncher {
   ) {}
 
   start(n: number, _info?: ConnectionInfo): Promise<void> {
+    this.enqueue(n);
+    return Promise.resolve();
+  }
+
+  private enqueue(n: number): void {
     this.waiting += n;
     this.fillWindow();
-    return Promise.resolve();
   }
 
   /** The engine process `pid` registered: its place in the start window goes to the next one. */
@@ -73,7 +80,6 @@ export class LocalLauncher implements EngineLauncher {
       this.fillWindow();
     });
   }
-  private filling = false;
 
   private leaveWindow(pid: number): void {
     const timer = this.starting.get(pid);
@@ -113,7 +119,7 @@ export class LocalLauncher implements EngineLauncher {
       this.opts.onEngineExit(pid, exitReason(code, signal, tail));
       if (this.opts.restart && !this.stopping) {
         this.ctx.log(`restarting engine process (pid ${pid} ${signal ?? code})`);
-        this.start(1).catch(() => undefined);
+        this.enqueue(1);
       } else if (this.children.size === 0 && this.waiting === 0) {
         this.ctx.onExit(this.stopping ? "stopped" : "every engine process exited");
       }
@@ -131,7 +137,7 @@ export class LocalLauncher implements EngineLauncher {
       this.opts.onEngineExit(pid, `restarted (${signal ?? code})`);
     });
     child.kill("SIGKILL");
-    this.start(1).catch(() => undefined);
+    this.enqueue(1);
     return true;
   }
 
