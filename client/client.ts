@@ -126,7 +126,9 @@ export class Client extends EventEmitter implements ViewHost {
     this.sub.subscribe();
     void receiveLoop(
       this.socket,
-      (f) => this.onMessage(this.session.decode(f)),
+      (f) => {
+        for (const { msg } of this.session.receive(f)) this.onMessage(msg);
+      },
       (e) => this.emit("warning", e),
     );
     void receiveLoop(
@@ -514,10 +516,6 @@ export class Client extends EventEmitter implements ViewHost {
       this.queries.delete(pid);
       if (isMsg(msg, "hub_error")) query.reject(new TsParallelError(`${msg.content.ename}: ${msg.content.evalue}`));
       else query.resolve(msg.content);
-      return;
-    }
-    if (isMsg(msg, "batch")) {
-      for (const inner of this.session.unbatch(msg)) this.onMessage(inner.msg);
       return;
     }
     const task = this.tasks.get(pid) ?? this.finished.get(pid);

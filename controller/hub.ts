@@ -218,9 +218,9 @@ export class Hub {
         );
         continue;
       }
-      const frames = this.session.resign(env, header, metadata, [engine.identity]);
-      record.request = detachEnvelope(splitFrames(frames.slice(1)));
-      this.sendToEngine(record, engine, frames);
+      const signed = this.session.resign(env, header, metadata);
+      record.request = detachEnvelope(signed);
+      this.sendToEngine(record, engine, Session.forward([engine.identity], signed));
     }
   }
 
@@ -430,7 +430,8 @@ export class Hub {
   checkEngines(): void {
     const misses = this.options.heartbeatMisses;
     // A canary that never answered (it could not connect) must not switch the heartbeat off.
-    const reference = this.canaryPing > 0 || this.pingSent <= 6 * misses ? this.canaryPing : this.pingSent;
+    const canaryBroken = this.canaryPing === 0 && this.pingSent > 6 * misses;
+    const reference = canaryBroken ? this.pingSent : this.canaryPing;
     for (const e of this.registry.all()) {
       // A local engine is watched by pid as well: a dead process is noticed within one check,
       // not after several missed beats (ipyparallel's nanny gives the same fast notice).

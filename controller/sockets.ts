@@ -32,7 +32,7 @@ export function serverSocket<T extends zmq.Router | zmq.Publisher>(socket: T, cu
   return socket;
 }
 
-/** Client and engine ROUTERs: decode, count drops, hand to the hub. */
+/** Client and engine ROUTERs: decode (a batch into its messages), count drops, hand to the hub. */
 export function routeLoop(
   socket: zmq.Router,
   session: Session,
@@ -42,12 +42,7 @@ export function routeLoop(
   return receiveLoop(
     socket,
     (frames) => {
-      const env = session.open(frames);
-      if (!env) return;
-      const msg = session.parse(env);
-      if (!msg) return;
-      if (msg.header.msg_type !== "batch") return handle(msg, env);
-      for (const inner of session.unbatch(msg as Parameters<Session["unbatch"]>[0])) handle(inner.msg, inner.env);
+      for (const { msg, env } of session.receive(frames)) handle(msg, env);
     },
     (e) => log(`receive error: ${String(e)}`),
   );

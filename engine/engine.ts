@@ -238,10 +238,7 @@ export class Engine {
   }
 
   private onFrames(frames: Buffer[]): void {
-    const msg = this.session.decode(frames);
-    if (!msg) return;
-    if (isMsg(msg, "batch")) for (const inner of this.session.unbatch(msg)) this.handle(inner.msg);
-    else this.handle(msg);
+    for (const { msg } of this.session.receive(frames)) this.handle(msg);
   }
 
   private handle(msg: AnyMessage): void {

@@ -90,6 +90,18 @@ export class Session {
     return env && this.parse(env);
   }
 
+  /**
+   * Every message that `frames` carry, each with its envelope: the message itself, or the
+   * messages of a `batch`, each checked on its own; none when the frames fail their checks. The
+   * receive loops call this, so a batch is never seen above the session.
+   */
+  receive(frames: readonly Buffer[]): Array<{ msg: AnyMessage; env: Envelope }> {
+    const env = this.open(frames);
+    const msg = env && this.parse(env);
+    if (!env || !msg) return [];
+    return msg.header.msg_type === "batch" ? this.unbatch(msg as Message<"batch">) : [{ msg, env }];
+  }
+
   /** Framing, size limits, signature and replay checks, without JSON parsing. */
   open(frames: readonly Buffer[]): Envelope | undefined {
     let env: Envelope;
@@ -139,14 +151,14 @@ export class Session {
    * buffers are reused as they are (buffers are not signed), so fanning one large request out
    * to many engines costs a small HMAC per engine, never a copy of the payload.
    */
-  resign(env: Envelope, header: Header, metadata: Record<string, unknown>, identities: readonly Buffer[]): Buffer[] {
-    const parts = [
+  resign(env: Envelope, header: Header, metadata: Record<string, unknown>): Envelope {
+    const parts: Envelope["parts"] = [
       Buffer.from(JSON.stringify(header)),
       env.parts[1],
       Buffer.from(JSON.stringify(metadata)),
       env.parts[3],
     ];
-    return joinFrames(identities, this.signer.sign(parts), parts, env.buffers);
+    return { identities: [], signature: this.signer.sign(parts), parts, buffers: env.buffers };
   }
 
   /** One signed `batch` message carrying several signed messages, each still verifiable on its own. */

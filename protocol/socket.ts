@@ -30,8 +30,6 @@ export class Outbox {
   private closed = false;
   /** Sends that failed (peer gone, socket closing): counted, never thrown at the caller. */
   failures = 0;
-  /** Messages that left joined with others, for the benchmark's profile. */
-  joined = 0;
 
   constructor(
     private readonly socket: zmq.Writable & { closed: boolean },
@@ -67,7 +65,6 @@ export class Outbox {
     let frames = head;
     if (taken > 1) {
       frames = this.opts.coalesce!(this.queue.slice(0, taken));
-      this.joined += taken;
     }
     let sending: Promise<void>;
     try {

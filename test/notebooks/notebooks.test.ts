@@ -79,23 +79,13 @@ test("000 load balancing: maps, chunksize, arrival order, progress, the nested-l
   assert.equal(rotation.length, 8);
   assert.deepEqual([...new Set(rotation)].sort(), [0, 1, 2, 3], "2 × 4 tasks rotate over every engine");
   assert.match(t, /8 msg ids before any result/);
-  // sleepHere over 40 increasing times, then with chunksize 4: each group of 4 arrives together.
-  const runs = [...t.matchAll(/task (\d+) on engine (\d): ([\d.]+)/g)].map((m): [number, number] => [
-    Number(m[2]),
-    Number(m[3]),
-  ]);
-  assert.equal(runs.length, 80);
-  const chunked = runs.slice(40);
-  for (let g = 0; g < 40; g += 4) {
-    const group = chunked.slice(g, g + 4);
-    assert.equal(new Set(group.map(([e]) => e)).size, 1, `items ${g}..${g + 3} ran on one engine`);
-    // Not a timing: a chunk's 4 results come in one reply and are printed in one go; the slack
-    // is for a loaded machine pausing the kernel between two of those prints.
-    assert.ok(
-      Math.max(...group.map(([, s]) => s)) - Math.min(...group.map(([, s]) => s)) < 0.025,
-      "and arrived together",
-    );
-  }
+  // sleepHere over 40 increasing times, then with chunksize 4: each group of 4 is one task (10 for
+  // 40 items, below) on one engine, so its results arrive together. The printed arrival times
+  // show that to a reader; the test checks the structure, not the clock.
+  const engines = [...t.matchAll(/task \d+ on engine (\d): [\d.]+/g)].map((m) => Number(m[1]));
+  assert.equal(engines.length, 80);
+  for (let g = 40; g < 80; g += 4)
+    assert.equal(new Set(engines.slice(g, g + 4)).size, 1, `chunked items ${g - 40}..${g - 37} ran on one engine`);
   assert.match(t, /10 tasks for 40 items; DirectView.map: 4 tasks for 6 items/);
   assert.match(t, /\[6,7,8,9,12,14,16,18,18,21,24,27\]/);
   assert.match(t, /same as the nested loop: true/);
