@@ -128,7 +128,9 @@ test("%px, %%px flags, %pxresult, %pxconfig, %autopx and activated views, stream
       /* 22 */ { code: '%px_one "one"' },
       /* 23 */ { code: "%px_two 1" },
       /* 24 */ {
-        code: '%%px\ndisplay("spinning"); // a display is sent at once, before the loop blocks the engine\nwhile (true) {}',
+        // The text to wait for is built at run time: the cell's own source (in execute_input)
+        // must not contain it, or the interrupt could land before the engines start the loop.
+        code: '%%px\ndisplay("spin" + "ning"); // a display is sent at once, before the loop blocks the engine\nwhile (true) {}',
         interrupt_on: "spinning",
       },
       /* 25 */ { code: '%px "still alive"' },
