@@ -8,7 +8,14 @@ import { type ChildProcess, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import type { Socket } from "node:net";
 import * as path from "node:path";
-import { connectionFile, isAlive, listProfiles, profileDir, recordedControllerPid } from "../protocol/connection";
+import {
+  connectionFile,
+  isAlive,
+  listProfiles,
+  profileDir,
+  recordedControllerPid,
+  signalProcess,
+} from "../protocol/connection";
 import { Client } from "../client/client";
 import { TimeoutError, TsParallelError } from "../client/errors";
 import type { EngineKind, EngineSetInfo, EngineSetSpec } from "../protocol/messages";
@@ -326,11 +333,10 @@ export class Cluster {
  * engine sets first: jobs cancelled, ssh engines killed); SIGKILL after `graceMs`.
  */
 export async function stopController(pid: number, graceMs = 30_000): Promise<void> {
-  if (!isAlive(pid)) return;
-  process.kill(pid, "SIGTERM");
+  if (!isAlive(pid) || !signalProcess(pid, "SIGTERM")) return;
   const deadline = Date.now() + graceMs;
   while (isAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  if (isAlive(pid)) process.kill(pid, "SIGKILL");
+  if (isAlive(pid)) signalProcess(pid, "SIGKILL");
 }
 
 /** SIGTERM (the controller then stops its engine sets), SIGKILL after `graceMs`; resolves on exit. */

@@ -130,6 +130,20 @@ export function processExists(pid: number): boolean {
   }
 }
 
+/**
+ * Sends `signal` to `pid`; false when there is no such process. A process can exit and be reaped
+ * between any check and the kill, so callers never see that race as an ESRCH error.
+ */
+export function signalProcess(pid: number, signal: NodeJS.Signals): boolean {
+  try {
+    process.kill(pid, signal);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ESRCH") return false;
+    throw e;
+  }
+}
+
 /** A process's state letter from /proc (R, S, Z…), or undefined when unknown. */
 function procState(pid: number): string | undefined {
   try {
