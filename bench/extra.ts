@@ -8,6 +8,7 @@ import { performance } from "node:perf_hooks";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Cluster } from "../cluster/cluster";
+import type { Client } from "../client/client";
 import { MB, median, put, quick, timed } from "./metrics";
 import { CLI_PATH, PACKAGE_ROOT } from "../paths";
 import { chaos } from "../test/helpers/chaos";
@@ -151,6 +152,7 @@ export async function soak(): Promise<void> {
       )
       .get();
     const first = (await rc.stats()).rss;
+    const firstAtRest = await statsAtRest(rc);
     const samples: number[] = [];
     const t0 = performance.now();
     for (let done = 0; done < total; done += batch) {
@@ -161,10 +163,23 @@ export async function soak(): Promise<void> {
     }
     const secs = (performance.now() - t0) / 1000;
     const last = samples[samples.length - 1]!;
+    const lastAtRest = await statsAtRest(rc);
     const secondHalf = samples.slice(Math.floor(samples.length / 2));
     put(`(soak) ${total} tasks throughput`, total / secs, "tasks/s", "higher");
     put(`(soak) controller RSS after ${total} tasks`, last / MB, "MB", "lower");
     put(`(soak) controller RSS growth over ${total} tasks`, (last - first) / MB, "MB", "lower");
+    put(
+      `(soak) controller RSS growth at rest over ${total} tasks`,
+      (lastAtRest.rss - firstAtRest.rss) / MB,
+      "MB",
+      "lower",
+    );
+    put(
+      `(soak) controller heap in use, growth at rest over ${total} tasks`,
+      (lastAtRest.heap - firstAtRest.heap) / MB,
+      "MB",
+      "lower",
+    );
     put(
       "(soak) controller RSS growth over the second half",
       (Math.max(...secondHalf) - secondHalf[0]!) / MB,
@@ -174,6 +189,16 @@ export async function soak(): Promise<void> {
   } finally {
     await cluster.stop();
   }
+}
+
+/**
+ * The controller's memory once it has been quiet for a few seconds: its idle collection (see
+ * controller/idle-gc.ts) has run, so what remains is what it keeps, not the garbage of the last burst.
+ */
+async function statsAtRest(rc: Client): Promise<{ rss: number; heap: number }> {
+  await new Promise((r) => setTimeout(r, 4000));
+  const { rss, heap } = await rc.stats();
+  return { rss, heap };
 }
 
 /**

@@ -23,6 +23,7 @@ import type { EngineSetSpec } from "../protocol/messages";
 import { TaskDatabase } from "./database";
 import { EngineSets } from "./engine-sets";
 import { checkSpec } from "../cluster/launchers/spec";
+import { collectWhenIdle } from "./idle-gc";
 
 export interface ControllerOptions extends Partial<HubOptions> {
   profile?: string;
@@ -63,6 +64,8 @@ export class Controller {
   private timers: NodeJS.Timeout[] = [];
   private loops: Promise<void>[] = [];
   private closed = false;
+  /** Client and engine messages handled so far: the idle collector's sign of quiet. */
+  private handled = 0;
   private readonly log: (line: string) => void;
   readonly done: Promise<void>;
   private resolveDone!: () => void;
@@ -165,8 +168,24 @@ export class Controller {
 
     const hb = (this.heartbeatRole = new HeartbeatRole(this.ping, this.heartbeat, this.info.key, this.hub));
     this.loops.push(
-      routeLoop(this.clients, this.session, (m, env) => this.hub.onClientMessage(m, env), this.log),
-      routeLoop(this.engines, this.session, (m, env) => this.hub.onEngineMessage(m, env), this.log),
+      routeLoop(
+        this.clients,
+        this.session,
+        (m, env) => {
+          this.handled++;
+          this.hub.onClientMessage(m, env);
+        },
+        this.log,
+      ),
+      routeLoop(
+        this.engines,
+        this.session,
+        (m, env) => {
+          this.handled++;
+          this.hub.onEngineMessage(m, env);
+        },
+        this.log,
+      ),
       hb.start(
         this.log,
         { ping: endpoint(this.info, ports.ping), pong: endpoint(this.info, ports.heartbeat) },
@@ -181,6 +200,7 @@ export class Controller {
         hb.ping();
         this.hub.heartbeatNotice();
       }, period),
+      collectWhenIdle(() => this.handled),
     );
     if (this.opts.engines) await this.engineSets.add(this.opts.engines, firstSet);
     this.log(`listening on ${this.info.ip} ports ${JSON.stringify(ports)}${curve ? " (CURVE)" : ""}`);
