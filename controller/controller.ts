@@ -171,19 +171,13 @@ export class Controller {
       routeLoop(
         this.clients,
         this.session,
-        (m, env) => {
-          this.handled++;
-          this.hub.onClientMessage(m, env);
-        },
+        this.counted((m, env) => this.hub.onClientMessage(m, env)),
         this.log,
       ),
       routeLoop(
         this.engines,
         this.session,
-        (m, env) => {
-          this.handled++;
-          this.hub.onEngineMessage(m, env);
-        },
+        this.counted((m, env) => this.hub.onEngineMessage(m, env)),
         this.log,
       ),
       hb.start(
@@ -217,6 +211,14 @@ export class Controller {
     await Promise.allSettled(this.loops);
     this.database?.close();
     this.resolveDone();
+  }
+
+  /** A message handler that also counts the message, for the idle collector. */
+  private counted<M, E>(handle: (msg: M, env: E) => void): (msg: M, env: E) => void {
+    return (msg, env) => {
+      this.handled++;
+      handle(msg, env);
+    };
   }
 
   private database: TaskDatabase | undefined;
