@@ -76,7 +76,10 @@ abstract class View implements ResultHost {
     const seqs = (isOpts ? args.slice(0, -1) : args).map((s, i) => {
       if (s === null || typeof s !== "object" || !(Symbol.iterator in s || "length" in s))
         throw new TypeError(`map argument ${i + 1} must be an array or iterable`);
-      return Array.from(s as Seq);
+      // An array is used as it is (only slices of it are sent), unless it has holes, which
+      // Array.from turns into undefined items; `includes` finds them in a builtin scan, where
+      // copying 100,000 items through the iterator protocol cost more than sending them.
+      return Array.isArray(s) && !s.includes(undefined) ? (s as unknown[]) : Array.from(s as Seq);
     });
     if (seqs.length === 0) throw new TypeError("map needs at least one sequence");
     const opts = (isOpts ? last : {}) as MapOptions;
