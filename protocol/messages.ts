@@ -233,10 +233,11 @@ export interface ContentMap {
   data_pub: Record<string, never>;
 
   /**
-   * Several signed messages in one: `counts[i]` frames of the buffers form message i (its
-   * signature, four JSON parts and its own buffers). Each inner message is verified on its own.
+   * Several signed messages in one: their frames (message i has `counts[i]` of them: its
+   * signature, four JSON parts and its own buffers), of `sizes` bytes each, packed end to end in
+   * the one buffer. Each inner message is verified on its own.
    */
-  batch: { counts: number[] };
+  batch: { counts: number[]; sizes: number[] };
 
   /** Client → controller, once a heartbeat period: this client is still there (no reply). */
   client_alive: Record<string, never>;

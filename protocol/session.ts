@@ -161,11 +161,17 @@ export class Session {
     return { identities: [], signature: this.signer.sign(parts), parts, buffers: env.buffers };
   }
 
-  /** One signed `batch` message carrying several signed messages, each still verifiable on its own. */
+  /**
+   * One signed `batch` message carrying several signed messages, each still verifiable on its
+   * own. Their frames travel packed in one buffer: ZeroMQ's cost is per frame (a batch of 300
+   * replies was 1,800 frames), and copying small messages together is cheap (only messages
+   * under 64 KB are ever joined).
+   */
   batch(identities: readonly Buffer[], envs: readonly Envelope[]): Buffer[] {
     const counts = envs.map((e) => 1 + e.parts.length + e.buffers.length);
     const frames = envs.flatMap((e) => [e.signature, ...e.parts, ...e.buffers]);
-    return this.encode("batch", { counts }, { identities, buffers: frames }).frames;
+    const sizes = frames.map((f) => f.length);
+    return this.encode("batch", { counts, sizes }, { identities, buffers: [Buffer.concat(frames)] }).frames;
   }
 
   /**
@@ -174,16 +180,14 @@ export class Session {
    * message is dropped and counted, the others are kept.
    */
   unbatch(msg: Message<"batch">): Array<{ msg: AnyMessage; env: Envelope }> {
-    const { counts } = msg.content;
-    if (counts.reduce((a, b) => a + b, 0) !== msg.buffers.length) {
-      this.drop("malformed", "batch: frame counts do not add up to its buffers");
+    const inners = batchedFrames(msg.content, msg.buffers);
+    if (!inners) {
+      this.drop("malformed", "batch: its sizes do not add up to its one packed buffer");
       return [];
     }
     const out: Array<{ msg: AnyMessage; env: Envelope }> = [];
-    let at = 0;
-    for (const n of counts) {
-      const env = this.open([...msg.identities, DELIMITER, ...msg.buffers.slice(at, at + n)]);
-      at += n;
+    for (const frames of inners) {
+      const env = this.open([...msg.identities, DELIMITER, ...frames]);
       const inner = env && this.parse(env);
       // A batch inside a batch is refused: the nesting would be unbounded.
       if (inner && inner.header.msg_type === "batch") this.drop("malformed", "batch: nested batch");
@@ -200,12 +204,11 @@ export class Session {
     const envs = messages.flatMap((m) => {
       const env = splitFrames(m);
       if (!env.parts[0].includes(BATCH_TYPE)) return [env];
-      const counts = (JSON.parse(env.parts[3].toString("utf8")) as ContentOf<"batch">).counts;
-      let at = 0;
-      return counts.map((n) => {
-        const inner = splitFrames([DELIMITER, ...env.buffers.slice(at, (at += n))]);
-        return { ...inner, identities: env.identities };
-      });
+      const content = JSON.parse(env.parts[3].toString("utf8")) as ContentOf<"batch">;
+      return (batchedFrames(content, env.buffers) ?? []).map((frames) => ({
+        ...splitFrames([DELIMITER, ...frames]),
+        identities: env.identities,
+      }));
     });
     return this.batch(envs[0]!.identities, envs);
   };
@@ -224,4 +227,27 @@ export class Session {
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/**
+ * A batch's inner messages, each as its frames (views into the packed buffer, no copy), or
+ * undefined when the sizes do not cover the packed buffer exactly.
+ */
+function batchedFrames(content: ContentOf<"batch">, buffers: readonly Buffer[]): Buffer[][] | undefined {
+  const packed = buffers[0];
+  if (buffers.length !== 1 || !packed) return undefined;
+  if (content.sizes.reduce((a, b) => a + b, 0) !== packed.length) return undefined;
+  const out: Buffer[][] = [];
+  let frame = 0;
+  let at = 0;
+  for (const n of content.counts) {
+    const frames: Buffer[] = [];
+    for (const size of content.sizes.slice(frame, frame + n)) {
+      frames.push(packed.subarray(at, at + size));
+      at += size;
+    }
+    frame += n;
+    out.push(frames);
+  }
+  return out;
 }

@@ -22,6 +22,8 @@ export interface OutboxOptions {
 const JOIN_MESSAGE_BYTES = 64 * 1024;
 const JOIN_TOTAL_BYTES = 4 * 1024 * 1024;
 const JOIN_TOTAL_FRAMES = 4000;
+/** How far into the queue a head looks for more messages to its peer (the scan is per send). */
+const JOIN_SCAN = 8192;
 
 export class Outbox {
   private readonly queue: Frames[] = [];
@@ -61,11 +63,8 @@ export class Outbox {
     if (this.inFlight || this.closed || this.socket.closed) return;
     const head = this.queue[0];
     if (!head) return;
-    const taken = this.joinable();
-    let frames = head;
-    if (taken > 1) {
-      frames = this.opts.coalesce!(this.queue.slice(0, taken));
-    }
+    const taken = this.joinable(head);
+    const frames = taken.length > 1 ? this.opts.coalesce!(taken) : head;
     let sending: Promise<void>;
     try {
       sending = this.socket.send(frames);
@@ -78,33 +77,49 @@ export class Outbox {
     );
   }
 
-  /** How many messages from the head may leave as one: 1 unless several small ones to one peer wait. */
-  private joinable(): number {
-    if (!this.opts.coalesce || this.queue.length < 2) return 1;
-    const peer = this.opts.routed ? this.queue[0]![0] : undefined;
+  /**
+   * The messages that may leave as one, the head first: only the head unless several small ones
+   * wait. A ROUTER's queue interleaves peers (a load-balanced burst alternates between engines),
+   * so its head gathers the later messages to the same peer from anywhere in the queue: order
+   * matters only per peer, and it is kept, since a message to that peer that cannot join ends
+   * the gathering.
+   */
+  private joinable(head: Frames): Frames[] {
+    if (!this.opts.coalesce || this.queue.length < 2) return [head];
+    const peer = this.opts.routed ? head[0] : undefined;
+    const taken: Frames[] = [];
     let bytes = 0;
     let frames = 0;
-    let n = 0;
-    for (const m of this.queue) {
+    for (let i = 0; i < this.queue.length && i < JOIN_SCAN; i++) {
+      const m = this.queue[i]!;
+      const samePeer = !peer || m[0]?.equals(peer) === true;
+      if (!samePeer) continue;
       const size = m.reduce((a, f) => a + f.length, 0);
       if (size > JOIN_MESSAGE_BYTES || bytes + size > JOIN_TOTAL_BYTES || frames + m.length > JOIN_TOTAL_FRAMES) break;
-      if (peer && !m[0]?.equals(peer)) break;
       bytes += size;
       frames += m.length;
-      n++;
+      taken.push(m);
     }
-    return Math.max(n, 1);
+    return taken.length > 0 ? taken : [head];
   }
 
-  private settle(head: Frames, taken: number, error: unknown): void {
+  private settle(head: Frames, taken: readonly Frames[], error: unknown): void {
     this.inFlight = undefined;
     if (isBusy(error)) {
       // A send started in a terminated call is still in progress: try again shortly.
       setImmediate(() => this.pump());
       return;
     }
-    if (error !== undefined) this.failures += taken;
-    if (this.queue[0] === head) this.queue.splice(0, taken);
+    if (error !== undefined) this.failures += taken.length;
+    if (this.queue[0] === head) {
+      if (taken.length === 1) this.queue.shift();
+      else {
+        const sent = new Set(taken);
+        let kept = 0;
+        for (const m of this.queue) if (!sent.has(m)) this.queue[kept++] = m;
+        this.queue.length = kept;
+      }
+    }
     this.pump();
   }
 

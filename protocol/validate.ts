@@ -108,7 +108,12 @@ const CHECKS: Partial<Record<MsgType, Check>> = {
       : "registration needs uuid, pid and hostname",
   unregistration_request: (c) => (isInt(c.id) ? undefined : "id must be an engine id"),
   // Each inner message has at least its signature and four JSON parts.
-  batch: (c) => (isIntArray(c.counts) && c.counts.every((n) => n >= 5) ? undefined : "counts must be frame counts ≥ 5"),
+  batch: (c) =>
+    isIntArray(c.counts) && c.counts.every((n) => n >= 5)
+      ? isIntArray(c.sizes) && c.sizes.every((n) => n >= 0) && c.sizes.length === c.counts.reduce((a, b) => a + b, 0)
+        ? undefined
+        : "sizes must give a byte length ≥ 0 for each of the frames the counts add up to"
+      : "counts must be frame counts ≥ 5",
 };
 
 /** Why a message of `type` is malformed, or undefined when it is well formed. */

@@ -27,14 +27,28 @@ const texts = (session: Session, frames: Frames): string[] => {
   return session.unbatch(msg as never).map(({ msg: m }) => (m.content as { text: string }).text);
 };
 
-test("what queues behind a send in flight leaves as one batch, in order; large messages and other peers do not join", async () => {
+/** A ROUTER's outbox over a fake socket, and `to(peer, text)` making a signed message to a peer. */
+function routedOutbox(): {
+  receiver: Session;
+  socket: FakeSocket;
+  outbox: Outbox;
+  to: (peer: string, text: string, pad?: number) => Frames;
+} {
   const sender = new Session("k");
-  const receiver = new Session("k");
   const socket = new FakeSocket();
-  const outbox = new Outbox(socket as never, { coalesce: sender.coalesce, routed: true });
   const to = (peer: string, text: string, pad = 0): Frames =>
     sender.encode("stream", { name: "stdout", text: text + " ".repeat(pad) }, { identities: [Buffer.from(peer)] })
       .frames;
+  return {
+    receiver: new Session("k"),
+    socket,
+    outbox: new Outbox(socket as never, { coalesce: sender.coalesce, routed: true }),
+    to,
+  };
+}
+
+test("what queues behind a send in flight leaves as one batch, in order; large messages and other peers do not join", async () => {
+  const { receiver, socket, outbox, to } = routedOutbox();
   outbox.send(to("c1", "a"));
   for (const t of ["b", "c", "d"]) outbox.send(to("c1", t));
   outbox.send(to("c2", "e"));
@@ -49,6 +63,28 @@ test("what queues behind a send in flight leaves as one batch, in order; large m
     ["c2", ["e"]],
     ["c2", ["big"]],
     ["c2", ["f"]],
+  ]);
+  assert.equal(outbox.pending, 0);
+});
+
+test("a router's queue that alternates peers still leaves as one batch per peer, each peer's messages in order", async () => {
+  const { receiver, socket, outbox, to } = routedOutbox();
+  outbox.send(to("e0", "first"));
+  for (let i = 0; i < 4; i++) {
+    outbox.send(to("e0", `a${i}`));
+    outbox.send(to("e1", `b${i}`));
+  }
+  outbox.send(to("e0", "large", 100_000));
+  outbox.send(to("e1", "b4"));
+  outbox.send(to("e0", "after"));
+  for (let i = 0; i < 6; i++) await socket.complete();
+  const got = socket.sent.map((f) => [String(f[0]), texts(receiver, f).map((t) => t.trim())]);
+  assert.deepEqual(got, [
+    ["e0", ["first"]],
+    ["e0", ["a0", "a1", "a2", "a3"]],
+    ["e1", ["b0", "b1", "b2", "b3", "b4"]],
+    ["e0", ["large"]],
+    ["e0", ["after"]],
   ]);
   assert.equal(outbox.pending, 0);
 });

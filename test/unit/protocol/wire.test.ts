@@ -87,6 +87,7 @@ test("a batch carries signed messages that are each verified; a bad one is dropp
   });
   const good = client.decode(controller.batch([Buffer.from("client")], envs));
   assert.ok(good && good.header.msg_type === "batch");
+  assert.equal(good.buffers.length, 1, "the inner frames travel packed in one buffer");
   const inner = client.unbatch(good as never);
   assert.deepEqual(
     inner.map(({ msg }) => String(msg.buffers[0])),
@@ -101,11 +102,15 @@ test("a batch carries signed messages that are each verified; a bad one is dropp
   assert.equal(client.dropped["bad-signature"], 1);
   assert.equal(client.unbatch(good as never).length, 0);
   assert.equal(client.dropped.replayed, 3);
-  // Counts that do not add up to the buffers drop the whole batch.
-  const { frames } = controller.encode("batch", { counts: [5, 5] }, { buffers: [Buffer.from("x")] });
+  // Sizes that do not add up to the packed buffer drop the whole batch.
+  const sizes = Array.from({ length: 10 }, () => 1);
+  const { frames } = controller.encode("batch", { counts: [5, 5], sizes }, { buffers: [Buffer.from("x")] });
   const lying = client.decode(frames);
   assert.equal(client.unbatch(lying as never).length, 0);
   assert.equal(client.dropped.malformed, 1);
-  assert.equal(client.decode(controller.encode("batch", { counts: [2] }).frames), undefined);
+  assert.equal(client.decode(controller.encode("batch", { counts: [2], sizes: [1, 1] }).frames), undefined);
   assert.equal(client.dropped.malformed, 2);
+  // Sizes for fewer frames than the counts name are refused before any splitting.
+  assert.equal(client.decode(controller.encode("batch", { counts: [5], sizes: [1] }).frames), undefined);
+  assert.equal(client.dropped.malformed, 3);
 });
