@@ -20,6 +20,15 @@ import {
   parentId,
 } from "../protocol/messages";
 import { deserialize } from "../protocol/serialize";
+import {
+  BULK_MIN_BYTES,
+  isBulkRefs,
+  readBulk,
+  removeFiles,
+  sharesMemoryWith,
+  stashBulk,
+  sweepStale,
+} from "../protocol/bulk";
 import { EngineError, NoEnginesError, RemoteError, TaskAborted, TimeoutError, TsParallelError } from "./errors";
 import { SubmittedTask } from "./task";
 import { type Tunnel, openTunnel } from "./tunnel";
@@ -83,6 +92,11 @@ export class Client extends EventEmitter implements ViewHost {
   private readonly finished = new Map<string, SubmittedTask>();
   private readonly queries = new Map<string, { resolve: (c: unknown) => void; reject: (e: Error) => void }>();
   private engineIds: number[] = [];
+  /** Each engine's uuid, and whether it shares our /dev/shm (looked up once; see protocol/bulk.ts). */
+  private readonly engineUuids = new Map<number, string>();
+  private readonly sharedMemory = new Map<string, boolean>();
+  /** Shared-memory files of requests in flight, removed when their tasks settle or we close. */
+  private readonly bulkFiles = new Set<string>();
   /** The controller's registry count behind `engineIds` (see `takeEngineList`). */
   private engineSeq = -1;
   private controller = "";
@@ -115,6 +129,7 @@ export class Client extends EventEmitter implements ViewHost {
     if (tunnel) info = tunnel.info;
     const client = new Client(info);
     client.tunnel = tunnel;
+    sweepBulkOnce();
     await client.open(opts.timeout ?? 10_000);
     if (opts.activate !== false) setActiveObject(client);
     return client;
@@ -423,6 +438,8 @@ export class Client extends EventEmitter implements ViewHost {
    * this client that have not started are dropped instead (running ones finish).
    */
   close(opts: { abortQueued?: boolean } = {}): void {
+    removeFiles([...this.bulkFiles]);
+    this.bulkFiles.clear();
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.watchdog);
@@ -465,7 +482,8 @@ export class Client extends EventEmitter implements ViewHost {
     const msgId = this.session.newMsgId();
     const task = this.track(msgId, engineId, type === "apply_request" ? "apply" : "execute");
     task.metadata.label = metadata.label;
-    const { frames } = this.session.encode(type, content as never, { msgId, metadata, buffers });
+    const bulk = this.viaSharedMemory(engineId === undefined ? [] : [engineId], metadata, buffers, [task]);
+    const { frames } = this.session.encode(type, content as never, { msgId, ...bulk });
     this.outbox.send(frames);
     return task;
   }
@@ -482,8 +500,47 @@ export class Client extends EventEmitter implements ViewHost {
     const msgId = this.session.newMsgId();
     const tasks = ids.map((id) => this.track(`${msgId}:${id}`, id, type === "apply_request" ? "apply" : "execute"));
     for (const t of tasks) t.metadata.label = metadata.label;
-    this.outbox.send(this.session.encode(type, content as never, { msgId, metadata, buffers }).frames);
+    const bulk = this.viaSharedMemory(ids, metadata, buffers, tasks);
+    this.outbox.send(this.session.encode(type, content as never, { msgId, ...bulk }).frames);
     return tasks;
+  }
+
+  /**
+   * The metadata and buffers a request to `engineIds` goes out with: when every one of them
+   * shares our /dev/shm, its large buffers are handed over there (removed once all `tasks`
+   * settle) and large results may come back the same way. Otherwise, or when /dev/shm cannot
+   * take them, everything takes the controller path as before.
+   */
+  private viaSharedMemory(
+    engineIds: readonly number[],
+    metadata: RequestMetadata,
+    buffers: Buffer[],
+    tasks: readonly SubmittedTask[],
+  ): { metadata: RequestMetadata; buffers: Buffer[] } {
+    if (engineIds.length === 0 || !engineIds.every((id) => this.sharesMemory(id))) return { metadata, buffers };
+    const out: RequestMetadata = { ...metadata, bulkReply: process.pid };
+    if (!buffers.some((b) => b.length >= BULK_MIN_BYTES)) return { metadata: out, buffers };
+    let stashed: ReturnType<typeof stashBulk>;
+    try {
+      stashed = stashBulk(buffers);
+    } catch {
+      return { metadata, buffers };
+    }
+    for (const f of stashed.files) this.bulkFiles.add(f);
+    const release = (): void => {
+      removeFiles(stashed.files);
+      for (const f of stashed.files) this.bulkFiles.delete(f);
+    };
+    void Promise.allSettled(tasks.map((t) => t.done)).then(release);
+    return { metadata: { ...out, bulk: stashed.refs }, buffers: stashed.buffers };
+  }
+
+  private sharesMemory(engineId: number): boolean {
+    const uuid = this.engineUuids.get(engineId);
+    if (uuid === undefined) return false;
+    let shares = this.sharedMemory.get(uuid);
+    if (shares === undefined) this.sharedMemory.set(uuid, (shares = sharesMemoryWith(uuid)));
+    return shares;
   }
 
   /** @internal Ids for a targets spec, or NoEnginesError. */
@@ -535,7 +592,9 @@ export class Client extends EventEmitter implements ViewHost {
           task.resolve(new ExecuteReply(task.metadata));
         } else {
           try {
-            task.resolve(msg.buffers.length > 0 ? deserialize(msg.buffers) : undefined);
+            const bulk = (msg.metadata as { bulk?: unknown }).bulk;
+            const buffers = isBulkRefs(bulk) ? readBulk(msg.buffers, bulk, true) : msg.buffers;
+            task.resolve(buffers.length > 0 ? deserialize(buffers) : undefined);
           } catch (e) {
             task.reject(new TsParallelError(`could not read the result of ${pid}: ${String(e)}`));
           }
@@ -594,6 +653,8 @@ export class Client extends EventEmitter implements ViewHost {
     if (reply.seq < this.engineSeq) return;
     this.engineSeq = reply.seq;
     this.engineIds = reply.engines.map((e) => e.id).sort((a, b) => a - b);
+    this.engineUuids.clear();
+    for (const e of reply.engines) this.engineUuids.set(e.id, e.uuid);
   }
 
   private rememberFinished(task: SubmittedTask): void {
@@ -608,12 +669,14 @@ export class Client extends EventEmitter implements ViewHost {
         this.engineSeq = msg.content.seq;
         if (!this.engineIds.includes(msg.content.id))
           this.engineIds = [...this.engineIds, msg.content.id].sort((a, b) => a - b);
+        this.engineUuids.set(msg.content.id, msg.content.uuid);
       }
       this.emit("registration", msg.content);
     } else if (isMsg(msg, "unregistration_notification")) {
       if (msg.content.seq > this.engineSeq) {
         this.engineSeq = msg.content.seq;
         this.engineIds = this.engineIds.filter((id) => id !== msg.content.id);
+        this.engineUuids.delete(msg.content.id);
       }
       this.emit("unregistration", msg.content);
     } else if (isMsg(msg, "controller_heartbeat")) {
@@ -682,4 +745,13 @@ function signalName(n: number): string {
   const name = Object.entries(os.constants.signals).find(([, v]) => v === n)?.[0];
   if (!name) throw new RangeError(`unknown signal number ${n}`);
   return name;
+}
+
+let swept = false;
+
+/** The first client of a process removes shared-memory files that dead processes left behind. */
+function sweepBulkOnce(): void {
+  if (swept) return;
+  swept = true;
+  sweepStale(isAlive);
 }

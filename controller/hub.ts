@@ -168,7 +168,9 @@ export class Hub {
     const record = this.newRecord(msg.header, msg.metadata, client, route);
     record.envelope = route.kind === "task" ? detachEnvelope(env) : env;
     record.retriesLeft = route.kind === "task" ? (route.retries ?? 0) : 0;
-    record.request = route.kind === "task" ? record.envelope : detachEnvelope(env);
+    // A request whose buffers went through shared memory cannot be sent again: its files are
+    // removed once it settles. Its record keeps no request, as a purged one (no resubmit).
+    record.request = msg.metadata.bulk ? undefined : route.kind === "task" ? record.envelope : detachEnvelope(env);
     this.records.add(record);
     if (route.kind === "direct") {
       const engine = this.registry.get(route.engine);
@@ -219,7 +221,7 @@ export class Hub {
         continue;
       }
       const signed = this.session.resign(env, header, metadata);
-      record.request = detachEnvelope(signed);
+      if (!msg.metadata.bulk) record.request = detachEnvelope(signed);
       this.sendToEngine(record, engine, Session.forward([engine.identity], signed));
     }
   }
@@ -352,8 +354,11 @@ export class Hub {
     if (Number.isFinite(ran))
       engine.avgTaskMs = engine.avgTaskMs === undefined ? ran : engine.avgTaskMs * 0.8 + ran * 0.2;
     const status = isMsg(msg, "apply_reply") || isMsg(msg, "execute_reply") ? msg.content.status : "error";
-    record.reply = detachEnvelope(env);
-    this.deliver(record, record.reply);
+    const reply = detachEnvelope(env);
+    // A result handed over through shared memory is read (and removed) by its client: the
+    // record keeps no result, as a purged one (hasResult false).
+    if (!msg.metadata.bulk) record.reply = reply;
+    this.deliver(record, reply);
     this.records.finish(record, status === "ok" ? "done" : status === "aborted" ? "aborted" : "failed");
     this.onFinished?.(record);
     this.scheduler.dependencyFinished();

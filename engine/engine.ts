@@ -11,6 +11,7 @@ import * as util from "node:util";
 import { randomUUID } from "node:crypto";
 import * as zmq from "zeromq";
 import { Session } from "../protocol/session";
+import { markEngine } from "../protocol/bulk";
 import { type CurveClientKeys, Outbox, curveClientKeys, receiveLoop, withCurve } from "../protocol/socket";
 import { type ConnectionInfo, endpoint } from "../protocol/connection";
 import {
@@ -100,6 +101,9 @@ export class Engine {
     // Every way out of the process (process.exit from a task, a fatal error, the end of main)
     // passes here: free the heart's thread so the exit completes.
     process.on("exit", () => this.heart?.terminateNow());
+    // Clients on this host that see the marker hand large buffers over through /dev/shm.
+    const unmark = markEngine(this.uuid);
+    process.on("exit", unmark);
     // User code's stray errors (a throwing setTimeout, a rejected promise nobody awaited) must not
     // cost the engine its namespace, as ipykernel survives an exception in a thread.
     // stderr is a pipe to the controller that started us; when it is gone, writes fail with EPIPE.

@@ -12,6 +12,7 @@ import type { AnyMessage, ContentOf, Header, MessageOf, MsgType, RequestMetadata
 import { isMsg } from "../protocol/messages";
 import { UnserializableError, serialize } from "../protocol/serialize";
 import { mimeBundle } from "../protocol/mime";
+import { BULK_MIN_BYTES, readBulk, stashBulk } from "../protocol/bulk";
 import { type Executor, type RunOptions, type Start, TaskError } from "./executor";
 import type { OutputCapture } from "./output";
 
@@ -144,7 +145,8 @@ export class TaskQueue {
         replied: false,
       };
       try {
-        entry.start = this.executor.prepareApply(call, task.buffers);
+        const { bulk } = task.metadata as RequestMetadata;
+        entry.start = this.executor.prepareApply(call, bulk ? readBulk(task.buffers, bulk) : task.buffers);
         runnable.push(entry);
       } catch (e) {
         this.fail(task, e, new Date().toISOString());
@@ -194,7 +196,18 @@ export class TaskQueue {
       );
     }
     this.capture.flush();
-    this.replies.send("apply_reply", { status: "ok" }, r.task.header, this.replyMeta(r.started), buffers);
+    const meta = this.replyMeta(r.started);
+    const { bulkReply } = r.task.metadata as RequestMetadata;
+    if (bulkReply !== undefined && buffers.some((b) => b.length >= BULK_MIN_BYTES)) {
+      try {
+        const stashed = stashBulk(buffers, bulkReply);
+        buffers = stashed.buffers;
+        meta.bulk = stashed.refs;
+      } catch {
+        // /dev/shm full or gone: the result takes the controller path
+      }
+    }
+    this.replies.send("apply_reply", { status: "ok" }, r.task.header, meta, buffers);
   }
 
   private async execute(task: MessageOf<"execute_request">): Promise<void> {

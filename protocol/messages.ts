@@ -6,7 +6,6 @@
  * `Message<T>` is discriminated on `header.msg_type`, so `switch (msg.header.msg_type)`
  * narrows `content` (the zeromq.js `EventOfType` idea, instead of jupyterlab's overloads).
  */
-
 /** Jupyter's error content; also what `RemoteError` is rebuilt from. */
 export interface ErrorContent {
   status: "error";
@@ -99,6 +98,13 @@ export type Route =
       retries?: number;
     };
 
+/** A buffer handed over through shared memory (see bulk.ts): its index among the message's buffers, file name and size. */
+export interface BulkRef {
+  index: number;
+  name: string;
+  bytes: number;
+}
+
 export interface RequestMetadata {
   route?: Route;
   /** ms of run time before the engine interrupts the task and fails it with TimeoutError. */
@@ -107,6 +113,10 @@ export interface RequestMetadata {
   sourceMap?: string;
   /** A user's label for the task (`{ label: "stage-2" }`), kept in its record. */
   label?: string;
+  /** Buffers handed over through shared memory (see bulk.ts): emptied in the message, read by name. */
+  bulk?: BulkRef[];
+  /** The client's pid: it shares the engine's /dev/shm, so large results may come back that way too. */
+  bulkReply?: number;
   [key: string]: unknown;
 }
 
@@ -114,6 +124,8 @@ export interface ReplyMetadata {
   engine: string;
   engineId: number;
   started: string;
+  /** Result buffers handed over through shared memory, when the request allowed it. */
+  bulk?: BulkRef[];
   completed?: string;
   [key: string]: unknown;
 }

@@ -6,6 +6,7 @@
  * Only requests are checked: replies and outputs are forwarded or displayed, not acted on.
  */
 import type { EngineSetSpec, MsgType, Route } from "./messages";
+import { isBulkRefs } from "./bulk";
 
 type Check = (content: Record<string, unknown>, metadata: Record<string, unknown>) => string | undefined;
 
@@ -51,6 +52,9 @@ function taskMetadata(metadata: Record<string, unknown>): string | undefined {
   if (!optional(metadata.timeLimit, isNonNegative)) return "metadata.timeLimit must be a non-negative number";
   if (!optional(metadata.sourceMap, (s) => typeof s === "string")) return "metadata.sourceMap must be a string";
   if (!optional(metadata.label, (s) => typeof s === "string")) return "metadata.label must be a string";
+  if (!optional(metadata.bulk, isBulkRefs))
+    return "metadata.bulk must list {index, name, bytes} of shared-memory buffers";
+  if (!optional(metadata.bulkReply, (p) => isInt(p) && p > 0)) return "metadata.bulkReply must be a pid";
   return undefined;
 }
 

@@ -1,0 +1,37 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { BULK_MIN_BYTES, bulkDir, isBulkRefs, readBulk, stashBulk, sweepStale } from "../../../protocol/bulk";
+
+test("large buffers round-trip through shared memory; small ones stay in the message", () => {
+  const large = Buffer.alloc(BULK_MIN_BYTES, 7);
+  const small = Buffer.from("small");
+  const { buffers, refs, files } = stashBulk([small, large]);
+  assert.deepEqual(buffers, [small, Buffer.alloc(0)]);
+  assert.equal(refs.length, 1);
+  assert.equal(refs[0]!.index, 1);
+  assert.ok(isBulkRefs(refs));
+  const back = readBulk(buffers, refs, true);
+  assert.ok(back[1]!.equals(large));
+  assert.equal(fs.existsSync(files[0]!), false, "the reader removed the file");
+  assert.throws(() => readBulk(buffers, refs), /shared memory .* is gone; send the data again/);
+});
+
+test("refs naming paths outside the directory, or of the wrong shape, are refused", () => {
+  assert.equal(isBulkRefs([{ index: 0, name: "../../etc/passwd", bytes: 1 }]), false);
+  assert.equal(isBulkRefs([{ index: 0, name: "12-a/b", bytes: 1 }]), false);
+  assert.equal(isBulkRefs([{ index: -1, name: "12-a", bytes: 1 }]), false);
+  assert.equal(isBulkRefs({ index: 0, name: "12-a", bytes: 1 }), false);
+  assert.equal(isBulkRefs([{ index: 0, name: "12-a.3", bytes: 10 }]), true);
+});
+
+test("a file of the wrong size is named, and files of processes that are gone are swept", () => {
+  const { buffers, refs, files } = stashBulk([Buffer.alloc(BULK_MIN_BYTES)], 999_999_999);
+  assert.throws(() => readBulk(buffers, [{ ...refs[0]!, bytes: 5 }]), /has 1048576 bytes, not 5/);
+  const marker = path.join(bulkDir(), "engine-gone");
+  fs.writeFileSync(marker, "999999998");
+  sweepStale((pid) => pid !== 999_999_999 && pid !== 999_999_998);
+  assert.equal(fs.existsSync(files[0]!), false);
+  assert.equal(fs.existsSync(marker), false);
+});
