@@ -89,7 +89,8 @@ async function main(): Promise<void> {
     PACKAGE_ROOT,
     "bench",
     "results",
-    `${new Date().toISOString().replace(/[:.]/g, "-")}${quick ? "-quick" : ""}.json`,
+    // A quick or partial run is named so: the summary takes full runs only.
+    `${new Date().toISOString().replace(/[:.]/g, "-")}${quick ? "-quick" : ""}${only ? `-only-${[...only].join("-")}` : ""}.json`,
   );
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const machine = {

@@ -26,7 +26,7 @@ const files =
     ? given
     : fs
         .readdirSync(dir)
-        .filter((f) => f.endsWith(".json") && !f.includes("quick"))
+        .filter((f) => f.endsWith(".json") && !f.includes("quick") && !f.includes("-only-"))
         .sort()
         .slice(-3)
         .map((f) => path.join(dir, f));
