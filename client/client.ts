@@ -97,6 +97,8 @@ export class Client extends EventEmitter implements ViewHost {
   private readonly sharedMemory = new Map<string, boolean>();
   /** Shared-memory files of requests in flight, removed when their tasks settle or we close. */
   private readonly bulkFiles = new Set<string>();
+  /** Buffers already in a file: a DirectView sends one serialization to each of its engines. */
+  private readonly bulkWritten = new WeakMap<Buffer, string>();
   /** The controller's registry count behind `engineIds` (see `takeEngineList`). */
   private engineSeq = -1;
   private controller = "";
@@ -522,7 +524,7 @@ export class Client extends EventEmitter implements ViewHost {
     if (!buffers.some((b) => b.length >= BULK_MIN_BYTES)) return { metadata: out, buffers };
     let stashed: ReturnType<typeof stashBulk>;
     try {
-      stashed = stashBulk(buffers);
+      stashed = stashBulk(buffers, process.pid, this.bulkWritten);
     } catch {
       return { metadata, buffers };
     }

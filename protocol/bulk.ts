@@ -61,10 +61,14 @@ let counter = 0;
 /**
  * Writes the buffers of at least BULK_MIN_BYTES to files named for `owner` (the pid whose exit
  * makes them stale); returns the message's buffers with those emptied, their refs, and the files.
+ * With `written`, a buffer already written to a file that still exists (the same request to
+ * another engine) gets a hard link to it instead: one copy for any number of engines, and each
+ * engine's name can still be removed on its own.
  */
 export function stashBulk(
   buffers: readonly Buffer[],
   owner = process.pid,
+  written?: WeakMap<Buffer, string>,
 ): { buffers: Buffer[]; refs: BulkRef[]; files: string[] } {
   const refs: BulkRef[] = [];
   const files: string[] = [];
@@ -73,12 +77,25 @@ export function stashBulk(
     const dir = ensureDir();
     const name = `${owner}-${process.pid}.${++counter}`;
     const file = path.join(dir, name);
-    fs.writeFileSync(file, b, { mode: 0o600 });
+    const earlier = written?.get(b);
+    if (earlier === undefined || !linked(earlier, file)) {
+      fs.writeFileSync(file, b, { mode: 0o600 });
+      written?.set(b, file);
+    }
     refs.push({ index, name, bytes: b.length });
     files.push(file);
     return Buffer.alloc(0);
   });
   return { buffers: out, refs, files };
+}
+
+function linked(existing: string, file: string): boolean {
+  try {
+    fs.linkSync(existing, file);
+    return true;
+  } catch {
+    return false; // removed since (its request settled): write the buffer again
+  }
 }
 
 /**

@@ -35,3 +35,17 @@ test("a file of the wrong size is named, and files of processes that are gone ar
   assert.equal(fs.existsSync(files[0]!), false);
   assert.equal(fs.existsSync(marker), false);
 });
+
+test("the same buffer for several engines is written once and hard-linked, and each name is removed on its own", () => {
+  const written = new WeakMap<Buffer, string>();
+  const payload = Buffer.alloc(BULK_MIN_BYTES, 3);
+  const first = stashBulk([payload], process.pid, written);
+  const second = stashBulk([payload], process.pid, written);
+  assert.notEqual(first.files[0], second.files[0]);
+  assert.equal(fs.statSync(first.files[0]!).ino, fs.statSync(second.files[0]!).ino, "one file, two names");
+  assert.ok(readBulk(first.buffers, first.refs, true)[0]!.equals(payload));
+  assert.ok(readBulk(second.buffers, second.refs, true)[0]!.equals(payload), "the other name still reads");
+  // Once every name is gone, the next request writes the buffer again.
+  const third = stashBulk([payload], process.pid, written);
+  assert.ok(readBulk(third.buffers, third.refs, true)[0]!.equals(payload));
+});
