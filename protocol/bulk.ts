@@ -14,6 +14,10 @@
  * Files are named `<pid of the client>-<n>`: the client removes those of a request when the
  * request settles, and those of a reply once it has read them. A client that died leaves files
  * behind; the next client on the host removes every file whose pid is gone.
+ *
+ * The file calls are synchronous on purpose: /dev/shm is memory (tmpfs), so a write or a read is
+ * a copy that never waits on a device, the same copy the socket path makes, and staying
+ * synchronous keeps `submit` returning its task with the message already queued in order.
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
