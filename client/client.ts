@@ -20,15 +20,7 @@ import {
   parentId,
 } from "../protocol/messages";
 import { deserialize } from "../protocol/serialize";
-import {
-  BULK_MIN_BYTES,
-  isBulkRefs,
-  readBulk,
-  removeFiles,
-  sharesMemoryWith,
-  stashBulk,
-  sweepStale,
-} from "../protocol/bulk";
+import { isBulkRefs, readBulk, removeFiles, sharesMemoryWith, stashBulk, sweepStale } from "../protocol/bulk";
 import { EngineError, NoEnginesError, RemoteError, TaskAborted, TimeoutError, TsParallelError } from "./errors";
 import { SubmittedTask } from "./task";
 import { type Tunnel, openTunnel } from "./tunnel";
@@ -521,13 +513,13 @@ export class Client extends EventEmitter implements ViewHost {
   ): { metadata: RequestMetadata; buffers: Buffer[] } {
     if (engineIds.length === 0 || !engineIds.every((id) => this.sharesMemory(id))) return { metadata, buffers };
     const out: RequestMetadata = { ...metadata, bulkReply: process.pid };
-    if (!buffers.some((b) => b.length >= BULK_MIN_BYTES)) return { metadata: out, buffers };
     let stashed: ReturnType<typeof stashBulk>;
     try {
       stashed = stashBulk(buffers, process.pid, this.bulkWritten);
     } catch {
       return { metadata, buffers };
     }
+    if (stashed.refs.length === 0) return { metadata: out, buffers };
     for (const f of stashed.files) this.bulkFiles.add(f);
     const release = (): void => {
       removeFiles(stashed.files);

@@ -12,7 +12,7 @@ import type { AnyMessage, ContentOf, Header, MessageOf, MsgType, RequestMetadata
 import { isMsg } from "../protocol/messages";
 import { UnserializableError, serialize } from "../protocol/serialize";
 import { mimeBundle } from "../protocol/mime";
-import { BULK_MIN_BYTES, readBulk, stashBulk } from "../protocol/bulk";
+import { readBulk, stashBulk } from "../protocol/bulk";
 import { type Executor, type RunOptions, type Start, TaskError } from "./executor";
 import type { OutputCapture } from "./output";
 
@@ -198,11 +198,11 @@ export class TaskQueue {
     this.capture.flush();
     const meta = this.replyMeta(r.started);
     const { bulkReply } = r.task.metadata as RequestMetadata;
-    if (bulkReply !== undefined && buffers.some((b) => b.length >= BULK_MIN_BYTES)) {
+    if (bulkReply !== undefined) {
       try {
         const stashed = stashBulk(buffers, bulkReply);
         buffers = stashed.buffers;
-        meta.bulk = stashed.refs;
+        if (stashed.refs.length > 0) meta.bulk = stashed.refs;
       } catch {
         // /dev/shm full or gone: the result takes the controller path
       }

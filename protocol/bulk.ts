@@ -28,9 +28,11 @@ import type { BulkRef } from "./messages";
 /** Buffers this large or larger travel through shared memory (a 1 MiB array is the first size). */
 export const BULK_MIN_BYTES = 1024 * 1024;
 
-/** Where the files live: private to this user. */
+let dir: string | undefined;
+
+/** Where the files live: private to this user (looked up once: it is on every large message's path). */
 export function bulkDir(): string {
-  return path.join("/dev/shm", `tsparallel-${os.userInfo().uid}`);
+  return (dir ??= path.join("/dev/shm", `tsparallel-${os.userInfo().uid}`));
 }
 
 const NAME = /^[0-9]+-[A-Za-z0-9_.-]+$/;
@@ -64,7 +66,8 @@ let counter = 0;
 
 /**
  * Writes the buffers of at least BULK_MIN_BYTES to files named for `owner` (the pid whose exit
- * makes them stale); returns the message's buffers with those emptied, their refs, and the files.
+ * makes them stale); returns the message's buffers with those emptied, their refs, and the files
+ * (no refs, and the buffers as they were, when none is that large).
  * With `written`, a buffer already written to a file that still exists (the same request to
  * another engine) gets a hard link to it instead: one copy for any number of engines, and each
  * engine's name can still be removed on its own.
