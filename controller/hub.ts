@@ -65,6 +65,14 @@ export interface HubOptions {
   dropOrphans?: boolean;
 }
 
+/**
+ * How many times `heartbeatMisses` an engine whose heart has not echoed any ping yet is given. Its
+ * heart connects after registration, and among 256 engines starting on 2 cores its first echo
+ * can come seconds late; once it beats, the normal count applies. A local engine that dies
+ * meanwhile is still noticed at once, by its pid.
+ */
+const FIRST_BEAT_GRACE = 6;
+
 export class Hub {
   readonly registry = new Registry();
   readonly records = new Records();
@@ -371,6 +379,7 @@ export class Hub {
     if (engine) {
       engine.lastBeat = Date.now();
       engine.heardAtPing = Math.max(engine.heardAtPing, seq);
+      engine.beating = true;
       return;
     }
     // A live heart we do not know: an engine declared lost (stopped, then resumed) or registered
@@ -441,7 +450,7 @@ export class Hub {
       // A local engine is watched by pid as well: a dead process is noticed within one check,
       // not after several missed beats (ipyparallel's nanny gives the same fast notice).
       if (e.hostname === this.hostname && !processExists(e.pid)) this.engineLost(e.id, `its process ${e.pid} exited`);
-      else if (reference - e.heardAtPing > misses)
+      else if (reference - e.heardAtPing > (e.beating ? misses : misses * FIRST_BEAT_GRACE))
         this.engineLost(
           e.id,
           `it missed heartbeats: none of the last ${reference - e.heardAtPing} pings answered (silent for ${Date.now() - e.lastBeat} ms)`,

@@ -12,6 +12,8 @@ export interface EngineEntry extends EngineDescription {
   lastBeat: number;
   /** The newest heartbeat ping (by sequence number) the engine is known to have been alive for. */
   heardAtPing: number;
+  /** Its heart has echoed a ping: until then the heartbeat gives it longer (see Hub.checkEngines). */
+  beating: boolean;
   /** msg ids sent to this engine and not answered yet, in the order sent: the head is running. */
   queue: string[];
   /** Load-balanced tasks among `queue`. */
@@ -65,6 +67,7 @@ export class Registry {
       | "registeredAt"
       | "lastBeat"
       | "heardAtPing"
+      | "beating"
       | "queue"
       | "lbLoad"
       | "completed"
@@ -87,6 +90,7 @@ export class Registry {
       registeredAt: now,
       lastBeat: now,
       heardAtPing: 0,
+      beating: false,
       queue: [],
       lbLoad: 0,
       completed: 0,

@@ -120,13 +120,27 @@ describe("Hub", () => {
     hub.pinged(10);
     hub.canaryBeat(10);
     engine("uuid-c"); // registers at ping 10
-    for (let seq = 11; seq <= 16; seq++) {
+    engine("uuid-d"); // and so does d, whose heart echoes ping 11, then falls silent
+    hub.beat("uuid-d", 11);
+    for (let seq = 11; seq <= 17; seq++) {
       hub.pinged(seq);
       hub.beat("uuid-b", seq);
       hub.canaryBeat(seq);
       hub.checkEngines();
     }
-    assert.deepEqual(hub.registry.ids(), [1], "the new engine, silent for 6 pings, is lost too");
+    assert.deepEqual(
+      hub.registry.ids(),
+      [1, 2],
+      "d, beating and then silent for 6 pings, is lost; c's heart has not beaten yet",
+    );
+    // A heart that never echoes at all is given six times the misses, then its engine is lost too.
+    for (let seq = 18; seq <= 41; seq++) {
+      hub.pinged(seq);
+      hub.beat("uuid-b", seq);
+      hub.canaryBeat(seq);
+      hub.checkEngines();
+    }
+    assert.deepEqual(hub.registry.ids(), [1], "c, silent for 31 pings after registering, is lost");
   });
 
   test("registration gives ids in order and tells the clients", () => {

@@ -43,6 +43,7 @@ class FakeHost implements SchedulerHost {
       registeredAt: 0,
       lastBeat: 0,
       heardAtPing: 0,
+      beating: true,
       queue: [],
       lbLoad: 0,
       completed: 0,
