@@ -6,6 +6,7 @@
  *
  *   node dist/bench/floor.js relay <front port> <back port>   a controller stand-in: forwards both ways
  *   node dist/bench/floor.js echo <back port>                 an engine stand-in: answers every message
+ *   node dist/bench/floor.js direct <port>                     an engine's direct socket stand-in (ROUTER)
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { performance } from "node:perf_hooks";
@@ -35,17 +36,45 @@ async function echo(back: number): Promise<void> {
   for await (const frames of socket) await socket.send(frames);
 }
 
+/** The direct path's engine: a ROUTER that answers each client on its own connection. */
+async function directEcho(port: number): Promise<void> {
+  const socket = new zmq.Router({ sendHighWaterMark: 0, receiveHighWaterMark: 0 });
+  await socket.bind(`tcp://127.0.0.1:${port}`);
+  for await (const frames of socket) await socket.send(frames);
+}
+
 function peer(args: string[]): ChildProcess {
   return spawn(process.execPath, [__filename, ...args], { stdio: "ignore" });
 }
 
 /** Round-trip latency, relayed throughput and relayed bandwidth of raw zeromq.js on a task's route. */
 export async function floor(): Promise<void> {
-  const [front, back] = [await freePort(), await freePort()];
-  const peers = [peer(["relay", String(front), String(back)]), peer(["echo", String(back)])];
+  const [front, back, direct] = [await freePort(), await freePort(), await freePort()];
+  const peers = [
+    peer(["relay", String(front), String(back)]),
+    peer(["echo", String(back)]),
+    peer(["direct", String(direct)]),
+  ];
   const client = new zmq.Dealer({ sendHighWaterMark: 0, receiveHighWaterMark: 0 });
+  const straight = new zmq.Dealer({ sendHighWaterMark: 0, receiveHighWaterMark: 0 });
   try {
     client.connect(`tcp://127.0.0.1:${front}`);
+    straight.connect(`tcp://127.0.0.1:${direct}`);
+    // The direct path's route (engine/direct.ts): client DEALER to the engine's ROUTER, two hops.
+    for (let i = 0; i < 201; i++) await straight.send(SMALL).then(() => straight.receive());
+    const straightLat: number[] = [];
+    for (let i = 0; i < (quick ? 300 : 3000); i++) {
+      const t0 = performance.now();
+      await straight.send(SMALL);
+      await straight.receive();
+      straightLat.push(performance.now() - t0);
+    }
+    put(
+      "(floor) raw zeromq.js round trip straight to an engine (a's direct route)",
+      median(straightLat) * 1e3,
+      "us",
+      "lower",
+    );
     const roundTrip = async (frames: Buffer[]): Promise<void> => {
       await client.send(frames);
       await client.receive();
@@ -100,13 +129,19 @@ export async function floor(): Promise<void> {
     put("(floor) 64 MB copied once into fresh memory (e's bound)", 64 / (median(copies) / 1000), "MB/s", "higher");
   } finally {
     client.close();
+    straight.close();
     for (const p of peers) p.kill("SIGKILL");
   }
 }
 
 if (require.main === module) {
   const [role, ...ports] = process.argv.slice(2);
-  const run = role === "relay" ? relay(Number(ports[0]), Number(ports[1])) : echo(Number(ports[0]));
+  const run =
+    role === "relay"
+      ? relay(Number(ports[0]), Number(ports[1]))
+      : role === "direct"
+        ? directEcho(Number(ports[0]))
+        : echo(Number(ports[0]));
   run.catch((e: unknown) => {
     console.error(e);
     process.exit(1);

@@ -9,10 +9,13 @@ import { EventEmitter } from "node:events";
 import * as zmq from "zeromq";
 import { Session } from "../protocol/session";
 import { Outbox, curveClientKeys, receiveLoop, withCurve } from "../protocol/socket";
+import { DirectLinks } from "./direct";
+import { isDirectEndpoint } from "../protocol/validate";
 import { type ConnectionInfo, connectionFile, endpoint, isAlive, readConnectionFile } from "../protocol/connection";
 import {
   type AnyMessage,
   type ContentOf,
+  type DirectEndpoint,
   type EngineSetInfo,
   type MsgType,
   type RequestMetadata,
@@ -30,6 +33,9 @@ import { BroadcastView, DirectView, LoadBalancedView, type LoadBalancedOptions }
 import { ExecuteReply } from "./execute-reply";
 import { activeObject, activeViewObject, setActiveObject } from "./active";
 import type { QueueStatusReport, TaskRequestType, ViewHost } from "./host";
+
+/** How long the controller has to fail a lost engine's tasks before the client does (ms). */
+const ENGINE_GONE_GRACE_MS = 2000;
 
 /** How many finished tasks keep receiving late output. */
 const FINISHED_KEPT = 1000;
@@ -86,6 +92,10 @@ export class Client extends EventEmitter implements ViewHost {
   private engineIds: number[] = [];
   /** Each engine's uuid, and whether it shares our /dev/shm (looked up once; see protocol/bulk.ts). */
   private readonly engineUuids = new Map<number, string>();
+  /** Each engine's direct socket, where it has one (engine/direct.ts). */
+  private readonly engineDirect = new Map<number, DirectEndpoint>();
+  /** Connections straight to engines, for DirectView tasks (client/direct.ts). */
+  private readonly direct: DirectLinks;
   private readonly sharedMemory = new Map<string, boolean>();
   /** Shared-memory files of requests in flight, removed when their tasks settle or we close. */
   private readonly bulkFiles = new Set<string>();
@@ -101,10 +111,25 @@ export class Client extends EventEmitter implements ViewHost {
   private constructor(readonly info: ConnectionInfo) {
     super();
     this.session = new Session(info.key, "client");
+    // The controller addresses us by our session id: it answers for our direct tasks with it.
+    this.socket.routingId = this.session.id;
     this.outbox = new Outbox(this.socket, { coalesce: this.session.coalesce });
     const keys = curveClientKeys(info.curve_serverkey);
     withCurve(this.socket, keys);
     withCurve(this.sub, keys);
+    this.direct = new DirectLinks({
+      routingId: this.session.id,
+      coalesce: this.session.coalesce,
+      curve: keys,
+      onFrames: (f) => {
+        for (const { msg } of this.session.receive(f)) this.onMessage(msg);
+      },
+    });
+  }
+
+  /** How many tasks this client sent straight to their engines, bypassing the controller. */
+  get directTasks(): number {
+    return this.direct.sent;
   }
 
   /** Connects to a running controller (the default profile's unless told otherwise). */
@@ -453,12 +478,14 @@ export class Client extends EventEmitter implements ViewHost {
       void this.outbox.idle().then(() => {
         this.outbox.close();
         this.socket.close();
+        this.direct.close();
         this.tunnel?.close();
       });
       return;
     }
     this.outbox.close();
     this.socket.close();
+    this.direct.close();
     this.tunnel?.close();
   }
 
@@ -478,7 +505,11 @@ export class Client extends EventEmitter implements ViewHost {
     task.metadata.label = metadata.label;
     const bulk = this.viaSharedMemory(engineId === undefined ? [] : [engineId], metadata, buffers, [task]);
     const { frames } = this.session.encode(type, content as never, { msgId, ...bulk });
-    this.outbox.send(frames);
+    const direct =
+      engineId !== undefined && metadata.route?.kind === "direct"
+        ? this.direct.route(this.engineUuids.get(engineId) ?? "", this.engineDirect.get(engineId), task.done)
+        : undefined;
+    (direct ?? this.outbox).send(frames);
     return task;
   }
 
@@ -648,7 +679,31 @@ export class Client extends EventEmitter implements ViewHost {
     this.engineSeq = reply.seq;
     this.engineIds = reply.engines.map((e) => e.id).sort((a, b) => a - b);
     this.engineUuids.clear();
-    for (const e of reply.engines) this.engineUuids.set(e.id, e.uuid);
+    this.engineDirect.clear();
+    for (const e of reply.engines) this.learnEngine(e);
+  }
+
+  private learnEngine(e: { id: number; uuid: string; direct?: unknown }): void {
+    this.engineUuids.set(e.id, e.uuid);
+    if (isDirectEndpoint(e.direct)) this.engineDirect.set(e.id, e.direct);
+    else this.engineDirect.delete(e.id);
+  }
+
+  /**
+   * An engine was lost: the controller fails its tasks, those sent to it directly included. Any
+   * of those still pending after a grace period (the engine died before the controller heard of
+   * them) are failed here, so no task waits forever.
+   */
+  private engineGone(id: number, uuid: string, reason: string): void {
+    this.direct.drop(uuid);
+    const timer = setTimeout(() => {
+      for (const t of [...this.tasks.values()]) {
+        if (t.metadata.engineId !== id) continue;
+        this.tasks.delete(t.msgId);
+        t.reject(new EngineError(`Engine ${id} died before task ${t.msgId} finished (${reason})`, id));
+      }
+    }, ENGINE_GONE_GRACE_MS);
+    timer.unref();
   }
 
   private rememberFinished(task: SubmittedTask): void {
@@ -663,7 +718,7 @@ export class Client extends EventEmitter implements ViewHost {
         this.engineSeq = msg.content.seq;
         if (!this.engineIds.includes(msg.content.id))
           this.engineIds = [...this.engineIds, msg.content.id].sort((a, b) => a - b);
-        this.engineUuids.set(msg.content.id, msg.content.uuid);
+        this.learnEngine(msg.content);
       }
       this.emit("registration", msg.content);
     } else if (isMsg(msg, "unregistration_notification")) {
@@ -671,7 +726,9 @@ export class Client extends EventEmitter implements ViewHost {
         this.engineSeq = msg.content.seq;
         this.engineIds = this.engineIds.filter((id) => id !== msg.content.id);
         this.engineUuids.delete(msg.content.id);
+        this.engineDirect.delete(msg.content.id);
       }
+      this.engineGone(msg.content.id, msg.content.uuid, msg.content.reason);
       this.emit("unregistration", msg.content);
     } else if (isMsg(msg, "controller_heartbeat")) {
       this.lastHeartbeat = Date.now();

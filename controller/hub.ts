@@ -35,6 +35,9 @@ const RESIGNAL_MS = 250;
 const RESIGNAL_TRIES = 40;
 /** Most frames in one coalesced `batch` of broadcast replies: under the wire's 4,096 per message. */
 const BATCH_FRAMES = 4000;
+/** How long, and how many, stops of msg ids not known yet are kept (see `rememberEarlyStop`). */
+const EARLY_STOP_MS = 60_000;
+const EARLY_STOPS_KEPT = 10_000;
 /** Heartbeat periods of silence after which a client counts as gone. */
 const ORPHAN_PERIODS = 10;
 
@@ -82,6 +85,8 @@ export class Hub {
   private readonly clientSeen = new Map<string, number>();
   /** Broadcasts in flight by the client's msg id: their replies wait here to leave as one batch. */
   private readonly broadcasts = new Map<string, { client: Buffer; waiting: number; replies: Envelope[] }>();
+  /** Stops that came before their direct task was forwarded here (see `rememberEarlyStop`). */
+  private readonly earlyStops = new Map<string, { opts: { running: boolean; signal?: NodeJS.Signals }; at: number }>();
   /** When each unknown beating uuid was last asked to register again (see `beat`). */
   private readonly askedToRegister = new Map<string, number>();
 
@@ -146,6 +151,7 @@ export class Hub {
         external: mem.external,
         records: this.records.size,
         dropped: { ...this.session.dropped },
+        engines_dropped: this.enginesDropped(),
       });
     }
     return this.reply(msg, "hub_error", {
@@ -234,6 +240,47 @@ export class Hub {
     }
   }
 
+  /**
+   * A task a client sent to `engine` itself (engine/direct.ts), as the engine forwarded it on
+   * arrival: recorded as a direct task already assigned, and never sent anywhere. Its client is
+   * addressed by its session id, which is its routing id here (client.ts), so the controller can
+   * still answer for the task when its engine is lost or it is aborted.
+   */
+  private directTask(engine: EngineEntry, msg: MessageOf<"apply_request" | "execute_request">, env: Envelope): void {
+    if (this.records.get(msg.header.msg_id)) return;
+    const route: Route = { kind: "direct", engine: engine.id };
+    const record = this.newRecord(msg.header, msg.metadata, Buffer.from(msg.header.session), route);
+    record.direct = true;
+    record.request = msg.metadata.bulk ? undefined : detachEnvelope(env);
+    this.records.add(record);
+    record.state = "assigned";
+    record.engineId = engine.id;
+    // The engine ran it after the first `queuedAfter` tasks we sent it, and before the rest: the
+    // queue's order (its head is what runs) must be the engine's, not the order we heard of them.
+    const after = typeof msg.metadata.queuedAfter === "number" ? msg.metadata.queuedAfter : Infinity;
+    const at = engine.queue.findIndex((id) => (this.records.get(id)?.dispatchSeq ?? 0) > after);
+    if (at < 0) engine.queue.push(record.msgId);
+    else engine.queue.splice(at, 0, record.msgId);
+    const early = this.earlyStops.get(record.msgId);
+    if (early) {
+      this.earlyStops.delete(record.msgId);
+      this.stopTasks([record.msgId], early.opts);
+    }
+  }
+
+  /**
+   * A stop (abort or interrupt) for a msg id the controller does not know yet: a client may
+   * cancel a direct task before its engine has forwarded it here. Kept a while, bounded.
+   */
+  private rememberEarlyStop(id: string, opts: { running: boolean; signal?: NodeJS.Signals }): void {
+    const now = Date.now();
+    for (const [key, stop] of this.earlyStops) {
+      if (now - stop.at < EARLY_STOP_MS && this.earlyStops.size < EARLY_STOPS_KEPT) break;
+      this.earlyStops.delete(key);
+    }
+    this.earlyStops.set(id, { opts, at: now });
+  }
+
   /** A pending task's record, before any routing: envelope and retries are the caller's to set. */
   private newRecord(header: Header, metadata: Record<string, unknown>, client: Buffer, route: Route): TaskRecord {
     const record: TaskRecord = {
@@ -267,6 +314,7 @@ export class Hub {
   private sendToEngine(task: TaskRecord, engine: EngineEntry, frames: Buffer[]): void {
     task.state = "assigned";
     task.engineId = engine.id;
+    task.dispatchSeq = ++engine.dispatched;
     engine.queue.push(task.msgId);
     this.ports.toEngine(frames);
   }
@@ -281,6 +329,12 @@ export class Hub {
     if (!engine) return; // not registered (or already declared lost): nothing to route to
     this.heard(engine);
     switch (msg.header.msg_type) {
+      case "apply_request":
+      case "execute_request":
+        return this.directTask(engine, msg as MessageOf<"apply_request" | "execute_request">, env);
+      case "engine_dropped":
+        engine.directDropped = (msg as MessageOf<"engine_dropped">).content.dropped;
+        return;
       case "apply_reply":
       case "execute_reply":
         return this.taskReplied(engine, msg, env);
@@ -296,12 +350,12 @@ export class Hub {
         const record = this.records.get(parentId(msg));
         if (!record) return;
         if (isMsg(msg, "stream")) this.records.appendOutput(record, msg.content.name, msg.content.text);
-        this.toInterested(record, env);
+        this.toInterested(record, env, record.direct);
         return;
       }
       case "data_pub": {
         const record = this.records.getLive(parentId(msg));
-        if (record) this.toInterested(record, env);
+        if (record) this.toInterested(record, env, record.direct);
         return;
       }
       case "unregistration_request":
@@ -329,6 +383,7 @@ export class Hub {
           hostname: c.hostname,
           cwd: c.cwd,
           ...(c.engine_set !== undefined ? { engineSet: c.engine_set } : {}),
+          ...(c.direct !== undefined ? { direct: c.direct } : {}),
         },
         c.requested_id,
       );
@@ -366,7 +421,8 @@ export class Hub {
     // A result handed over through shared memory is read (and removed) by its client: the
     // record keeps no result, as a purged one (hasResult false).
     if (!msg.metadata.bulk) record.reply = reply;
-    this.deliver(record, reply);
+    if (record.direct) this.toInterested(record, reply, true);
+    else this.deliver(record, reply);
     this.records.finish(record, status === "ok" ? "done" : status === "aborted" ? "aborted" : "failed");
     this.onFinished?.(record);
     this.scheduler.dependencyFinished();
@@ -482,6 +538,14 @@ export class Hub {
     this.scheduler.schedule();
   }
 
+  /** The drop counters the engines' direct sockets reported, summed. */
+  private enginesDropped(): Record<string, number> {
+    const sum: Record<string, number> = {};
+    for (const e of this.registry.all())
+      for (const [reason, n] of Object.entries(e.directDropped ?? {})) sum[reason] = (sum[reason] ?? 0) + n;
+    return sum;
+  }
+
   /** Registered engines (id, uuid, pid, host), sorted by id: connection_reply's list. */
   engineList(): EngineDescription[] {
     return this.registry.ids().map((id) => this.registry.describe(this.registry.get(id)!));
@@ -564,7 +628,11 @@ export class Hub {
     const perEngine = new Map<EngineEntry, string[]>();
     for (const id of ids) {
       const r = this.records.getLive(id);
-      if (!r) continue;
+      if (!r) {
+        // Perhaps a direct task whose engine has not forwarded it yet: stop it when it does.
+        if (!this.records.get(id)) this.rememberEarlyStop(id, opts);
+        continue;
+      }
       if (this.scheduler.remove(r)) {
         this.failTask(r, "TaskAborted", `task ${id} was aborted before it started`, "aborted");
         aborted.push(id);
@@ -654,9 +722,12 @@ export class Hub {
     this.ports.toClient(this.session.batch([group.client], batch));
   }
 
-  /** A task's reply and output go to its client and to every client that asked for its result. */
-  private toInterested(record: TaskRecord, env: Envelope): void {
-    this.ports.toClient(Session.forward([record.client], env));
+  /**
+   * A task's reply and output go to its client and to every client that asked for its result;
+   * `submitterHasIt` when the engine sent them to the client itself (a direct task).
+   */
+  private toInterested(record: TaskRecord, env: Envelope, submitterHasIt = false): void {
+    if (!submitterHasIt) this.ports.toClient(Session.forward([record.client], env));
     for (const w of record.watchers ?? []) this.ports.toClient(Session.forward([w], env));
   }
 

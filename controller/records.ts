@@ -37,6 +37,14 @@ export interface TaskRecord {
   /** The request and the reply, as signed frames, kept after the task for getResult/resubmit. */
   request?: Envelope;
   reply?: Envelope;
+  /**
+   * The client sent it to the engine itself (engine/direct.ts): the engine sends its output and
+   * reply to that client, so the controller only records them (and still answers for it when the
+   * engine is lost or the task is aborted before it runs).
+   */
+  direct?: boolean;
+  /** Its number among the tasks the controller sent its engine (`EngineEntry.dispatched`). */
+  dispatchSeq?: number;
   /** The broadcast (its client's msg id) this task is one engine's part of. */
   broadcast?: string;
   /** Other clients waiting for this task's reply and output (`rc.getResult` of a live task). */

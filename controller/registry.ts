@@ -23,6 +23,10 @@ export interface EngineEntry extends EngineDescription {
   avgTaskMs: number | undefined;
   /** Monotonic stamp of the last load-balanced assignment, for LRU ordering. */
   lastAssigned: number;
+  /** Tasks the controller has sent the engine, counted: orders its direct tasks among them. */
+  dispatched: number;
+  /** What the engine's direct socket dropped, as it last reported (`engine_dropped`). */
+  directDropped?: Record<string, number>;
 }
 
 export class Registry {
@@ -73,6 +77,7 @@ export class Registry {
       | "completed"
       | "avgTaskMs"
       | "lastAssigned"
+      | "dispatched"
     >,
     requestedId?: number,
   ): EngineEntry {
@@ -96,6 +101,7 @@ export class Registry {
       completed: 0,
       avgTaskMs: undefined,
       lastAssigned: 0,
+      dispatched: 0,
     };
     this.byId.set(id, entry);
     this.byUuid.set(entry.uuid, entry);
@@ -113,6 +119,6 @@ export class Registry {
   }
 
   describe(e: EngineEntry): EngineDescription {
-    return { id: e.id, uuid: e.uuid, pid: e.pid, hostname: e.hostname };
+    return { id: e.id, uuid: e.uuid, pid: e.pid, hostname: e.hostname, ...(e.direct ? { direct: e.direct } : {}) };
   }
 }

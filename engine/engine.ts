@@ -29,6 +29,7 @@ import { OutputCapture, makeDisplay } from "./output";
 import { Heart } from "../protocol/heart";
 import { type ControllerEvent, ControllerWatch } from "./heart";
 import { TsParallelError } from "../protocol/errors";
+import { DirectSocket, type DirectTask } from "./direct";
 
 export interface EngineOptions {
   /** Give up when the controller stays unreachable this long (ms). */
@@ -51,6 +52,10 @@ export class Engine {
   private readonly executor: Executor;
   private readonly tasks: TaskQueue;
   private sigint: SigintWatch | undefined;
+  /** Clients that can reach this host send DirectView tasks here, not through the controller. */
+  private direct: DirectSocket | undefined;
+  /** Tasks received from the controller, counted: places each direct task among them (hub.ts). */
+  private fromController = 0;
   private heart: Heart | undefined;
   private watch: ControllerWatch | undefined;
   private controller = "";
@@ -90,8 +95,11 @@ export class Engine {
     this.tasks = new TaskQueue(this.executor, this.capture, {
       send: (type, content, parent, metadata, buffers) => this.send(type, content, parent, metadata, buffers),
       identity: () => ({ engineId: this.id ?? -1, uuid: this.uuid }),
-      unread: () => this.socket.readable,
-      resume: () => this.outbox.pump(),
+      unread: () => this.socket.readable || (this.direct?.readable ?? false),
+      resume: () => {
+        this.outbox.pump();
+        this.direct?.pump();
+      },
       busy: (on) => this.sigint?.busy(on),
     });
   }
@@ -114,6 +122,11 @@ export class Engine {
     this.sigint = onSigint(() => {
       if (!this.executor.interrupt()) this.log("SIGINT while idle: ignored");
     });
+    this.direct = await DirectSocket.open(this.info, this.log);
+    this.direct?.listen(
+      (task) => this.onDirectTask(task),
+      (dropped) => this.send("engine_dropped", { dropped }),
+    );
     this.socket.connect(endpoint(this.info, this.info.ports.engines));
     void receiveLoop(
       this.socket,
@@ -138,6 +151,7 @@ export class Engine {
             ? { requested_id: this.id ?? this.opts.requestedId }
             : {}),
           ...(this.opts.engineSet !== undefined ? { engine_set: this.opts.engineSet } : {}),
+          ...(this.direct ? { direct: this.direct.advertised } : {}),
         });
         const got = await Promise.race([reply, delay(1000).then(() => undefined)]);
         if (got && got.content.status === "ok") {
@@ -146,6 +160,7 @@ export class Engine {
             // A restarted controller knows none of our tasks and their clients have failed them:
             // drop the queued ones and stop the running one so the engine is free for new work.
             this.tasks.clear();
+            this.fromController = 0;
           }
           this.controller = got.content.controller;
           this.lostSince = undefined;
@@ -245,11 +260,20 @@ export class Engine {
     for (const { msg } of this.session.receive(frames)) this.handle(msg);
   }
 
+  /** A client's task: the controller gets the request for its records first, then it queues. */
+  private onDirectTask({ msg, env }: DirectTask): void {
+    if (!isMsg(msg, "execute_request") && !isMsg(msg, "apply_request")) return;
+    const copy = this.session.resign(env, msg.header, { ...msg.metadata, queuedAfter: this.fromController });
+    this.outbox.send(Session.forward([], copy));
+    this.tasks.push(msg);
+  }
+
   private handle(msg: AnyMessage): void {
     if (isMsg(msg, "registration_reply")) return this.waitingRegistration?.(msg);
     if (isMsg(msg, "reregistration_request"))
       return this.registering ? undefined : this.registerAgain(msg.content.reason);
     if (isMsg(msg, "execute_request") || isMsg(msg, "apply_request")) {
+      this.fromController++;
       return this.tasks.push(msg);
     }
     if (isMsg(msg, "abort_request")) {
@@ -270,13 +294,15 @@ export class Engine {
     metadata?: Record<string, unknown>,
     buffers?: Buffer[],
   ): void {
-    this.outbox.send(
-      this.session.encode(type, content, {
-        ...(parent ? { parent } : {}),
-        metadata: metadata ?? { engine: this.uuid },
-        ...(buffers ? { buffers } : {}),
-      }).frames,
-    );
+    const { frames } = this.session.encode(type, content, {
+      ...(parent ? { parent } : {}),
+      metadata: metadata ?? { engine: this.uuid },
+      ...(buffers ? { buffers } : {}),
+    });
+    // A direct task's output and reply go to its client first, and to the controller's records.
+    const peer = parent?.msg_id === undefined ? undefined : this.direct?.peerOf(parent.msg_id);
+    if (peer) this.direct!.send(peer, frames);
+    this.outbox.send(frames);
   }
 
   async close(): Promise<void> {
@@ -287,6 +313,7 @@ export class Engine {
     await this.stopHeart();
     this.outbox.close();
     this.socket.close();
+    this.direct?.close();
   }
 }
 

@@ -34,6 +34,14 @@ export interface EngineDescription {
   uuid: string;
   pid: number;
   hostname: string;
+  /** Where a client may send this engine its DirectView tasks itself (see engine/direct.ts). */
+  direct?: DirectEndpoint;
+}
+
+/** An engine's own ROUTER for direct tasks, with its CURVE public key when the cluster encrypts. */
+export interface DirectEndpoint {
+  endpoint: string;
+  curveKey?: string;
 }
 
 /** How engines start: the launchers of `--engines KIND`. */
@@ -117,6 +125,8 @@ export interface RequestMetadata {
   bulk?: BulkRef[];
   /** The client's pid: it shares the engine's /dev/shm, so large results may come back that way too. */
   bulkReply?: number;
+  /** Set by an engine forwarding a direct task: how many tasks from the controller it had received first. */
+  queuedAfter?: number;
   [key: string]: unknown;
 }
 
@@ -187,9 +197,12 @@ export interface ContentMap {
     cwd: string;
     requested_id?: number;
     engine_set?: string;
+    direct?: DirectEndpoint;
   };
   registration_reply: ReplyStatus<{ id: number; heartbeat_period: number; controller: string }>;
   unregistration_request: { id: number };
+  /** Engine → controller: its direct socket's drop counters, when they changed (at most once a second). */
+  engine_dropped: { dropped: Record<string, number> };
   /** Controller → engine whose heart beats but which it does not know: register again. */
   reregistration_request: { reason: string };
 
@@ -261,6 +274,8 @@ export interface ContentMap {
     external: number;
     records: number;
     dropped: Record<string, number>;
+    /** Dropped by the engines' direct sockets, summed over the engines that reported. */
+    engines_dropped?: Record<string, number>;
   };
   hub_error: ErrorContent;
 
@@ -348,6 +363,7 @@ const MSG_TYPES: ReadonlySet<string> = new Set<keyof ContentMap>([
   "registration_request",
   "registration_reply",
   "unregistration_request",
+  "engine_dropped",
   "reregistration_request",
   "connection_request",
   "connection_reply",

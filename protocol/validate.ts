@@ -5,7 +5,7 @@
  *
  * Only requests are checked: replies and outputs are forwarded or displayed, not acted on.
  */
-import type { EngineSetSpec, MsgType, Route } from "./messages";
+import type { DirectEndpoint, EngineSetSpec, MsgType, Route } from "./messages";
 import { isBulkRefs } from "./bulk";
 
 type Check = (content: Record<string, unknown>, metadata: Record<string, unknown>) => string | undefined;
@@ -33,6 +33,17 @@ export function isRoute(v: unknown): v is Route {
   );
 }
 
+/** An engine's direct endpoint, as it registers it (and as clients read it from notifications). */
+export function isDirectEndpoint(v: unknown): v is DirectEndpoint {
+  if (typeof v !== "object" || v === null) return false;
+  const d = v as Record<string, unknown>;
+  return (
+    typeof d.endpoint === "string" &&
+    /^tcp:\/\/[^\s]+:\d+$/.test(d.endpoint) &&
+    optional(d.curveKey, (k) => typeof k === "string" && k.length === 40)
+  );
+}
+
 const KINDS = new Set(["local", "mpi", "ssh", "slurm", "batch"]);
 const STRING_FIELDS = ["mpiexec", "hosts", "ssh", "submit", "cancel", "template", "engineCommand"] as const;
 
@@ -55,6 +66,8 @@ function taskMetadata(metadata: Record<string, unknown>): string | undefined {
   if (!optional(metadata.bulk, isBulkRefs))
     return "metadata.bulk must list {index, name, bytes} of shared-memory buffers";
   if (!optional(metadata.bulkReply, (p) => isInt(p) && p > 0)) return "metadata.bulkReply must be a pid";
+  if (!optional(metadata.queuedAfter, (n) => isInt(n) && n >= 0))
+    return "metadata.queuedAfter must count the tasks queued before";
   return undefined;
 }
 
@@ -107,9 +120,14 @@ const CHECKS: Partial<Record<MsgType, Check>> = {
     isInt(c.pid) &&
     typeof c.hostname === "string" &&
     optional(c.requested_id, isInt) &&
-    optional(c.engine_set, (s) => typeof s === "string")
+    optional(c.engine_set, (s) => typeof s === "string") &&
+    optional(c.direct, isDirectEndpoint)
       ? undefined
       : "registration needs uuid, pid and hostname",
+  engine_dropped: (c) =>
+    typeof c.dropped === "object" && c.dropped !== null && Object.values(c.dropped).every(isInt)
+      ? undefined
+      : "dropped must count messages by reason",
   unregistration_request: (c) => (isInt(c.id) ? undefined : "id must be an engine id"),
   // Each inner message has at least its signature and four JSON parts.
   batch: (c) =>

@@ -11,8 +11,8 @@ import { isAlive } from "../../protocol/connection";
 
 /**
  * At least 10,000 forged, replayed, truncated, oversized and random messages at every socket the
- * controller reads from (its ping PUB reads nothing; engines listen on none: they only connect
- * out). Afterwards nothing has died, the cluster computes correctly, and the drop counters
+ * controller reads from (its ping PUB reads nothing; an engine's direct socket gets its own in
+ * direct.test.ts). Afterwards nothing has died, the cluster computes correctly, and the drop counters
  * account for every bad message.
  */
 describe("hostile traffic", () => {

@@ -11,7 +11,7 @@ describe("security and shutdown", () => {
   const clusters = clusterPerTest();
   let t: TestCluster | undefined;
 
-  test("--curve encrypts: the connection file carries the server key and clients and engines still work", async () => {
+  test("--curve encrypts: the connection file carries the server key; clients, engines and direct tasks work", async () => {
     t = await clusters.start(2, { controllerArgs: ["--curve"], heartbeatPeriod: 200 });
     let lost = 0;
     t.rc.on("unregistration", () => lost++);
@@ -25,6 +25,9 @@ describe("security and shutdown", () => {
       "the server secret stays out of client.json",
     );
     assert.deepEqual(await t.rc.view().apply((x: number) => x + 1, 1), [2, 2]);
+    // DirectView tasks reach the engines' own sockets through CURVE too (each engine's key).
+    const rc = t.rc;
+    await until(async () => (await rc.view(1).apply(() => 1)) === 1 && rc.directTasks > 0, 15_000, "a direct task");
     // The hearts echo through CURVE too: past the 1 s (5 × 200 ms) a silent one would be lost in.
     await new Promise((r) => setTimeout(r, 2000));
     assert.equal(lost, 0);

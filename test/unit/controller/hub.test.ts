@@ -52,6 +52,8 @@ function setup(): {
   ports: FakePorts;
   client: (type: MsgType, content: object, metadata?: Record<string, unknown>, buffers?: Buffer[]) => string;
   engine: (uuid: string) => { send: (type: MsgType, content: object, parent?: AnyMessage) => void };
+  /** A client's task sent straight to engine `uuid`, which forwards it (engine/direct.ts); its msg id. */
+  direct: (uuid: string, queuedAfter: number, clientSession?: Session) => string;
 } {
   const ports = new FakePorts();
   const hubSession = new Session(KEY, "controller");
@@ -83,7 +85,19 @@ function setup(): {
     send("registration_request", { uuid, pid: process.pid, hostname: "elsewhere", cwd: "/" });
     return { send };
   };
-  return { hub, ports, client, engine };
+  const direct = (uuid: string, queuedAfter: number, from = new Session(KEY, "client")): string => {
+    const { frames, header } = from.encode("apply_request", noop.content, {
+      metadata: { route: { kind: "direct", engine: 0 } },
+      buffers: noop.buffers,
+    });
+    const engineSession = new Session(KEY, "engine");
+    const env = engineSession.open(frames)!;
+    const msg = engineSession.parse(env)!;
+    const copy = engineSession.resign(env, msg.header, { ...msg.metadata, queuedAfter });
+    deliver(Session.forward([Buffer.from(uuid, "latin1")], copy), (m, e) => hub.onEngineMessage(m, e));
+    return header.msg_id;
+  };
+  return { hub, ports, client, engine, direct };
 }
 
 const noop = packApply({ kind: "source", source: "() => 1", name: "f" }, []);
@@ -193,6 +207,39 @@ describe("Hub", () => {
     assert.match(String((failed.content as { evalue: string }).evalue), /Engine 0 died .*it was killed/);
     const moved = ports.toEngines.filter((m) => m.header.msg_id === lb);
     assert.equal(moved.length, 2, "sent to engine 0, then again to engine 1");
+  });
+
+  test("a direct task is recorded in its engine's order; its reply only recorded; a lost engine fails it to its client", () => {
+    const { hub, ports, client, engine, direct } = setup();
+    const e = engine("uuid-a");
+    const viaHub = client("apply_request", noop.content, { route: { kind: "direct", engine: 0 } }, noop.buffers);
+    // The engine had received no task from the controller when this one arrived: it runs first.
+    const owner = new Session(KEY, "client");
+    const first = direct("uuid-a", 0, owner);
+    const second = direct("uuid-a", 1, owner);
+    assert.deepEqual(hub.registry.get(0)!.queue, [first, viaHub, second]);
+    assert.equal(ports.toEngines.filter((m) => m.header.msg_id === first).length, 0, "never sent anywhere");
+    const sentBefore = ports.toClients.length;
+    e.send("apply_reply", { status: "ok" }, { header: { msg_id: first } } as unknown as AnyMessage);
+    assert.equal(ports.toClients.length, sentBefore, "the engine gave the client its reply itself");
+    assert.equal(hub.records.get(first)!.state, "done");
+    hub.engineLost(0, "it was killed");
+    const failed = ports.toClients.find((m) => "msg_id" in m.parent_header && m.parent_header.msg_id === second)!;
+    assert.match(String((failed.content as { evalue: string }).evalue), /Engine 0 died before running/);
+    assert.equal(failed.identities[0]?.toString(), owner.id, "addressed by the client's session id");
+  });
+
+  test("a stop for a direct task the engine has not forwarded yet applies when it arrives", () => {
+    const { ports, client, engine, direct } = setup();
+    engine("uuid-a");
+    const blocker = direct("uuid-a", 0);
+    const owner = new Session(KEY, "client");
+    const msgId = `${owner.id}_1`; // the id `direct` will send next
+    client("task_abort_request", { msg_ids: [msgId] });
+    assert.equal(direct("uuid-a", 0, owner), msgId);
+    const abort = ports.toEngines.find((m) => m.header.msg_type === "abort_request");
+    assert.deepEqual((abort?.content as { msg_ids: string[] }).msg_ids, [msgId]);
+    assert.ok(blocker);
   });
 
   test("aborting an unassigned task answers it with TaskAborted", () => {

@@ -49,6 +49,7 @@ class FakeHost implements SchedulerHost {
       completed: 0,
       avgTaskMs: undefined,
       lastAssigned: 0,
+      dispatched: 0,
     };
     this.engineList.push(e);
     return e;

@@ -1,0 +1,96 @@
+/**
+ * The client's side of the direct path (engine/direct.ts): one DEALER per engine it sends
+ * DirectView tasks to, connected on first use. A task goes straight to its engine once ZeroMQ's
+ * handshake with that engine has succeeded, and through the controller otherwise, so an engine
+ * this host cannot reach (another network, a firewall) keeps working as before.
+ *
+ * Per engine, this client's tasks never overtake each other: the path changes only while none of
+ * its tasks is in flight on the other one. A link that drops keeps its in-flight tasks (ZeroMQ
+ * delivers them when it reconnects); an engine that is lost fails them (client.ts).
+ */
+import * as zmq from "zeromq";
+import { type Coalesce, type CurveClientKeys, Outbox, receiveLoop, withCurve } from "../protocol/socket";
+import type { DirectEndpoint } from "../protocol/messages";
+
+interface Link {
+  socket: zmq.Dealer;
+  outbox: Outbox;
+  endpoint: string;
+  /** ZeroMQ's handshake with the engine succeeded, and the connection has not dropped since. */
+  ready: boolean;
+  viaDirect: number;
+  viaController: number;
+}
+
+export interface DirectLinkOptions {
+  routingId: string;
+  coalesce: Coalesce;
+  /** This client's CURVE keys, when the cluster encrypts (the engine's own public key is added). */
+  curve: CurveClientKeys | undefined;
+  onFrames: (frames: Buffer[]) => void;
+}
+
+export class DirectLinks {
+  private readonly links = new Map<string, Link>();
+  /** Tasks sent straight to their engines, for tests and `rc.stats()` readers. */
+  sent = 0;
+
+  constructor(private readonly opts: DirectLinkOptions) {}
+
+  /**
+   * Where a task for this engine goes: the outbox of its link, or undefined for the controller.
+   * `settled` is the task's end, which frees the path it took.
+   */
+  route(uuid: string, direct: DirectEndpoint | undefined, settled: Promise<unknown>): Outbox | undefined {
+    if (!direct || (this.opts.curve && !direct.curveKey)) return undefined;
+    const link = this.link(uuid, direct);
+    const goDirect = link.ready ? link.viaController === 0 : link.viaDirect > 0;
+    const done = (): void => void (goDirect ? link.viaDirect-- : link.viaController--);
+    if (goDirect) link.viaDirect++;
+    else link.viaController++;
+    settled.then(done, done);
+    if (!goDirect) return undefined;
+    this.sent++;
+    return link.outbox;
+  }
+
+  private link(uuid: string, direct: DirectEndpoint): Link {
+    const known = this.links.get(uuid);
+    if (known && known.endpoint === direct.endpoint) return known;
+    if (known) this.drop(uuid);
+    const socket = new zmq.Dealer({
+      routingId: this.opts.routingId,
+      linger: 0,
+      sendHighWaterMark: 0,
+      receiveHighWaterMark: 0,
+    });
+    if (this.opts.curve && direct.curveKey) withCurve(socket, { ...this.opts.curve, serverKey: direct.curveKey });
+    const link: Link = {
+      socket,
+      outbox: new Outbox(socket, { coalesce: this.opts.coalesce }),
+      endpoint: direct.endpoint,
+      ready: false,
+      viaDirect: 0,
+      viaController: 0,
+    };
+    socket.events.on("handshake", () => (link.ready = true));
+    socket.events.on("disconnect", () => (link.ready = false));
+    socket.connect(direct.endpoint);
+    void receiveLoop(socket, this.opts.onFrames, () => undefined);
+    this.links.set(uuid, link);
+    return link;
+  }
+
+  /** The engine is gone: close its link (its in-flight tasks are failed by the caller). */
+  drop(uuid: string): void {
+    const link = this.links.get(uuid);
+    if (!link) return;
+    this.links.delete(uuid);
+    link.outbox.close();
+    link.socket.close();
+  }
+
+  close(): void {
+    for (const uuid of [...this.links.keys()]) this.drop(uuid);
+  }
+}
