@@ -44,6 +44,7 @@ export class DirectLinks {
   route(uuid: string, direct: DirectEndpoint | undefined, settled: Promise<unknown>): Outbox | undefined {
     if (!direct || (this.opts.curve && !direct.curveKey)) return undefined;
     const link = this.link(uuid, direct);
+    if (!link) return undefined;
     const goDirect = link.ready ? link.viaController === 0 : link.viaDirect > 0;
     const done = (): void => void (goDirect ? link.viaDirect-- : link.viaController--);
     if (goDirect) link.viaDirect++;
@@ -54,7 +55,7 @@ export class DirectLinks {
     return link.outbox;
   }
 
-  private link(uuid: string, direct: DirectEndpoint): Link {
+  private link(uuid: string, direct: DirectEndpoint): Link | undefined {
     const known = this.links.get(uuid);
     if (known && known.endpoint === direct.endpoint) return known;
     if (known) this.drop(uuid);
@@ -73,9 +74,17 @@ export class DirectLinks {
       viaDirect: 0,
       viaController: 0,
     };
-    socket.events.on("handshake", () => (link.ready = true));
-    socket.events.on("disconnect", () => (link.ready = false));
-    socket.connect(direct.endpoint);
+    try {
+      socket.events.on("handshake", () => (link.ready = true));
+      socket.events.on("disconnect", () => (link.ready = false));
+      socket.connect(direct.endpoint);
+    } catch {
+      // ZeroMQ may refuse (EINTR when a signal lands, a bad address): this task takes the
+      // controller path, and the next one tries again.
+      link.outbox.close();
+      socket.close();
+      return undefined;
+    }
     void receiveLoop(socket, this.opts.onFrames, () => undefined);
     this.links.set(uuid, link);
     return link;
