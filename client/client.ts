@@ -148,6 +148,9 @@ export class Client extends EventEmitter implements ViewHost {
     if (tunnel) info = tunnel.info;
     const client = new Client(info);
     client.tunnel = tunnel;
+    // Through a tunnel, every byte takes the tunnel: the engines' own addresses are the
+    // cluster's network, which this client reaches only through the login node.
+    if (tunnel) client.direct.enabled = false;
     sweepBulkOnce();
     await client.open(opts.timeout ?? 10_000);
     if (opts.activate !== false) setActiveObject(client);

@@ -32,8 +32,10 @@ export interface DirectLinkOptions {
 
 export class DirectLinks {
   private readonly links = new Map<string, Link>();
-  /** Tasks sent straight to their engines, for tests and `rc.stats()` readers. */
+  /** Tasks sent straight to their engines (`rc.directTasks`). */
   sent = 0;
+  /** Off: every task takes the controller path (a client that reaches the cluster through ssh). */
+  enabled = true;
 
   constructor(private readonly opts: DirectLinkOptions) {}
 
@@ -42,7 +44,7 @@ export class DirectLinks {
    * `settled` is the task's end, which frees the path it took.
    */
   route(uuid: string, direct: DirectEndpoint | undefined, settled: Promise<unknown>): Outbox | undefined {
-    if (!direct || (this.opts.curve && !direct.curveKey)) return undefined;
+    if (!this.enabled || !direct || (this.opts.curve && !direct.curveKey)) return undefined;
     const link = this.link(uuid, direct);
     if (!link) return undefined;
     const goDirect = link.ready ? link.viaController === 0 : link.viaDirect > 0;

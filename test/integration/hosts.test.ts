@@ -145,6 +145,31 @@ test(
       for (const pid of [...engineOn(B.ns), ...engineOn(C.ns)])
         assert.equal(procInfo(procInfo(procInfo(pid)!.ppid)!.ppid)?.comm, "sshd", `engine ${pid} runs under sshd`);
 
+      // A client on A sends DirectView tasks straight to the engines on B and C (CURVE, each
+      // engine's own key): a round in which all four went direct.
+      const direct = path.join(testRoot, "hosts-direct.js");
+      fs.writeFileSync(
+        direct,
+        `
+const { Client } = require(${JSON.stringify(PACKAGE_ROOT)});
+(async () => {
+  const rc = await Client.connect({ profile: ${JSON.stringify(profile)} });
+  for (let round = 0; round < 300; round++) {
+    const before = rc.directTasks;
+    const hosts = await rc.view().apply(() => require("node:os").networkInterfaces().eth0[0].address);
+    if (rc.directTasks - before === 4) { console.log("DIRECT " + JSON.stringify(hosts.sort())); break; }
+  }
+  rc.close();
+})().catch((e) => { console.log("FAILED " + e.message); process.exit(1); });
+`,
+      );
+      const directRun = spawnSync("ip", ["netns", "exec", A.ns, process.execPath, direct], { timeout: 60_000 });
+      assert.match(
+        directRun.stdout.toString(),
+        /DIRECT \["10\.213\.7\.2","10\.213\.7\.2","10\.213\.7\.3","10\.213\.7\.3"\]/,
+        directRun.stderr.toString(),
+      );
+
       // The client on C: through an ssh tunnel to A, an LB map with retries; it says when it is halfway.
       const script = path.join(testRoot, "hosts-client.js");
       fs.writeFileSync(
@@ -154,7 +179,7 @@ const { Client } = require(${JSON.stringify(PACKAGE_ROOT)});
 (async () => {
   const rc = await Client.connect({ profile: ${JSON.stringify(profile)}, sshServer: "${A.name}", sshCommand: ${JSON.stringify(ssh)} });
   const hosts = await rc.view().apply(() => require("node:os").networkInterfaces().eth0[0].address);
-  console.log("HOSTS " + JSON.stringify(hosts));
+  console.log("HOSTS " + JSON.stringify(hosts) + " DIRECT " + rc.directTasks);
   const lv = rc.loadBalancedView().with({ retries: 3 });
   const items = Array.from({ length: 60 }, (_, i) => i);
   const ar = lv.map((x) => { const end = Date.now() + 60; while (Date.now() < end); return x * 2; }, items);
@@ -177,7 +202,11 @@ const { Client } = require(${JSON.stringify(PACKAGE_ROOT)});
       client.stderr!.on("data", (c: Buffer) => (out += c.toString()));
       const exited = new Promise<number | null>((r) => client!.on("exit", (code) => r(code)));
       await until(() => out.includes("HALFWAY") || out.includes("FAILED"), 60_000, "the map to be under way");
-      assert.match(out, /HOSTS \["10\.213\.7\.[23]","10\.213\.7\.[23]","10\.213\.7\.[23]","10\.213\.7\.[23]"\]/);
+      assert.match(
+        out,
+        /HOSTS \["10\.213\.7\.[23]","10\.213\.7\.[23]","10\.213\.7\.[23]","10\.213\.7\.[23]"\] DIRECT 0/,
+        "through the tunnel, nothing goes direct",
+      );
       const killed = engineOn(B.ns);
       for (const pid of killed) killQuietly(pid);
       let timer: NodeJS.Timeout | undefined;
