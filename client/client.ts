@@ -501,6 +501,7 @@ export class Client extends EventEmitter implements ViewHost {
     metadata: RequestMetadata,
     buffers: Buffer[],
     engineId: number | undefined,
+    fanout = 1,
   ): SubmittedTask {
     if (this.closed) throw new TsParallelError("this client is closed; connect a new one with Client.connect()");
     const msgId = this.session.newMsgId();
@@ -510,7 +511,7 @@ export class Client extends EventEmitter implements ViewHost {
     const { frames } = this.session.encode(type, content as never, { msgId, ...bulk });
     const direct =
       engineId !== undefined && metadata.route?.kind === "direct"
-        ? this.direct.route(this.engineUuids.get(engineId) ?? "", this.engineDirect.get(engineId), task.done)
+        ? this.direct.route(this.engineUuids.get(engineId) ?? "", this.engineDirect.get(engineId), task.done, fanout)
         : undefined;
     (direct ?? this.outbox).send(frames);
     return task;

@@ -23,6 +23,8 @@ export interface ViewHost {
     metadata: RequestMetadata,
     buffers: Buffer[],
     engineId: number | undefined,
+    /** How many engines the request this task is part of goes to (a DirectView's targets). */
+    fanout?: number,
   ): SubmittedTask;
   /** Sends one task for all of `ids` (route `broadcast`); one tracked task per engine, in `ids` order. */
   submitBroadcast<T extends TaskRequestType>(

@@ -162,6 +162,7 @@ export class DirectView<S extends boolean = boolean> extends View {
         call,
         seqs.map((s) => s.slice(a, b)),
         ids[k]!,
+        parts.length,
       ),
     );
     return new AsyncResult(this, tasks, { chunked: true, label: f.name || "map" });
@@ -209,10 +210,11 @@ export class DirectView<S extends boolean = boolean> extends View {
       slice?: (a: number, b: number) => unknown;
     } = ArrayBuffer.isView(seq) || Array.isArray(seq) ? (seq as never) : Array.from(seq as Iterable<unknown>);
     const call: ApplyContent["call"] = { kind: "builtin", name: "push" };
-    const tasks = partition(items.length, ids.length).map(([a, b], k) => {
+    const chunks = partition(items.length, ids.length);
+    const tasks = chunks.map(([a, b], k) => {
       const chunk = items.subarray ? items.subarray(a, b) : Array.prototype.slice.call(items, a, b);
       const value = opts.flatten && b - a === 1 ? (chunk as ArrayLike<unknown>)[0] : chunk;
-      return this.submitOne(call, [{ [name]: value }], ids[k]!);
+      return this.submitOne(call, [{ [name]: value }], ids[k]!, chunks.length);
     });
     return new AsyncResult<void>(this, tasks, { label: "scatter", finish: () => undefined });
   }
@@ -221,7 +223,7 @@ export class DirectView<S extends boolean = boolean> extends View {
   gather<T = unknown>(name: string, opts: { targets?: Targets } = {}): AsyncResult<T> {
     const view = this.withTargets(opts.targets);
     const { ids } = this.client.targetIds(view.targets);
-    const tasks = ids.map((id) => this.submitOne({ kind: "builtin", name: "pull" }, [name], id));
+    const tasks = ids.map((id) => this.submitOne({ kind: "builtin", name: "pull" }, [name], id, ids.length));
     return new AsyncResult(this, tasks, { label: "gather", finish: (parts) => concat(parts) as T });
   }
 
@@ -276,7 +278,7 @@ export class DirectView<S extends boolean = boolean> extends View {
     ids: number[],
   ): SubmittedTask[] {
     return ids.map((id) =>
-      this.client.submit(type, content, this.meta({ kind: "direct", engine: id }, extra), buffers, id),
+      this.client.submit(type, content, this.meta({ kind: "direct", engine: id }, extra), buffers, id, ids.length),
     );
   }
 
@@ -296,7 +298,8 @@ export class DirectView<S extends boolean = boolean> extends View {
     return new AsyncResult<T>(this, tasks, { scalar, label, ...(finish ? { finish } : {}) });
   }
 
-  private submitOne(call: ApplyContent["call"], args: unknown[], id: number): SubmittedTask {
+  /** One engine's part of a request to `fanout` engines. */
+  private submitOne(call: ApplyContent["call"], args: unknown[], id: number, fanout: number): SubmittedTask {
     const packed = packApply(call, args);
     return this.client.submit(
       "apply_request",
@@ -304,6 +307,7 @@ export class DirectView<S extends boolean = boolean> extends View {
       this.meta({ kind: "direct", engine: id }),
       packed.buffers,
       id,
+      fanout,
     );
   }
 }
