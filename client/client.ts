@@ -19,6 +19,7 @@ import {
   type EngineSetInfo,
   type MsgType,
   type RequestMetadata,
+  RECORD_QUERIES,
   isMsg,
   parentId,
 } from "../protocol/messages";
@@ -36,6 +37,13 @@ import type { QueueStatusReport, TaskRequestType, ViewHost } from "./host";
 
 /** How long the controller has to fail a lost engine's tasks before the client does (ms). */
 const ENGINE_GONE_GRACE_MS = 2000;
+
+/**
+ * A query about records waits for direct tasks that finished at most this long ago (ms): an
+ * engine's copies reach the controller in order within milliseconds, and an older record may
+ * have been dropped from the controller's bounded history since.
+ */
+const DIRECT_DONE_RECENT_MS = 2000;
 
 /** How many finished tasks keep receiving late output. */
 const FINISHED_KEPT = 1000;
@@ -96,6 +104,13 @@ export class Client extends EventEmitter implements ViewHost {
   private readonly engineDirect = new Map<number, DirectEndpoint>();
   /** Connections straight to engines, for DirectView tasks (client/direct.ts). */
   private readonly direct: DirectLinks;
+  /**
+   * Tasks sent direct and not answered yet; and per engine, the latest one answered since our
+   * last query about records (its engine's copies reach the controller in order, so it covers
+   * the earlier ones).
+   */
+  private readonly directPending = new Set<string>();
+  private readonly directDone = new Map<number, { msgId: string; at: number }>();
   private readonly sharedMemory = new Map<string, boolean>();
   /** Shared-memory files of requests in flight, removed when their tasks settle or we close. */
   private readonly bulkFiles = new Set<string>();
@@ -470,6 +485,7 @@ export class Client extends EventEmitter implements ViewHost {
       t.reject(new TsParallelError("the client was closed before the task finished"));
     for (const q of this.queries.values()) q.reject(new TsParallelError("the client was closed"));
     this.tasks.clear();
+    this.directPending.clear();
     this.finished.clear();
     this.queries.clear();
     this.sub.close();
@@ -513,6 +529,7 @@ export class Client extends EventEmitter implements ViewHost {
       engineId !== undefined && metadata.route?.kind === "direct"
         ? this.direct.route(this.engineUuids.get(engineId) ?? "", this.engineDirect.get(engineId), task.done, fanout)
         : undefined;
+    if (direct) this.directPending.add(msgId);
     (direct ?? this.outbox).send(frames);
     return task;
   }
@@ -580,7 +597,19 @@ export class Client extends EventEmitter implements ViewHost {
 
   query<Q extends QueryType>(type: Q, content: ContentOf<Q>, timeout = 10_000): Promise<ReplyOf<Q>> {
     if (this.closed) return Promise.reject(new TsParallelError("this client is closed"));
-    const { frames, header } = this.session.encode(type, content as never);
+    // The controller answers about records only once it has recorded the direct tasks we have
+    // seen finish: their engines' copies may still be on their way to it (hub.ts, waitForDirect).
+    let waitFor: string[] | undefined;
+    if (RECORD_QUERIES.has(type) && this.directDone.size > 0) {
+      const recent = Date.now() - DIRECT_DONE_RECENT_MS;
+      waitFor = [...this.directDone.values()].filter((d) => d.at > recent).map((d) => d.msgId);
+      this.directDone.clear();
+    }
+    const { frames, header } = this.session.encode(
+      type,
+      content as never,
+      waitFor?.length ? { metadata: { waitFor } } : {},
+    );
     return new Promise<ReplyOf<Q>>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.queries.delete(header.msg_id);
@@ -609,6 +638,8 @@ export class Client extends EventEmitter implements ViewHost {
     if (isMsg(msg, "apply_reply") || isMsg(msg, "execute_reply")) {
       task.method = isMsg(msg, "execute_reply") ? "execute" : "apply";
       this.tasks.delete(pid);
+      if (this.directPending.delete(pid) && task.metadata.engineId !== undefined)
+        this.directDone.set(task.metadata.engineId, { msgId: pid, at: Date.now() });
       this.rememberFinished(task);
       const meta = msg.metadata as { engineId?: number | null; started?: string | null; completed?: string | null };
       if (typeof meta.engineId === "number") task.metadata.engineId = meta.engineId;
@@ -704,6 +735,7 @@ export class Client extends EventEmitter implements ViewHost {
       for (const t of [...this.tasks.values()]) {
         if (t.metadata.engineId !== id) continue;
         this.tasks.delete(t.msgId);
+        this.directPending.delete(t.msgId);
         t.reject(new EngineError(`Engine ${id} died before task ${t.msgId} finished (${reason})`, id));
       }
     }, ENGINE_GONE_GRACE_MS);
@@ -759,6 +791,7 @@ export class Client extends EventEmitter implements ViewHost {
   }
 
   private failPending(reason: string): void {
+    this.directPending.clear();
     for (const [id, t] of this.tasks) {
       this.tasks.delete(id);
       t.reject(new EngineError(reason, t.metadata.engineId));

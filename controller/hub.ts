@@ -18,6 +18,7 @@ import {
   type Header,
   type MessageOf,
   type Route,
+  RECORD_QUERIES,
   isMsg,
   parentId,
 } from "../protocol/messages";
@@ -35,6 +36,20 @@ const RESIGNAL_MS = 250;
 const RESIGNAL_TRIES = 40;
 /** Most frames in one coalesced `batch` of broadcast replies: under the wire's 4,096 per message. */
 const BATCH_FRAMES = 4000;
+/**
+ * How long a client's query about records waits for the records of its direct tasks (see
+ * `waitForDirect`), and the most msg ids one query may name.
+ */
+const WAIT_FOR_DIRECT_MS = 2000;
+const WAIT_FOR_MAX = 10_000;
+interface ParkedQuery {
+  msg: AnyMessage;
+  env: Envelope;
+  /** The direct tasks it still waits for. */
+  waiting: Set<string>;
+  timer: NodeJS.Timeout | undefined;
+}
+
 /** How long, and how many, stops of msg ids not known yet are kept (see `rememberEarlyStop`). */
 const EARLY_STOP_MS = 60_000;
 const EARLY_STOPS_KEPT = 10_000;
@@ -85,6 +100,8 @@ export class Hub {
   private readonly clientSeen = new Map<string, number>();
   /** Broadcasts in flight by the client's msg id: their replies wait here to leave as one batch. */
   private readonly broadcasts = new Map<string, { client: Buffer; waiting: number; replies: Envelope[] }>();
+  /** Record queries parked until the direct tasks they name are recorded as finished. */
+  private readonly parked = new Set<ParkedQuery>();
   /** Stops that came before their direct task was forwarded here (see `rememberEarlyStop`). */
   private readonly earlyStops = new Map<string, { opts: { running: boolean; signal?: NodeJS.Signals }; at: number }>();
   /** When each unknown beating uuid was last asked to register again (see `beat`). */
@@ -110,6 +127,44 @@ export class Hub {
   // ---------------------------------------------------------------- clients
 
   onClientMessage(msg: AnyMessage, env: Envelope): void {
+    if (this.waitForDirect(msg, env)) return;
+    this.handleClientMessage(msg, env);
+  }
+
+  /**
+   * A client got the replies of its direct tasks from the engines, and the engines' copies may
+   * still be on their way here: a query about records that names such tasks (`metadata.waitFor`)
+   * waits until they are recorded as finished, or `WAIT_FOR_DIRECT_MS` at most. So a client
+   * never reads its own finished task as pending.
+   */
+  private waitForDirect(msg: AnyMessage, env: Envelope): boolean {
+    const ids = msg.metadata.waitFor;
+    if (!RECORD_QUERIES.has(msg.header.msg_type) || !Array.isArray(ids) || ids.length > WAIT_FOR_MAX) return false;
+    const waiting = new Set(ids.filter((id): id is string => typeof id === "string" && !this.finished(id)));
+    if (waiting.size === 0) return false;
+    const entry: ParkedQuery = { msg, env, waiting, timer: undefined };
+    entry.timer = setTimeout(() => this.unpark(entry), WAIT_FOR_DIRECT_MS);
+    this.parked.add(entry);
+    return true;
+  }
+
+  private finished(msgId: string): boolean {
+    const state = this.records.get(msgId)?.state;
+    return state === "done" || state === "failed" || state === "aborted";
+  }
+
+  /** A task finished: the queries that waited for it (and nothing else) go on. */
+  private recordFinished(msgId: string): void {
+    for (const entry of this.parked) if (entry.waiting.delete(msgId) && entry.waiting.size === 0) this.unpark(entry);
+  }
+
+  private unpark(entry: ParkedQuery): void {
+    if (!this.parked.delete(entry)) return;
+    clearTimeout(entry.timer);
+    this.handleClientMessage(entry.msg, entry.env);
+  }
+
+  private handleClientMessage(msg: AnyMessage, env: Envelope): void {
     const client = msg.identities[0];
     if (!client) return;
     if (this.options.dropOrphans) this.clientSeen.set(client.toString("latin1"), Date.now());
@@ -425,6 +480,7 @@ export class Hub {
     else this.deliver(record, reply);
     this.records.finish(record, status === "ok" ? "done" : status === "aborted" ? "aborted" : "failed");
     this.onFinished?.(record);
+    if (this.parked.size > 0) this.recordFinished(record.msgId);
     this.scheduler.dependencyFinished();
     this.scheduler.schedule();
   }
@@ -854,6 +910,7 @@ export class Hub {
     record.reply = splitFrames(frames.slice(1)); // without the identity: re-addressed when fetched
     this.records.finish(record, state);
     this.onFinished?.(record);
+    if (this.parked.size > 0) this.recordFinished(record.msgId);
     this.deliver(record, record.reply);
     this.scheduler.dependencyFinished();
   }

@@ -400,6 +400,20 @@ const MSG_TYPES: ReadonlySet<string> = new Set<keyof ContentMap>([
   "controller_heartbeat",
 ]);
 
+/**
+ * Client queries that read task records. A client names in such a query's `metadata.waitFor` the
+ * direct tasks it saw finish since its last one, and the controller answers once it has recorded
+ * them (their engines' copies may still be on the way).
+ */
+export const RECORD_QUERIES: ReadonlySet<MsgType> = new Set<MsgType>([
+  "queue_request",
+  "hub_history_request",
+  "result_request",
+  "resubmit_request",
+  "purge_request",
+  "db_request",
+]);
+
 export function isMsgType(t: unknown): t is MsgType {
   return typeof t === "string" && MSG_TYPES.has(t);
 }

@@ -229,6 +229,20 @@ describe("Hub", () => {
     assert.equal(failed.identities[0]?.toString(), owner.id, "addressed by the client's session id");
   });
 
+  test("a client's query about records waits until its finished direct tasks are recorded", () => {
+    const { ports, client, engine, direct } = setup();
+    const e = engine("uuid-a");
+    const id = direct("uuid-a", 0);
+    const before = ports.toClients.length;
+    client("db_request", { query: { msgId: id }, keys: ["completed"] }, { waitFor: [id] });
+    assert.equal(ports.toClients.length, before, "no answer while the engine's copy of the reply is on its way");
+    e.send("apply_reply", { status: "ok" }, { header: { msg_id: id } } as unknown as AnyMessage);
+    const answer = ports.toClients.at(-1)!;
+    assert.equal(answer.header.msg_type, "db_reply");
+    const [record] = (answer.content as { records: Array<{ completed: unknown }> }).records;
+    assert.ok(record?.completed, "answered with the task finished");
+  });
+
   test("a stop for a direct task the engine has not forwarded yet applies when it arrives", () => {
     const { ports, client, engine, direct } = setup();
     engine("uuid-a");
