@@ -729,12 +729,15 @@ export class Client extends EventEmitter implements ViewHost {
    * of those still pending after a grace period (the engine died before the controller heard of
    * them) are failed here, so no task waits forever.
    */
-  private engineGone(id: number, uuid: string, reason: string): void {
+  private engineGone(id: number, uuid: string, reason: string, failOrphans: boolean): void {
     this.direct.drop(uuid);
+    if (!failOrphans) return;
+    // Only the tasks pending now: an engine that registers again under this id gets new ones.
+    const orphans = [...this.tasks.values()].filter((t) => t.metadata.engineId === id);
+    if (orphans.length === 0) return;
     const timer = setTimeout(() => {
-      for (const t of [...this.tasks.values()]) {
-        if (t.metadata.engineId !== id) continue;
-        this.tasks.delete(t.msgId);
+      for (const t of orphans) {
+        if (!this.tasks.delete(t.msgId)) continue; // answered meanwhile
         this.directPending.delete(t.msgId);
         t.reject(new EngineError(`Engine ${id} died before task ${t.msgId} finished (${reason})`, id));
       }
@@ -758,13 +761,16 @@ export class Client extends EventEmitter implements ViewHost {
       }
       this.emit("registration", msg.content);
     } else if (isMsg(msg, "unregistration_notification")) {
+      // A stale notice (our engine list is newer) may name an id that a new engine holds now.
+      const current = this.engineUuids.get(msg.content.id);
+      const sameEngine = current === undefined || current === msg.content.uuid;
       if (msg.content.seq > this.engineSeq) {
         this.engineSeq = msg.content.seq;
         this.engineIds = this.engineIds.filter((id) => id !== msg.content.id);
         this.engineUuids.delete(msg.content.id);
         this.engineDirect.delete(msg.content.id);
       }
-      this.engineGone(msg.content.id, msg.content.uuid, msg.content.reason);
+      this.engineGone(msg.content.id, msg.content.uuid, msg.content.reason, sameEngine);
       this.emit("unregistration", msg.content);
     } else if (isMsg(msg, "controller_heartbeat")) {
       this.lastHeartbeat = Date.now();

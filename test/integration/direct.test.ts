@@ -186,3 +186,27 @@ describe("direct path: unreachable engines and hostile traffic", () => {
     assert.equal(await t.rc.view(0).apply((x: number) => x + 1, 1), 2);
   });
 });
+
+describe("direct path: an engine that dies before the controller heard of its task", () => {
+  let t: TestCluster;
+  let pid = 0;
+  before(async () => (t = await startCluster(1, { heartbeatPeriod: 200 })));
+  after(async () => {
+    if (pid) killQuietly(pid);
+    await t.stop();
+  });
+
+  test("the client fails it with EngineError once the engine is declared lost", async () => {
+    await linkUp(t.rc, 0);
+    pid = (await t.rc.engines())[0]!.pid;
+    // A stopped engine forwards nothing: only the client knows of the task sent to it now.
+    process.kill(pid, "SIGSTOP");
+    const sent = t.rc.directTasks;
+    const orphan = t.rc.view(0).apply(() => 1);
+    assert.equal(t.rc.directTasks, sent + 1);
+    await assert.rejects(
+      orphan.get({ timeout: 30_000 }),
+      (e: unknown) => e instanceof EngineError && /Engine 0 died before task/.test(e.message),
+    );
+  });
+});
