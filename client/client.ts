@@ -98,10 +98,11 @@ export class Client extends EventEmitter implements ViewHost {
   private readonly finished = new Map<string, SubmittedTask>();
   private readonly queries = new Map<string, { resolve: (c: unknown) => void; reject: (e: Error) => void }>();
   private engineIds: number[] = [];
-  /** Each engine's uuid, and whether it shares our /dev/shm (looked up once; see protocol/bulk.ts). */
-  private readonly engineUuids = new Map<number, string>();
-  /** Each engine's direct socket, where it has one (engine/direct.ts). */
-  private readonly engineDirect = new Map<number, DirectEndpoint>();
+  /**
+   * Each engine's uuid and direct socket, where it has one (engine/direct.ts); `sharedMemory`
+   * says by uuid whether it shares our /dev/shm (looked up once; see protocol/bulk.ts).
+   */
+  private readonly engineInfo = new Map<number, { uuid: string; direct?: DirectEndpoint }>();
   /** Connections straight to engines, for DirectView tasks (client/direct.ts). */
   private readonly direct: DirectLinks;
   /**
@@ -525,9 +526,10 @@ export class Client extends EventEmitter implements ViewHost {
     task.metadata.label = metadata.label;
     const bulk = this.viaSharedMemory(engineId === undefined ? [] : [engineId], metadata, buffers, [task]);
     const { frames } = this.session.encode(type, content as never, { msgId, ...bulk });
+    const engine = engineId === undefined ? undefined : this.engineInfo.get(engineId);
     const direct =
-      engineId !== undefined && metadata.route?.kind === "direct"
-        ? this.direct.route(this.engineUuids.get(engineId) ?? "", this.engineDirect.get(engineId), task.done, fanout)
+      engine && metadata.route?.kind === "direct"
+        ? this.direct.route(engine.uuid, engine.direct, task.done, fanout)
         : undefined;
     if (direct) this.directPending.add(msgId);
     (direct ?? this.outbox).send(frames);
@@ -582,7 +584,7 @@ export class Client extends EventEmitter implements ViewHost {
   }
 
   private sharesMemory(engineId: number): boolean {
-    const uuid = this.engineUuids.get(engineId);
+    const uuid = this.engineInfo.get(engineId)?.uuid;
     if (uuid === undefined) return false;
     let shares = this.sharedMemory.get(uuid);
     if (shares === undefined) this.sharedMemory.set(uuid, (shares = sharesMemoryWith(uuid)));
@@ -713,15 +715,12 @@ export class Client extends EventEmitter implements ViewHost {
     if (reply.seq < this.engineSeq) return;
     this.engineSeq = reply.seq;
     this.engineIds = reply.engines.map((e) => e.id).sort((a, b) => a - b);
-    this.engineUuids.clear();
-    this.engineDirect.clear();
+    this.engineInfo.clear();
     for (const e of reply.engines) this.learnEngine(e);
   }
 
   private learnEngine(e: { id: number; uuid: string; direct?: unknown }): void {
-    this.engineUuids.set(e.id, e.uuid);
-    if (isDirectEndpoint(e.direct)) this.engineDirect.set(e.id, e.direct);
-    else this.engineDirect.delete(e.id);
+    this.engineInfo.set(e.id, { uuid: e.uuid, ...(isDirectEndpoint(e.direct) ? { direct: e.direct } : {}) });
   }
 
   /**
@@ -762,13 +761,12 @@ export class Client extends EventEmitter implements ViewHost {
       this.emit("registration", msg.content);
     } else if (isMsg(msg, "unregistration_notification")) {
       // A stale notice (our engine list is newer) may name an id that a new engine holds now.
-      const current = this.engineUuids.get(msg.content.id);
+      const current = this.engineInfo.get(msg.content.id)?.uuid;
       const sameEngine = current === undefined || current === msg.content.uuid;
       if (msg.content.seq > this.engineSeq) {
         this.engineSeq = msg.content.seq;
         this.engineIds = this.engineIds.filter((id) => id !== msg.content.id);
-        this.engineUuids.delete(msg.content.id);
-        this.engineDirect.delete(msg.content.id);
+        this.engineInfo.delete(msg.content.id);
       }
       this.engineGone(msg.content.id, msg.content.uuid, msg.content.reason, sameEngine);
       this.emit("unregistration", msg.content);

@@ -91,7 +91,7 @@ describe("direct path", () => {
     );
   });
 
-  test("cancel stops a direct busy loop at once, even before the controller heard of it", async () => {
+  test("cancel stops a direct busy loop sent just before (the controller may not have heard of it yet)", async () => {
     await linkUp(t.rc, 0);
     const sent = t.rc.directTasks;
     const busy = t.rc.view(0).apply(() => {

@@ -244,7 +244,7 @@ describe("Hub", () => {
   });
 
   test("a stop for a direct task the engine has not forwarded yet applies when it arrives", () => {
-    const { ports, client, engine, direct } = setup();
+    const { hub, ports, client, engine, direct } = setup();
     engine("uuid-a");
     const blocker = direct("uuid-a", 0);
     const owner = new Session(KEY, "client");
@@ -253,7 +253,8 @@ describe("Hub", () => {
     assert.equal(direct("uuid-a", 0, owner), msgId);
     const abort = ports.toEngines.find((m) => m.header.msg_type === "abort_request");
     assert.deepEqual((abort?.content as { msg_ids: string[] }).msg_ids, [msgId]);
-    assert.ok(blocker);
+    // Queued behind the running one: dropped when its turn comes, the running one spared.
+    assert.deepEqual(hub.registry.get(0)!.queue, [blocker, msgId]);
   });
 
   test("aborting an unassigned task answers it with TaskAborted", () => {
