@@ -30,6 +30,8 @@ export const TARGETS: Record<string, { ratio: number } | { atLeast: number } | {
   "(broadcast) push 2 MB to 64 engines, BroadcastView speedup over DirectView": { atLeast: 10 },
   "(mem) controller RSS at rest, 256 engines": { atMost: 150 },
   "(soak) controller RSS growth over 200000 tasks": { atMost: 50 },
+  "(sturdy) 100000 tasks: unordered / ordered iteration time": { atMost: 1.5 },
+  "(sturdy) 100000 tasks: client heap while iterating (peak)": { atMost: 200 },
 };
 
 /** The reference metric that a tsparallel metric is compared with. */

@@ -13,6 +13,7 @@ import type { OutputEvent, SubmittedTask, ResultMetadata } from "./task";
 import { TsParallelError } from "../protocol/errors";
 import { type GroupBy, renderOutputs } from "./render";
 import { plainText } from "../protocol/mime";
+import { Completions } from "./completions";
 
 export interface ResultHost {
   abort(msgIds: string[]): Promise<string[]>;
@@ -165,23 +166,8 @@ export class AsyncResult<T = unknown> implements Promise<T>, AsyncIterable<unkno
   /** Results as they arrive; map results yield their elements. */
   async *[Symbol.asyncIterator](): AsyncGenerator<unknown, void, undefined> {
     if (this.options.ordered === false) {
-      const remaining = new Map(
-        this.tasks.map(
-          (t) =>
-            [
-              t,
-              t.done.then(
-                () => t,
-                () => t,
-              ),
-            ] as const,
-        ),
-      );
-      while (remaining.size > 0) {
-        const t = await Promise.race(remaining.values());
-        remaining.delete(t);
-        yield* this.valuesOf(t);
-      }
+      const finished = new Completions(this.tasks);
+      for (let t = await finished.next(); t; t = await finished.next()) yield* this.valuesOf(t);
       return;
     }
     for (const t of this.tasks) {
@@ -296,7 +282,7 @@ export class AsyncResult<T = unknown> implements Promise<T>, AsyncIterable<unkno
       .filter((m) => m.started && m.completed && m.engineId !== undefined);
     if (ran.length === 0)
       throw new TimeoutError("no task has finished yet: await the result before drawing its timeline");
-    const t0 = Math.min(...ran.map((m) => m.started!.getTime()));
+    const t0 = -latest(ran, (m) => -m.started!.getTime());
     const values = ran.map((m) => ({
       engine: m.engineId,
       start: (m.started!.getTime() - t0) / 1000,
@@ -347,9 +333,8 @@ export class AsyncResult<T = unknown> implements Promise<T>, AsyncIterable<unkno
   /** Seconds from the first submission to the last result received. */
   get wallTime(): number {
     this.requireReady("wallTime");
-    const submitted = Math.min(...this.tasks.map((t) => t.metadata.submitted.getTime()));
-    const received = Math.max(...this.tasks.map((t) => (t.metadata.received ?? new Date()).getTime()));
-    return (received - submitted) / 1000;
+    const now = Date.now();
+    return (latest(this.tasks, (t) => t.metadata.received?.getTime() ?? now) - this.firstSubmitted()) / 1000;
   }
 
   /** Seconds of engine time: the sum of (completed − started) over tasks. */
@@ -369,11 +354,13 @@ export class AsyncResult<T = unknown> implements Promise<T>, AsyncIterable<unkno
 
   /** Seconds since submission (until now, or until the last result once ready). */
   get elapsed(): number {
-    const submitted = Math.min(...this.tasks.map((t) => t.metadata.submitted.getTime()));
-    const end = this.ready()
-      ? Math.max(...this.tasks.map((t) => t.metadata.received?.getTime() ?? Date.now()))
-      : Date.now();
-    return (end - submitted) / 1000;
+    const now = Date.now();
+    const end = this.ready() ? latest(this.tasks, (t) => t.metadata.received?.getTime() ?? now) : now;
+    return (end - this.firstSubmitted()) / 1000;
+  }
+
+  private firstSubmitted(): number {
+    return -latest(this.tasks, (t) => -t.metadata.submitted.getTime());
   }
 
   private requireReady(what: string): void {
@@ -406,6 +393,13 @@ function flattenChunks(chunks: readonly unknown[]): unknown[] {
   let out: unknown[] = [];
   for (let i = 0; i < chunks.length; i += 8192) out = out.concat(...chunks.slice(i, i + 8192));
   return out;
+}
+
+/** The largest of `f` over `items`: a loop, as spreading 100,000 tasks as arguments overflows the stack. */
+function latest<T>(items: readonly T[], f: (item: T) => number): number {
+  let max = -Infinity;
+  for (const item of items) max = Math.max(max, f(item));
+  return max;
 }
 
 /** A timeout is a finite number of ms, 0 or more; anything else is refused at the call. */

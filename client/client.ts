@@ -10,6 +10,7 @@ import * as zmq from "zeromq";
 import { Session } from "../protocol/session";
 import { Outbox, curveClientKeys, receiveLoop, withCurve } from "../protocol/socket";
 import { DirectLinks } from "./direct";
+import { ListeningClock } from "./listening-clock";
 import { isDirectEndpoint } from "../protocol/validate";
 import { type ConnectionInfo, connectionFile, endpoint, isAlive, readConnectionFile } from "../protocol/connection";
 import {
@@ -44,6 +45,12 @@ const ENGINE_GONE_GRACE_MS = 2000;
  * have been dropped from the controller's bounded history since.
  */
 const DIRECT_DONE_RECENT_MS = 2000;
+
+/**
+ * Heartbeat periods of silence, heard while our loop was free (see ListeningClock), after which
+ * the controller counts as gone and the tasks in flight fail: as many as the engines allow it.
+ */
+const CONTROLLER_MISSES = 5;
 
 /** How many finished tasks keep receiving late output. */
 const FINISHED_KEPT = 1000;
@@ -120,7 +127,8 @@ export class Client extends EventEmitter implements ViewHost {
   /** The controller's registry count behind `engineIds` (see `takeEngineList`). */
   private engineSeq = -1;
   private controller = "";
-  private lastHeartbeat = Date.now();
+  /** The controller's silence, counted while our loop could listen (client/listening-clock.ts). */
+  private silence: ListeningClock | undefined;
   private watchdog: NodeJS.Timeout | undefined;
   private closed = false;
 
@@ -771,7 +779,7 @@ export class Client extends EventEmitter implements ViewHost {
       this.engineGone(msg.content.id, msg.content.uuid, msg.content.reason, sameEngine);
       this.emit("unregistration", msg.content);
     } else if (isMsg(msg, "controller_heartbeat")) {
-      this.lastHeartbeat = Date.now();
+      this.silence?.heard();
       if (this.controller && msg.content.controller !== this.controller)
         this.controllerRestarted(msg.content.controller);
     }
@@ -803,11 +811,12 @@ export class Client extends EventEmitter implements ViewHost {
   }
 
   private startWatchdog(period: number): void {
+    const silence = (this.silence = new ListeningClock(period, period * CONTROLLER_MISSES, Date.now()));
     this.watchdog = setInterval(() => {
       // Our liveness, for a controller that drops the queued tasks of clients that are gone.
       this.outbox.send(this.session.encode("client_alive", {}).frames);
-      if (this.tasks.size > 0 && Date.now() - this.lastHeartbeat > period * 10) {
-        this.failPending(`the controller has been silent for ${Date.now() - this.lastHeartbeat} ms`);
+      if (silence.tick(Date.now()) && this.tasks.size > 0) {
+        this.failPending(`the controller has been silent for ${silence.silent} ms`);
       }
     }, period);
     this.watchdog.unref();

@@ -6,6 +6,7 @@
  */
 import { TsParallelError } from "../protocol/errors";
 import type { SubmittedTask } from "./task";
+import { Completions } from "./completions";
 
 export interface ImapOptions {
   /** Tasks in flight at most (default 64). */
@@ -40,7 +41,8 @@ export class ImapResult<R> implements AsyncIterable<R> {
     if (this.started) throw new TsParallelError("an imap result can be iterated once");
     this.started = true;
     const source = iteratorOf(this.input);
-    const queue: SubmittedTask[] = []; // in input order
+    const queue: SubmittedTask[] = []; // in input order, at most maxOutstanding
+    const finished = new Completions<SubmittedTask>();
     let exhausted = false;
     const fill = async (): Promise<void> => {
       while (!exhausted && !this.cancelled && this.inflight.size < this.opts.maxOutstanding) {
@@ -53,6 +55,7 @@ export class ImapResult<R> implements AsyncIterable<R> {
         task.done.catch(() => undefined);
         this.inflight.add(task);
         queue.push(task);
+        if (!this.opts.ordered) finished.add(task);
       }
     };
     try {
@@ -61,14 +64,7 @@ export class ImapResult<R> implements AsyncIterable<R> {
         let task: SubmittedTask;
         if (this.opts.ordered) task = queue.shift()!;
         else {
-          task = await Promise.race(
-            queue.map((t) =>
-              t.done.then(
-                () => t,
-                () => t,
-              ),
-            ),
-          );
+          task = (await finished.next())!;
           queue.splice(queue.indexOf(task), 1);
         }
         await task.done.catch(() => undefined);

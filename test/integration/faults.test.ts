@@ -246,6 +246,44 @@ describe("faults: engines die, tasks are interrupted, the controller restarts", 
     );
   });
 
+  test("a client whose loop was held 12 s (beyond its 10-period watchdog) still gets its task; a killed controller is reported within seconds", async () => {
+    t = await clusters.start(1);
+    const rc = t.rc;
+    assert.equal(
+      await rc
+        .view()
+        .apply(() => 1)
+        .get({ timeout: 10_000 })
+        .then((r) => r[0]),
+      1,
+    );
+    // A long local computation: no timer runs and no socket is read meanwhile.
+    const pending = rc.loadBalancedView().apply(async () => new Promise((r) => setTimeout(() => r(2), 500)));
+    const t0 = Date.now();
+    while (Date.now() - t0 < 12_000) {
+      /* busy, as a notebook cell computing locally */
+    }
+    assert.equal(await pending.get({ timeout: 10_000 }), 2);
+    assert.deepEqual(
+      await rc
+        .view()
+        .apply(() => 3)
+        .get({ timeout: 10_000 }),
+      [3],
+    );
+    // Really gone: the watchdog still fires, from silence it could hear.
+    const inflight = rc.view(0).apply(async () => new Promise((r) => setTimeout(r, 60_000)));
+    await until(async () => (await rc.queueStatus())["0"]?.queue === 1, 5000, "task running");
+    killQuietly(t.cluster.pid);
+    const killedAt = Date.now();
+    await assert.rejects(
+      inflight.get({ timeout: 30_000 }),
+      (e: unknown) => e instanceof EngineError && /controller has been silent for \d+ ms/.test(e.message),
+    );
+    const noticed = Date.now() - killedAt;
+    assert.ok(noticed < 20_000, `noticed after ${noticed} ms`);
+  });
+
   test("controller restart: engines re-register with their ids, in-flight tasks fail, clients go on", async () => {
     t = await clusters.start(2, FAST_HEARTBEAT);
     const rc = t.rc;

@@ -182,6 +182,27 @@ describe("DirectView and LoadBalancedView on 4 real engines", () => {
     assert.deepEqual(Object.keys(status).sort(), ["0", "1", "2", "3", "unassigned"]);
   });
 
+  test("unordered iteration of 20,000 tasks (chunksize 1) yields each result once, as an ordered one does", async () => {
+    // Racing every remaining task per result made this quadratic: 10,000 ran the client out of memory.
+    const lv = t.rc.loadBalancedView();
+    const xs = Array.from({ length: 20_000 }, (_, i) => i);
+    const seen = new Uint8Array(xs.length);
+    let count = 0;
+    for await (const r of lv.map((x: number) => x, xs, { ordered: false, chunksize: 1 })) {
+      seen[r as number]!++;
+      count++;
+    }
+    assert.equal(count, xs.length);
+    assert.ok(
+      seen.every((c) => c === 1),
+      "every result exactly once",
+    );
+    let imapped = 0;
+    for await (const r of lv.imap((x: number) => x + 1, xs.slice(0, 5000), { ordered: false, maxOutstanding: 256 }))
+      imapped += r;
+    assert.equal(imapped, (5000 * 5001) / 2);
+  });
+
   test("get with a timeout, wait, stdout in metadata", async () => {
     const ar = t.rc.view(1).apply(async () => {
       console.log("printed");
