@@ -738,6 +738,11 @@ export class Client extends EventEmitter implements ViewHost {
    */
   private engineGone(id: number, uuid: string, reason: string, failOrphans: boolean): void {
     this.direct.drop(uuid);
+    // A killed engine on this host may leave shared-memory files (a reply it was writing, its
+    // marker): remove them once replies it sent before dying have had the grace to arrive.
+    if (this.sharedMemory.get(uuid) ?? sharesMemoryWith(uuid))
+      setTimeout(() => sweepStale(isAlive), ENGINE_GONE_GRACE_MS).unref();
+    this.sharedMemory.delete(uuid);
     if (!failOrphans) return;
     // Only the tasks pending now: an engine that registers again under this id gets new ones.
     const orphans = [...this.tasks.values()].filter((t) => t.metadata.engineId === id);

@@ -9,10 +9,12 @@ import { randomBytes } from "node:crypto";
 import * as zmq from "zeromq";
 import { Session } from "../protocol/session";
 import { Outbox } from "../protocol/socket";
+import { sweepStale } from "../protocol/bulk";
 import {
   type ConnectionInfo,
   connectionFile,
   endpoint,
+  isAlive,
   profileDir,
   readConnectionFile,
   writeSecret,
@@ -99,6 +101,10 @@ export class Controller {
         shutdown: () => void this.close(),
         engineSets: (request) => this.engineSets.handle(request),
         registered: (engine) => this.engineSets.registered(engine.engineSet, engine.pid),
+        // Shared-memory files a killed engine (or a client killed meanwhile) left on this host.
+        lost: (engine) => {
+          if (engine.hostname === os.hostname()) sweepStale(isAlive);
+        },
         log: this.log,
       },
       {

@@ -68,6 +68,8 @@ export interface HubPorts {
   shutdown(): void;
   /** An engine registered (its set's launcher may start the next one). */
   registered?(engine: EngineEntry): void;
+  /** An engine was lost (what it left on its host may be cleaned up). */
+  lost?(engine: EngineEntry): void;
   /** Engine sets: list, add (through a launcher), stop, signal. Absent: the hub has none. */
   engineSets?(request: ContentOf<"engine_sets_request">): Promise<ContentOf<"engine_sets_reply">>;
   log(line: string): void;
@@ -574,6 +576,7 @@ export class Hub {
     const engine = this.registry.remove(id);
     if (!engine) return;
     this.ports.log(`engine ${id} lost: ${reason}`);
+    this.ports.lost?.(engine);
     this.publish("unregistration_notification", { ...this.registry.describe(engine), reason, seq: this.registry.seq });
     engine.queue.forEach((msgId, position) => {
       const record = this.records.getLive(msgId);

@@ -11,9 +11,13 @@
  * (an engine on another host, in another container, under another user) keeps the controller
  * path, unchanged.
  *
- * Files are named `<pid of the client>-<n>`: the client removes those of a request when the
- * request settles, and those of a reply once it has read them. A client that died leaves files
- * behind; the next client on the host removes every file whose pid is gone.
+ * Files are named `<pid of the client>-<pid of the writer>.<random>`: the client removes those of
+ * a request when the request settles, and those of a reply once it has read them. Files a dead
+ * process left behind are removed by whoever notices first (see sweepStale).
+ *
+ * Another user on the host must neither read these buffers nor make us write through a link of
+ * theirs: the folder is ours and 0700 or it is not used, files are created exclusively and opened
+ * without following links, and names cannot be guessed.
  *
  * The file calls are synchronous on purpose: /dev/shm is memory (tmpfs), so a write or a read is
  * a copy that never waits on a device, the same copy the socket path makes, and staying
@@ -22,17 +26,18 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { randomBytes } from "node:crypto";
 import { TsParallelError } from "./errors";
 import type { BulkRef } from "./messages";
 
 /** Buffers this large or larger travel through shared memory (a 1 MiB array is the first size). */
 export const BULK_MIN_BYTES = 1024 * 1024;
 
-let dir: string | undefined;
+const uid = process.getuid?.() ?? os.userInfo().uid;
 
-/** Where the files live: private to this user (looked up once: it is on every large message's path). */
+/** Where the files live: private to this user. */
 export function bulkDir(): string {
-  return (dir ??= path.join("/dev/shm", `tsparallel-${os.userInfo().uid}`));
+  return path.join("/dev/shm", `tsparallel-${uid}`);
 }
 
 const NAME = /^[0-9]+-[A-Za-z0-9_.-]+$/;
@@ -56,18 +61,84 @@ export function isBulkRefs(v: unknown): v is BulkRef[] {
   );
 }
 
-function ensureDir(): string {
-  const dir = bulkDir();
-  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  return dir;
+/**
+ * Why the folder cannot be trusted, or undefined when it can: it must be a real directory (not a
+ * symlink), owned by us, that nobody else may enter. /dev/shm is sticky, so once such a folder is
+ * ours no other user can rename or replace it; checking it with lstat before each use is enough.
+ */
+export function untrustedBecause(dir: string, st: fs.Stats): string | undefined {
+  if (st.isSymbolicLink()) return `${dir} is a symbolic link`;
+  if (!st.isDirectory()) return `${dir} is not a directory`;
+  if (st.uid !== uid) return `${dir} belongs to uid ${st.uid}, not to this user (uid ${uid})`;
+  if ((st.mode & 0o077) !== 0) return `${dir} has mode ${(st.mode & 0o777).toString(8)}, open to other users`;
+  return undefined;
 }
 
-let counter = 0;
+let warned = false;
+
+/**
+ * The private folder, created 0700 if missing and verified before every use; undefined (after
+ * one warning per process) when another user could reach into it. Callers then keep the
+ * controller path, which is always correct.
+ */
+function privateDir(): string | undefined {
+  const dir = bulkDir();
+  let why: string | undefined;
+  try {
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(dir);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+      fs.mkdirSync(dir, { mode: 0o700 });
+      st = fs.lstatSync(dir);
+    }
+    why = untrustedBecause(dir, st);
+  } catch {
+    return undefined; // no /dev/shm here, or it is full: nothing to warn about
+  }
+  if (why === undefined) return dir;
+  if (!warned) {
+    warned = true;
+    process.stderr.write(
+      `tsparallel: not using shared memory for large buffers: ${why}; remove it to get the fast path back\n`,
+    );
+  }
+  return undefined;
+}
+
+const { O_WRONLY, O_RDONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
+
+/** Creates `file` (never an existing one, never through a link) with `data`; removes it if the write fails. */
+function writeExclusive(file: string, data: Uint8Array | string): void {
+  const fd = fs.openSync(file, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
+  try {
+    fs.writeFileSync(fd, data);
+  } catch (e) {
+    fs.rmSync(file, { force: true }); // ENOSPC mid-write: no partial file stays behind
+    throw e;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** The whole of a regular file, opened without following a link. */
+function readPlain(file: string): Buffer {
+  const fd = fs.openSync(file, O_RDONLY | O_NOFOLLOW);
+  try {
+    if (!fs.fstatSync(fd).isFile()) throw new Error(`${file} is not a regular file`);
+    return fs.readFileSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
 
 /**
  * Writes the buffers of at least BULK_MIN_BYTES to files named for `owner` (the pid whose exit
- * makes them stale); returns the message's buffers with those emptied, their refs, and the files
- * (no refs, and the buffers as they were, when none is that large).
+ * makes them stale) and this process (the writer); returns the message's buffers with those
+ * emptied, their refs, and the files (no refs, and the buffers as they were, when none is that
+ * large). Throws when the folder is untrusted or a write fails, with none of its files left.
+ * Names end in 96 random bits, so nobody can plant a file under a name we will use.
  * With `written`, a buffer already written to a file that still exists (the same request to
  * another engine) gets a hard link to it instead: one copy for any number of engines, and each
  * engine's name can still be removed on its own.
@@ -79,21 +150,27 @@ export function stashBulk(
 ): { buffers: Buffer[]; refs: BulkRef[]; files: string[] } {
   const refs: BulkRef[] = [];
   const files: string[] = [];
-  const out = buffers.map((b, index) => {
-    if (b.length < BULK_MIN_BYTES) return b;
-    const dir = ensureDir();
-    const name = `${owner}-${process.pid}.${++counter}`;
-    const file = path.join(dir, name);
-    const earlier = written?.get(b);
-    if (earlier === undefined || !linked(earlier, file)) {
-      fs.writeFileSync(file, b, { mode: 0o600 });
-      written?.set(b, file);
-    }
-    refs.push({ index, name, bytes: b.length });
-    files.push(file);
-    return Buffer.alloc(0);
-  });
-  return { buffers: out, refs, files };
+  try {
+    const out = buffers.map((b, index) => {
+      if (b.length < BULK_MIN_BYTES) return b;
+      const dir = privateDir();
+      if (dir === undefined) throw new TsParallelError("shared memory is not private to this user");
+      const name = `${owner}-${process.pid}.${randomBytes(12).toString("base64url")}`;
+      const file = path.join(dir, name);
+      const earlier = written?.get(b);
+      if (earlier === undefined || !linked(earlier, file)) {
+        writeExclusive(file, b);
+        written?.set(b, file);
+      }
+      files.push(file);
+      refs.push({ index, name, bytes: b.length });
+      return Buffer.alloc(0);
+    });
+    return { buffers: out, refs, files };
+  } catch (e) {
+    removeFiles(files);
+    throw e;
+  }
 }
 
 function linked(existing: string, file: string): boolean {
@@ -107,16 +184,19 @@ function linked(existing: string, file: string): boolean {
 
 /**
  * The message's buffers with each ref's file read back in. Throws a one-line TsParallelError when
- * a file is missing or of the wrong size (its sender removed it, or it was never on this host).
+ * a file is missing or of the wrong size (its sender removed it, or it was never on this host),
+ * or when the folder is not private to this user.
  */
 export function readBulk(buffers: readonly Buffer[], refs: readonly BulkRef[], remove = false): Buffer[] {
   const out = [...buffers];
   for (const r of refs) {
     if (r.index >= out.length) throw new TsParallelError(`shared-memory buffer ${r.index} is beyond the message`);
-    const file = path.join(bulkDir(), r.name);
+    const dir = privateDir();
+    if (dir === undefined) throw new TsParallelError(`${bulkDir()} is not private to this user; send the data again`);
+    const file = path.join(dir, r.name);
     let data: Buffer;
     try {
-      data = fs.readFileSync(file);
+      data = readPlain(file);
     } catch {
       throw new TsParallelError(
         `the ${r.bytes}-byte buffer handed over through shared memory (${file}) is gone; send the data again`,
@@ -136,27 +216,37 @@ export function removeFiles(files: readonly string[]): void {
 
 /** An engine's marker: a client that sees it shares this engine's /dev/shm. Returns its remover. */
 export function markEngine(uuid: string): () => void {
-  let file: string;
+  const dir = privateDir();
+  if (dir === undefined) return () => undefined; // clients keep the controller path
+  const file = path.join(dir, `engine-${uuid}`);
   try {
-    file = path.join(ensureDir(), `engine-${uuid}`);
-    fs.writeFileSync(file, String(process.pid), { mode: 0o600 });
+    writeExclusive(file, String(process.pid));
   } catch {
-    return () => undefined; // no /dev/shm here: clients keep the controller path
+    return () => undefined;
   }
   return () => removeFiles([file]);
 }
 
-/** Whether the engine with this uuid shares this process's /dev/shm. */
+/** Whether the engine with this uuid shares this process's /dev/shm (and that folder is private). */
 export function sharesMemoryWith(uuid: string): boolean {
-  return fs.existsSync(path.join(bulkDir(), `engine-${uuid}`));
+  const dir = privateDir();
+  if (dir === undefined) return false;
+  try {
+    return fs.lstatSync(path.join(dir, `engine-${uuid}`)).isFile();
+  } catch {
+    return false;
+  }
 }
 
 /**
- * Removes the files of processes that are gone: a client's that died before removing its own,
- * and the marker of an engine that was killed.
+ * Removes the files of processes that are gone: those whose owner (the client a request or reply
+ * belongs to) or writer died before removing them, partly written ones among them, and the marker
+ * of an engine that was killed. Called by a client as it starts and when it hears an engine is
+ * lost, and by the controller when it loses an engine on this host.
  */
 export function sweepStale(isAlive: (pid: number) => boolean): void {
-  const dir = bulkDir();
+  const dir = privateDir();
+  if (dir === undefined) return;
   let names: string[];
   try {
     names = fs.readdirSync(dir);
@@ -165,14 +255,14 @@ export function sweepStale(isAlive: (pid: number) => boolean): void {
   }
   for (const name of names) {
     const file = path.join(dir, name);
-    let owner = Number(/^(\d+)-/.exec(name)?.[1]);
+    let pids = (/^(\d+)-(\d+)\./.exec(name) ?? []).slice(1).map(Number);
     if (name.startsWith("engine-")) {
       try {
-        owner = Number(fs.readFileSync(file, "utf8"));
+        pids = [Number(readPlain(file).toString("utf8"))];
       } catch {
         continue;
       }
     }
-    if (Number.isInteger(owner) && owner > 0 && !isAlive(owner)) removeFiles([file]);
+    if (pids.some((pid) => Number.isInteger(pid) && pid > 0 && !isAlive(pid))) removeFiles([file]);
   }
 }

@@ -2,7 +2,16 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { BULK_MIN_BYTES, bulkDir, isBulkRefs, readBulk, stashBulk, sweepStale } from "../../../protocol/bulk";
+import * as os from "node:os";
+import {
+  BULK_MIN_BYTES,
+  bulkDir,
+  isBulkRefs,
+  readBulk,
+  stashBulk,
+  sweepStale,
+  untrustedBecause,
+} from "../../../protocol/bulk";
 
 test("large buffers round-trip through shared memory; small ones stay in the message", () => {
   const large = Buffer.alloc(BULK_MIN_BYTES, 7);
@@ -48,4 +57,31 @@ test("the same buffer for several engines is written once and hard-linked, and e
   // Once every name is gone, the next request writes the buffer again.
   const third = stashBulk([payload], process.pid, written);
   assert.ok(readBulk(third.buffers, third.refs, true)[0]!.equals(payload));
+});
+
+test("a folder is trusted only as a real directory of ours that nobody else may enter", () => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), "tsp-trust-"));
+  const dir = path.join(root, "d");
+  fs.mkdirSync(dir, { mode: 0o700 });
+  assert.equal(untrustedBecause(dir, fs.lstatSync(dir)), undefined);
+  fs.chmodSync(dir, 0o777);
+  assert.match(untrustedBecause(dir, fs.lstatSync(dir)) ?? "", /has mode 777, open to other users/);
+  const link = path.join(root, "l");
+  fs.symlinkSync(dir, link);
+  assert.match(untrustedBecause(link, fs.lstatSync(link)) ?? "", /is a symbolic link/);
+  const file = path.join(root, "f");
+  fs.writeFileSync(file, "");
+  assert.match(untrustedBecause(file, fs.lstatSync(file)) ?? "", /is not a directory/);
+  const theirs = { ...fs.lstatSync(dir), isSymbolicLink: () => false, isDirectory: () => true, uid: 65534 };
+  assert.match(untrustedBecause(dir, theirs) ?? "", /belongs to uid 65534, not to this user/);
+  fs.rmSync(root, { recursive: true });
+});
+
+test("a reply planted as a symbolic link is not read through it", () => {
+  const target = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "tsp-planted-")), "secret");
+  fs.writeFileSync(target, Buffer.alloc(BULK_MIN_BYTES, 1));
+  const name = `${process.pid}-1.planted`;
+  fs.symlinkSync(target, path.join(bulkDir(), name));
+  assert.throws(() => readBulk([Buffer.alloc(0)], [{ index: 0, name, bytes: BULK_MIN_BYTES }]), /is gone/);
+  fs.rmSync(path.join(bulkDir(), name));
 });

@@ -1,0 +1,151 @@
+/**
+ * Scenarios run by runScenario (shared-host.ts) inside a private mount namespace: this process
+ * is the victim (root), `nobody` the other local user. Each prints one JSON line of findings.
+ */
+import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { startCluster, until, type TestCluster } from "./cluster";
+import { asNobody, NOBODY } from "./shared-host";
+import { bulkDir } from "../../protocol/bulk";
+import { connectionFile } from "../../protocol/connection";
+
+const MB = 1024 * 1024;
+const names = (): string[] => (fs.existsSync(bulkDir()) ? fs.readdirSync(bulkDir()).sort() : []);
+const filled = (bytes: number, seed: number): Float64Array =>
+  Float64Array.from({ length: bytes / 8 }, (_, i) => i + seed);
+
+declare const big: Float64Array;
+
+/** Another user made our folder first, open to all, and planted links under the names we used to pick. */
+async function takeover(): Promise<Record<string, unknown>> {
+  const dir = bulkDir();
+  const precious = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "tsp-precious-")), "precious");
+  fs.writeFileSync(precious, "precious", { mode: 0o644 });
+  const loot = path.join(dir, "loot");
+  const plant = [
+    `mkdir -m 0777 ${dir} && chmod 0777 ${dir}`,
+    `: > ${loot} && chmod 0666 ${loot}`,
+    // The names a client of this pid wrote first (`<pid>-<pid>.<n>`), linked to what the attacker wants.
+    ...[1, 3, 5].map((n) => `ln ${loot} ${dir}/${process.pid}-${process.pid}.${n}`),
+    ...[2, 4, 6].map((n) => `ln -s ${precious} ${dir}/${process.pid}-${process.pid}.${n}`),
+  ].join(" && ");
+  const planted = asNobody(["/bin/sh", "-c", plant]);
+  if (planted.status !== 0) throw new Error(`could not plant: ${planted.stderr}`);
+  const t = await startCluster(1);
+  try {
+    const data = filled(4 * MB, 1);
+    await t.rc.view(0).push({ big: data });
+    await t.rc.view(0).push({ big: filled(4 * MB, 2) });
+    const back = await t.rc.view(0).pull<Float64Array>("big");
+    const sum = await t.rc.view(0).apply(() => big[0]! + big[big.length - 1]!);
+    return {
+      lootBytes: fs.statSync(loot).size,
+      preciousIntact: fs.readFileSync(precious, "utf8") === "precious",
+      pulledOk: back.length === data.length && back[0] === 2,
+      sum,
+      ours: names().filter((n) => /^\d+-\d+\.[A-Za-z0-9_-]{16}$/.test(n)),
+    };
+  } finally {
+    await t.stop();
+  }
+}
+
+/**
+ * Our own folder, with a request held in it (its engine stopped) and another client's file left
+ * by a kill: nobody can list or read them, and the survivors remove what the dead left behind.
+ */
+async function privateFolder(): Promise<Record<string, unknown>> {
+  const t: TestCluster = await startCluster(1);
+  try {
+    const [pid] = await t.pids();
+    await until(() => names().some((n) => n.startsWith("engine-")), 10_000, "the engine's marker");
+    process.kill(pid!, "SIGSTOP");
+    const held = t.rc.view(0).push({ big: filled(2 * MB, 0) });
+    held.catch(() => undefined);
+    const ours = names().filter((n) => n.startsWith(`${process.pid}-`));
+    const st = fs.lstatSync(bulkDir());
+    const list = asNobody(["ls", bulkDir()]);
+    const read = asNobody(["cat", path.join(bulkDir(), ours[0] ?? "none")]);
+    // A second client pushes to the stopped engine, and is killed with its file still there.
+    const other = spawn(process.execPath, [__filename, "client", connectionFile("client", t.profile)], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    let otherOut = "";
+    other.stdout.on("data", (d: Buffer) => (otherOut += d.toString()));
+    await until(() => otherOut.includes("sent"), 30_000, "the other client's push");
+    const othersFiles = names().filter((n) => n.startsWith(`${other.pid}-`));
+    other.kill("SIGKILL");
+    await new Promise((r) => other.once("exit", r));
+    const beforeLoss = names();
+    process.kill(pid!, "SIGKILL");
+    let heldError = "";
+    await held.then(
+      () => undefined,
+      (e: unknown) => (heldError = e instanceof Error ? e.message : String(e)),
+    );
+    await until(() => names().length === 0, 15_000, "the files of the dead to be removed");
+    return {
+      mode: (st.mode & 0o777).toString(8),
+      owner: st.uid,
+      ours,
+      listStatus: list.status,
+      readStatus: read.status,
+      readStderr: read.stderr.trim(),
+      othersFiles,
+      beforeLoss,
+      heldError,
+      after: names(),
+    };
+  } finally {
+    await t.stop();
+  }
+}
+
+/** A /dev/shm too small for a buffer: no partial file stays, the data takes the controller path. */
+async function full(): Promise<Record<string, unknown>> {
+  const t = await startCluster(1);
+  try {
+    await t.rc.view(0).push({ big: filled(4 * MB, 3) }); // fits the 6 MB tmpfs
+    const large = filled(8 * MB, 4);
+    await t.rc.view(0).push({ big: large });
+    const back = await t.rc.view(0).pull<Float64Array>("big"); // the engine's write fails too
+    await until(() => names().every((n) => n.startsWith("engine-")), 10_000, "only the marker to remain");
+    return {
+      pulledOk: back.length === large.length && back[back.length - 1] === large[large.length - 1],
+      left: names(),
+    };
+  } finally {
+    await t.stop();
+  }
+}
+
+/** The second client of privateFolder: pushes to the stopped engine and waits to be killed. */
+async function client(file: string): Promise<void> {
+  const { Client } = await import("../../client/client");
+  const rc = await Client.connect({ file, activate: false });
+  rc.view(0)
+    .push({ big: filled(2 * MB, 9) })
+    .catch(() => undefined);
+  process.stdout.write("sent\n");
+  await new Promise(() => undefined);
+}
+
+async function main(): Promise<void> {
+  const [name, arg] = process.argv.slice(2);
+  if (name === "client") return client(arg!);
+  const scenarios: Record<string, () => Promise<Record<string, unknown>>> = { takeover, privateFolder, full };
+  const run = scenarios[name ?? ""];
+  if (!run) throw new Error(`unknown scenario ${name}; one of ${Object.keys(scenarios).join(", ")}`);
+  const report = await run();
+  process.stdout.write(`${JSON.stringify({ nobody: NOBODY, ...report })}\n`);
+}
+
+main().then(
+  () => process.exit(0),
+  (e: unknown) => {
+    process.stderr.write(`${e instanceof Error ? e.stack : String(e)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,48 @@
+/**
+ * Another local user on the same machine (`nobody`, in a private mount namespace with its own
+ * /dev/shm): the shared-memory path must neither leak a user's buffers nor write through links
+ * that user planted, and files the dead leave behind are removed by the survivors.
+ */
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import * as path from "node:path";
+import { runScenario, sharedHostUnavailable } from "../helpers/shared-host";
+
+const SCENARIOS = path.join(__dirname, "..", "helpers", "shared-host-scenarios.js");
+const skip = sharedHostUnavailable();
+
+describe("a second user on the host", { skip }, () => {
+  test("a folder another user made first, open to all and full of links, is not used: one warning, data intact", async () => {
+    const { status, report, stderr } = await runScenario(SCENARIOS, ["takeover"], "64m");
+    assert.equal(status, 0, stderr);
+    assert.equal(report.lootBytes, 0, "nothing reached the attacker's hard-linked file");
+    assert.equal(report.preciousIntact, true, "nothing was written through the attacker's symlink");
+    assert.equal(report.pulledOk, true);
+    assert.equal(report.sum, 2 + (4 * 1024 * 1024) / 8 - 1 + 2);
+    assert.deepEqual(report.ours, []);
+    assert.match(stderr, /not using shared memory for large buffers: \/dev\/shm\/tsparallel-0 belongs to uid 65534/);
+    assert.equal(stderr.match(/not using shared memory/g)?.length, 1, "one warning from the client");
+  });
+
+  test("our own folder is 0700 with unguessable names; a killed client's and engine's files go at once", async () => {
+    const { status, report, stderr } = await runScenario(SCENARIOS, ["privateFolder"], "64m");
+    assert.equal(status, 0, stderr);
+    assert.equal(report.mode, "700");
+    assert.equal(report.owner, 0);
+    assert.match(String((report.ours as string[])[0]), /^\d+-\d+\.[A-Za-z0-9_-]{16}$/);
+    assert.notEqual(report.listStatus, 0, "nobody cannot list the folder");
+    assert.notEqual(report.readStatus, 0, "nobody cannot read a file in it, even by name");
+    assert.match(String(report.readStderr), /Permission denied/);
+    assert.equal((report.othersFiles as string[]).length, 1, "the other client's push was held in a file");
+    assert.ok((report.beforeLoss as string[]).length >= 3, "both pushes and the marker, until the engine is lost");
+    assert.match(String(report.heldError), /Engine 0 died/);
+    assert.deepEqual(report.after, []);
+  });
+
+  test("a /dev/shm too small for a buffer leaves no partial file, and the data takes the controller path", async () => {
+    const { status, report, stderr } = await runScenario(SCENARIOS, ["full"], "6m");
+    assert.equal(status, 0, stderr);
+    assert.equal(report.pulledOk, true);
+    assert.equal((report.left as string[]).length, 1, `only the engine's marker: ${String(report.left)}`);
+  });
+});
