@@ -1,9 +1,12 @@
 /**
  * Ordinary use at scale: unordered iteration of a big load-balanced map against ordered
- * iteration of the same map in the same run, with the client's heap while it iterates.
+ * iteration of the same map in the same run, with the client's heap while it iterates; and
+ * what unauthenticated floods cost the controller and an engine.
  */
 import { Cluster } from "../cluster/cluster";
-import { median, put, quick, timed } from "./metrics";
+import { MB, median, put, quick, timed } from "./metrics";
+import { connectionFile, endpoint, readConnectionFile } from "../protocol/connection";
+import { floodUntilCutOff, rssMB } from "../test/helpers/flood";
 
 export async function unordered(): Promise<void> {
   const cluster = await Cluster.start({ n: 2, profile: "bench_unordered" });
@@ -37,6 +40,40 @@ export async function unordered(): Promise<void> {
       );
       put(`(sturdy) ${n} tasks: client heap while iterating (peak)`, peakHeap / (1 << 20), "MB", "lower");
     }
+  } finally {
+    await cluster.stop();
+  }
+}
+
+/**
+ * Frames from a peer without the key: one of 1.8 GB to an engine's direct socket and to the
+ * controller, and 2 × 512 MB to the controller. ZeroMQ should cut each off unread.
+ */
+export async function flood(): Promise<void> {
+  const cluster = await Cluster.start({ n: 1, profile: "bench_flood" });
+  try {
+    const info = readConnectionFile(connectionFile("client", "bench_flood"));
+    const [engine] = await cluster.client.engines();
+    const before = { controller: rssMB(cluster.pid), engine: rssMB(engine!.pid) };
+    const huge = Buffer.allocUnsafe(1800 * MB);
+    const half = Buffer.allocUnsafe(512 * MB);
+    if (engine?.direct) await floodUntilCutOff(engine.direct.endpoint, [huge]);
+    await floodUntilCutOff(endpoint(info, info.ports.clients), [huge]);
+    await floodUntilCutOff(endpoint(info, info.ports.clients), [half, half]);
+    await cluster.client.view().apply(() => 1); // still computing
+    put(
+      "(sturdy) controller RSS after 1.8 GB and 2 × 512 MB frames without the key",
+      rssMB(cluster.pid),
+      "MB",
+      "lower",
+    );
+    put("(sturdy) controller RSS growth from those frames", rssMB(cluster.pid) - before.controller, "MB", "lower");
+    put(
+      "(sturdy) engine RSS growth from a 1.8 GB frame to its direct socket",
+      rssMB(engine!.pid) - before.engine,
+      "MB",
+      "lower",
+    );
   } finally {
     await cluster.stop();
   }

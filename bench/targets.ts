@@ -32,6 +32,8 @@ export const TARGETS: Record<string, { ratio: number } | { atLeast: number } | {
   "(soak) controller RSS growth over 200000 tasks": { atMost: 50 },
   "(sturdy) 100000 tasks: unordered / ordered iteration time": { atMost: 1.5 },
   "(sturdy) 100000 tasks: client heap while iterating (peak)": { atMost: 200 },
+  "(sturdy) controller RSS growth from those frames": { atMost: 64 },
+  "(sturdy) engine RSS growth from a 1.8 GB frame to its direct socket": { atMost: 64 },
 };
 
 /** The reference metric that a tsparallel metric is compared with. */

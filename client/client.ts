@@ -8,7 +8,8 @@ import * as util from "node:util";
 import { EventEmitter } from "node:events";
 import * as zmq from "zeromq";
 import { Session } from "../protocol/session";
-import { Outbox, curveClientKeys, receiveLoop, withCurve } from "../protocol/socket";
+import { Outbox, curveClientKeys, receiveLimits, receiveLoop, withCurve } from "../protocol/socket";
+import { oversizedFrame } from "../protocol/wire";
 import { DirectLinks } from "./direct";
 import { ListeningClock } from "./listening-clock";
 import { isDirectEndpoint } from "../protocol/validate";
@@ -95,8 +96,8 @@ type ReplyOf<Q extends QueryType> = Q extends `${infer B}_request`
 
 export class Client extends EventEmitter implements ViewHost {
   private readonly session: Session;
-  private readonly socket = new zmq.Dealer({ linger: 0, sendHighWaterMark: 0, receiveHighWaterMark: 0 });
-  private readonly sub = new zmq.Subscriber({ linger: 0 });
+  private readonly socket = new zmq.Dealer({ linger: 0, sendHighWaterMark: 0, ...receiveLimits() });
+  private readonly sub = new zmq.Subscriber({ linger: 0, ...receiveLimits() });
   private readonly outbox: Outbox;
   private readonly tasks = new Map<string, SubmittedTask>();
   /** The ssh tunnel this client connects through (`sshServer`), ended on close. */
@@ -533,6 +534,7 @@ export class Client extends EventEmitter implements ViewHost {
     const task = this.track(msgId, engineId, type === "apply_request" ? "apply" : "execute");
     task.metadata.label = metadata.label;
     const bulk = this.viaSharedMemory(engineId === undefined ? [] : [engineId], metadata, buffers, [task]);
+    if (this.refuseOversized(bulk.buffers, [task])) return task;
     const { frames } = this.session.encode(type, content as never, { msgId, ...bulk });
     const engine = engineId === undefined ? undefined : this.engineInfo.get(engineId);
     const direct =
@@ -557,8 +559,20 @@ export class Client extends EventEmitter implements ViewHost {
     const tasks = ids.map((id) => this.track(`${msgId}:${id}`, id, type === "apply_request" ? "apply" : "execute"));
     for (const t of tasks) t.metadata.label = metadata.label;
     const bulk = this.viaSharedMemory(ids, metadata, buffers, tasks);
+    if (this.refuseOversized(bulk.buffers, tasks)) return tasks;
     this.outbox.send(this.session.encode(type, content as never, { msgId, ...bulk }).frames);
     return tasks;
+  }
+
+  /** Fails `tasks` at once when a buffer is larger than any socket will take (see oversizedFrame). */
+  private refuseOversized(buffers: readonly Buffer[], tasks: readonly SubmittedTask[]): boolean {
+    const why = oversizedFrame(buffers);
+    if (why === undefined) return false;
+    for (const t of tasks) {
+      this.tasks.delete(t.msgId);
+      t.reject(new TsParallelError(why));
+    }
+    return true;
   }
 
   /**

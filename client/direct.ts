@@ -10,7 +10,7 @@
  * delivers them when it reconnects); an engine that is lost fails them (client.ts).
  */
 import * as zmq from "zeromq";
-import { type Coalesce, type CurveClientKeys, Outbox, receiveLoop, withCurve } from "../protocol/socket";
+import { type Coalesce, type CurveClientKeys, Outbox, receiveLimits, receiveLoop, withCurve } from "../protocol/socket";
 import type { DirectEndpoint } from "../protocol/messages";
 
 interface Link {
@@ -100,7 +100,7 @@ export class DirectLinks {
       routingId: this.opts.routingId,
       linger: 0,
       sendHighWaterMark: 0,
-      receiveHighWaterMark: 0,
+      ...receiveLimits(),
     });
     if (this.opts.curve && direct.curveKey) withCurve(socket, { ...this.opts.curve, serverKey: direct.curveKey });
     const link: Link = {

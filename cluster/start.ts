@@ -57,7 +57,6 @@ export async function main(argv: string[]): Promise<void> {
     "--ip=127.0.0.1",
     `--port=${port}`,
     "--port-retries=0",
-    `--ServerApp.token=${token}`,
     `--ServerApp.root_dir=${dir}`,
     "--MappingKernelManager.default_kernel_name=tsparallel",
     ...(process.getuid?.() === 0 ? ["--allow-root"] : []),
@@ -76,6 +75,9 @@ export async function main(argv: string[]): Promise<void> {
       TSPARALLEL_NODE: process.execPath,
       TSPARALLEL_CLI: CLI_PATH,
       PYDEVD_DISABLE_FILE_VALIDATION: "1",
+      // Not on the command line: /proc/<pid>/cmdline is readable by every local user, a
+      // process's environment only by its owner. Jupyter reads the token from here.
+      JUPYTER_TOKEN: token,
     },
   });
   const url = `http://127.0.0.1:${port}/lab?token=${token}`;

@@ -22,7 +22,8 @@ import {
 import { Hub, type HubOptions } from "./hub";
 import { type Curve, HeartbeatRole, routeLoop, serverSocket } from "./sockets";
 import type { EngineSetSpec } from "../protocol/messages";
-import { TaskDatabase } from "./database";
+import { type StorePolicy, TaskDatabase } from "./database";
+import { RECORDS_IN_MEMORY } from "./records";
 import { EngineSets } from "./engine-sets";
 import { checkSpec } from "../cluster/launchers/spec";
 import { collectWhenIdle } from "./idle-gc";
@@ -41,6 +42,8 @@ export interface ControllerOptions extends Partial<HubOptions> {
   curve?: boolean;
   /** `sqlite` or `sqlite:PATH`: persist finished task records (see database.ts). */
   db?: string;
+  /** How much the task database keeps (default: DEFAULT_POLICY). */
+  dbPolicy?: StorePolicy;
   /** Working directory of local engines (require/import resolve from it). */
   cwd?: string;
   log?: (line: string) => void;
@@ -135,7 +138,7 @@ export class Controller {
 
   async start(): Promise<ConnectionInfo> {
     const { profile, ip = "127.0.0.1" } = this.opts;
-    if (this.opts.db) await this.openDatabase(this.opts.db);
+    if (this.opts.db) this.openDatabase(this.opts.db);
     const firstSet: EngineSetSpec = this.opts.engineSpec ?? { engines: "local" };
     if (this.opts.engines) checkSpec(firstSet, this.opts.engines); // before any connection file is written
     const previous = this.previous;
@@ -204,6 +207,8 @@ export class Controller {
     );
     if (this.opts.engines) await this.engineSets.add(this.opts.engines, firstSet);
     this.log(`listening on ${this.info.ip} ports ${JSON.stringify(ports)}${curve ? " (CURVE)" : ""}`);
+    const exposure = exposedWithoutCurve(ip, !!curve);
+    if (exposure) this.log(exposure);
     return this.info;
   }
 
@@ -233,14 +238,14 @@ export class Controller {
    * `--db sqlite[:path]`: finished records go to SQLite; with `--reuse` the ones a previous
    * controller saved are loaded first, so their results can still be fetched.
    */
-  private async openDatabase(spec: string): Promise<void> {
+  private openDatabase(spec: string): void {
     const m = /^sqlite(?::(.+))?$/.exec(spec);
     if (!m) throw new RangeError(`unknown --db ${spec}: use sqlite or sqlite:PATH`);
     const file = path.resolve(m[1] ?? path.join(profileDir(this.opts.profile), "tasks.sqlite"));
-    const db = (this.database = await TaskDatabase.open(file, this.opts.reuse === true));
-    for (const r of db.load()) this.hub.records.restore(r);
-    this.hub.onFinished = (r) => db.save(r);
-    this.hub.onPurged = (ids) => db.remove(ids);
+    const db = (this.database = TaskDatabase.open(file, this.opts.reuse === true, this.log, this.opts.dbPolicy));
+    // Metadata of the newest records; their payloads, and older records, stay in the file.
+    for (const r of db.recent(RECORDS_IN_MEMORY)) this.hub.records.restore(r);
+    this.hub.archive = db;
     this.log(`task database: ${file}`);
   }
 }
@@ -267,4 +272,18 @@ function guessAddress(): string {
     for (const a of addrs ?? []) if (a.family === "IPv4" && !a.internal) return a.address;
   }
   return "127.0.0.1";
+}
+
+/**
+ * What binding to `ip` without CURVE lets others on the network do, or undefined on loopback.
+ * The key keeps them from running code, but the traffic is readable and the notification feed
+ * answers any subscriber.
+ */
+export function exposedWithoutCurve(ip: string, curve: boolean): string | undefined {
+  const loopback = ip === "localhost" || ip === "::1" || ip.startsWith("127.");
+  if (curve || loopback) return undefined;
+  return (
+    `warning: listening on ${ip} without --curve: anyone who can reach it reads the traffic (your code, data ` +
+    `and results) and the notification feed (engine ids, pids, hosts and direct endpoints); start with --curve to encrypt`
+  );
 }

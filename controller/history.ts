@@ -53,7 +53,7 @@ export function recordView(r: TaskRecord): RecordView {
     completed: r.completed ?? null,
     stdout: r.stdout,
     stderr: r.stderr,
-    hasResult: r.reply !== undefined,
+    hasResult: r.reply !== undefined || r.replyArchived === true,
   };
 }
 

@@ -10,7 +10,7 @@
  */
 import * as os from "node:os";
 import { Session } from "../protocol/session";
-import { type Envelope, detachEnvelope, splitFrames } from "../protocol/wire";
+import { type Envelope, ReplayGuard, detachEnvelope, splitFrames } from "../protocol/wire";
 import {
   type AnyMessage,
   type ContentOf,
@@ -27,7 +27,7 @@ import { isRoute } from "../protocol/validate";
 import { type LibraryErrorName, libraryErrorContent } from "../protocol/errors";
 import { type RecordView, matches, pick, queryProblem, recordView } from "./history";
 import { type EngineEntry, Registry } from "./registry";
-import { Records, type TaskRecord } from "./records";
+import { Records, type TaskArchive, type TaskRecord } from "./records";
 import { TaskScheduler } from "./task-scheduler";
 import { SCHEMES, type SchemeName } from "./schemes";
 
@@ -102,6 +102,8 @@ export class Hub {
   private readonly clientSeen = new Map<string, number>();
   /** Broadcasts in flight by the client's msg id: their replies wait here to leave as one batch. */
   private readonly broadcasts = new Map<string, { client: Buffer; waiting: number; replies: Envelope[] }>();
+  /** Task msg ids clients have sent (see submit). */
+  private readonly submitted = new ReplayGuard();
   /** Record queries parked until the direct tasks they name are recorded as finished. */
   private readonly parked = new Set<ParkedQuery>();
   /** Stops that came before their direct task was forwarded here (see `rememberEarlyStop`). */
@@ -189,7 +191,7 @@ export class Hub {
     if (isMsg(msg, "hub_history_request"))
       return this.reply(msg, "hub_history_reply", {
         status: "ok",
-        history: [...this.records.all()].map((r) => r.msgId),
+        history: [...this.allRecords()].map((r) => r.msgId),
       });
     if (isMsg(msg, "result_request")) return this.results(msg, client);
     if (isMsg(msg, "resubmit_request")) return this.resubmit(msg, client);
@@ -234,6 +236,12 @@ export class Hub {
   }
 
   private submit(msg: MessageOf<"apply_request" | "execute_request">, env: Envelope, client: Buffer): void {
+    // A request recorded off the wire (here, or on its way to an engine, which we signed anew)
+    // and sent again must not run again: a msg id is taken once.
+    if (!this.submitted.admitKey(msg.header.msg_id)) {
+      this.session.dropped.replayed++;
+      return;
+    }
     const route: Route = isRoute(msg.metadata.route) ? msg.metadata.route : { kind: "task" }; // checked by Session.parse
     if (route.kind === "broadcast") return this.broadcast(msg, env, client, route.targets);
     const record = this.newRecord(msg.header, msg.metadata, client, route);
@@ -481,7 +489,7 @@ export class Hub {
     if (record.direct) this.toInterested(record, reply, true);
     else this.deliver(record, reply);
     this.records.finish(record, status === "ok" ? "done" : status === "aborted" ? "aborted" : "failed");
-    this.onFinished?.(record);
+    this.archive?.save(record);
     if (this.parked.size > 0) this.recordFinished(record.msgId);
     this.scheduler.dependencyFinished();
     this.scheduler.schedule();
@@ -796,22 +804,30 @@ export class Hub {
 
   /** Status of tasks by msg id; with `fetch`, their replies go to the asker (now, or when they finish). */
   private results(msg: MessageOf<"result_request">, asker: Buffer): void {
-    const unknown = msg.content.msg_ids.filter((id) => !this.records.get(id));
+    const unknown = msg.content.msg_ids.filter((id) => !this.record(id));
     if (unknown.length > 0)
-      return this.error(msg, "KeyError", `unknown msg id(s): ${unknown.join(", ")} (see rc.history())`);
+      return this.error(
+        msg,
+        "KeyError",
+        `unknown msg id(s): ${unknown.join(", ")} (see rc.history())${this.archiveNote()}`,
+      );
     const pending: string[] = [];
     const completed: string[] = [];
     const records: ContentOf<"result_reply">["records"] = {};
     const toSend: Envelope[] = [];
     for (const id of msg.content.msg_ids) {
-      const r = this.records.get(id)!;
+      const r = this.record(id, "reply")!;
       records[id] = { msgType: r.msgType, engineId: r.engineId ?? null, stdout: r.stdout, stderr: r.stderr };
       const done = r.state === "done" || r.state === "failed" || r.state === "aborted";
       (done ? completed : pending).push(id);
       if (!msg.content.fetch) continue;
       if (done) {
         if (!r.reply)
-          return this.error(msg, "KeyError", `the result of ${id} was purged; only its metadata is kept (rc.dbQuery)`);
+          return this.error(
+            msg,
+            "KeyError",
+            `the result of ${id} was purged; only its metadata is kept (rc.dbQuery)${this.archiveNote()}`,
+          );
         toSend.push(r.reply);
       } else if (!r.client.equals(asker)) (r.watchers ??= []).push(Buffer.from(asker));
     }
@@ -822,9 +838,10 @@ export class Hub {
   /** Runs finished tasks again under the new msg ids the client chose (so it awaits them first). */
   private resubmit(msg: MessageOf<"resubmit_request">, asker: Buffer): void {
     const { msg_ids: ids, new_msg_ids: fresh } = msg.content;
+    const requests: Envelope[] = [];
     for (const id of ids) {
-      const r = this.records.get(id);
-      if (!r) return this.error(msg, "KeyError", `unknown msg id ${id} (see rc.history())`);
+      const r = this.record(id, "request");
+      if (!r) return this.error(msg, "KeyError", `unknown msg id ${id} (see rc.history())${this.archiveNote()}`);
       if (r.state !== "done" && r.state !== "failed" && r.state !== "aborted")
         return this.error(
           msg,
@@ -832,10 +849,11 @@ export class Hub {
           `cannot resubmit tasks that have not finished: ${id} is ${r.state}; wait for it or cancel it first`,
         );
       if (!r.request) return this.error(msg, "KeyError", `the request of ${id} was purged; it cannot be resubmitted`);
+      requests.push(r.request);
     }
     this.reply(msg, "resubmit_reply", { status: "ok", resubmitted: fresh });
-    ids.forEach((id, i) => {
-      const old = this.session.parse(this.records.get(id)!.request!);
+    requests.forEach((request, i) => {
+      const old = this.session.parse(request);
       if (!old || !(isMsg(old, "apply_request") || isMsg(old, "execute_request"))) return;
       const { frames } = this.session.encode(old.header.msg_type, old.content, {
         msgId: fresh[i]!,
@@ -856,8 +874,12 @@ export class Hub {
     const live = (ids ?? []).filter((id) => this.records.getLive(id));
     if (live.length > 0)
       return this.error(msg, "ValueError", `cannot purge tasks that have not finished: ${live.join(", ")}`);
-    const purged = this.records.purge(all ? undefined : ids);
-    this.onPurged?.(purged);
+    const purged = [
+      ...new Set([
+        ...this.records.purge(all ? undefined : ids),
+        ...(this.archive?.remove(all ? undefined : ids) ?? []),
+      ]),
+    ];
     this.reply(msg, "purge_reply", { status: "ok", purged });
   }
 
@@ -867,16 +889,34 @@ export class Hub {
     if (problem) return this.error(msg, "ValueError", `malformed dbQuery: ${problem}`);
     const picked = keys as Array<keyof RecordView> | undefined;
     const records: Array<Record<string, unknown>> = [];
-    for (const r of this.records.all()) {
+    for (const r of this.allRecords()) {
       const view = recordView(r);
       if (matches(view, query)) records.push(pick(view, picked));
     }
     this.reply(msg, "db_reply", { status: "ok", records });
   }
 
-  /** Set by the controller when a task database is on: every finished record, and purges. */
-  onFinished?: (record: TaskRecord) => void;
-  onPurged?: (msgIds: string[]) => void;
+  /** Set by the controller when a task database is on (database.ts). */
+  archive?: TaskArchive;
+
+  /** Every record, oldest first: those only the archive still has, then those in memory. */
+  private *allRecords(): IterableIterator<TaskRecord> {
+    if (this.archive) yield* this.archive.older((id) => this.records.get(id) !== undefined);
+    yield* this.records.all();
+  }
+
+  /** The record of `id`, from memory, or from the archive when memory lacks it or its `payload`. */
+  private record(id: string, payload?: "request" | "reply"): TaskRecord | undefined {
+    const r = this.records.get(id);
+    const finished = r?.state === "done" || r?.state === "failed" || r?.state === "aborted";
+    if (r && (payload === undefined || r[payload] || !finished)) return r;
+    return this.archive?.find(id) ?? r;
+  }
+
+  /** What a query that missed should add when the archive could not be written. */
+  private archiveNote(): string {
+    return this.archive?.failure ? `; the task database could not keep it: ${this.archive.failure}` : "";
+  }
 
   private shutdown(msg: MessageOf<"shutdown_request">): void {
     const targets = msg.content.targets ?? this.registry.ids();
@@ -912,7 +952,7 @@ export class Hub {
     }).frames;
     record.reply = splitFrames(frames.slice(1)); // without the identity: re-addressed when fetched
     this.records.finish(record, state);
-    this.onFinished?.(record);
+    this.archive?.save(record);
     if (this.parked.size > 0) this.recordFinished(record.msgId);
     this.deliver(record, record.reply);
     this.scheduler.dependencyFinished();

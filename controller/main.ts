@@ -2,6 +2,7 @@
 import { parseArgs } from "node:util";
 import { Controller } from "./controller";
 import { isSchemeName } from "./schemes";
+import { DEFAULT_POLICY } from "./database";
 import { LAUNCHER_FLAGS, specFromFlags } from "../cluster/launchers/spec";
 
 export async function main(argv: string[]): Promise<void> {
@@ -19,6 +20,8 @@ export async function main(argv: string[]): Promise<void> {
       reuse: { type: "boolean", default: false },
       "drop-orphans": { type: "boolean", default: false },
       db: { type: "string" },
+      "db-max-mb": { type: "string", default: String(DEFAULT_POLICY.maxBytes / 2 ** 20) },
+      "db-max-days": { type: "string", default: String(DEFAULT_POLICY.maxAgeMs / 86_400_000) },
       launcher: { type: "string", default: "local" },
       ...LAUNCHER_FLAGS,
       // Set by Cluster.start for a cluster that belongs to the process that started it: stdin is
@@ -45,6 +48,10 @@ export async function main(argv: string[]): Promise<void> {
     reuse: values.reuse,
     dropOrphans: values["drop-orphans"],
     ...(values.db !== undefined ? { db: values.db } : {}),
+    dbPolicy: {
+      maxBytes: num("db-max-mb", values["db-max-mb"], 1) * 2 ** 20,
+      maxAgeMs: num("db-max-days", values["db-max-days"], 0) * 86_400_000,
+    },
     engineSpec: specFromFlags(values.launcher, values),
   });
   const stop = (): void => void controller.close();

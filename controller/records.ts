@@ -47,8 +47,26 @@ export interface TaskRecord {
   dispatchSeq?: number;
   /** The broadcast (its client's msg id) this task is one engine's part of. */
   broadcast?: string;
+  /** Its reply is in the task database (memory may have let it go). */
+  replyArchived?: boolean;
   /** Other clients waiting for this task's reply and output (`rc.getResult` of a live task). */
   watchers?: Buffer[];
+}
+
+/**
+ * Where finished records are kept beyond memory (database.ts): the newest records' metadata stays
+ * in `Records`, and what left memory (payloads, older records) is read back from here.
+ */
+export interface TaskArchive {
+  save(r: TaskRecord): void;
+  /** Removes these records (all with `undefined`); returns the msg ids it held. */
+  remove(msgIds: readonly string[] | undefined): string[];
+  /** A record with its request and reply, as saved. */
+  find(msgId: string): TaskRecord | undefined;
+  /** Records `skip` does not want, oldest first, without payloads. */
+  older(skip: (msgId: string) => boolean): Iterable<TaskRecord>;
+  /** Why the archive can no longer be written, once a write failed. */
+  readonly failure: string | undefined;
 }
 
 /** Bytes of an envelope's frames. */
@@ -60,6 +78,9 @@ export function envelopeBytes(env: Envelope | undefined): number {
   return n;
 }
 
+/** Finished records kept in memory (older ones live on in the task database, when there is one). */
+export const RECORDS_IN_MEMORY = 10_000;
+
 export class Records {
   private readonly live = new Map<string, TaskRecord>();
   private readonly finished = new Map<string, TaskRecord>();
@@ -68,7 +89,7 @@ export class Records {
   private payloadBytes = 0;
 
   constructor(
-    private readonly finishedLimit = 10_000,
+    private readonly finishedLimit = RECORDS_IN_MEMORY,
     private readonly outputLimit = 64 * 1024,
     private readonly payloadLimit = 128 * 1024 * 1024,
   ) {}

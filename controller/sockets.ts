@@ -12,7 +12,7 @@ import { encodePing, parsePing } from "../protocol/heartbeat";
 import { Session } from "../protocol/session";
 import { randomUUID } from "node:crypto";
 import { Heart } from "../protocol/heart";
-import { type CurveClientKeys, receiveLoop } from "../protocol/socket";
+import { type CurveClientKeys, receiveLimits, receiveLoop } from "../protocol/socket";
 import { Signer } from "../protocol/wire";
 import type { Hub } from "./hub";
 
@@ -24,7 +24,9 @@ export interface Curve {
 export function serverSocket<T extends zmq.Router | zmq.Publisher>(socket: T, curve?: Curve): T {
   socket.sendHighWaterMark = 0; // like ipyparallel: never drop or block on a burst of tasks
   socket.linger = 0;
-  if (socket instanceof zmq.Router) socket.receiveHighWaterMark = 0;
+  const limits = receiveLimits();
+  socket.maxMessageSize = limits.maxMessageSize;
+  if (socket instanceof zmq.Router) socket.receiveHighWaterMark = limits.receiveHighWaterMark;
   if (curve) {
     socket.curveServer = true;
     socket.curveSecretKey = curve.secretKey;

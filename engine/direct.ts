@@ -13,7 +13,7 @@
 import * as os from "node:os";
 import * as zmq from "zeromq";
 import { Session } from "../protocol/session";
-import { Outbox, receiveLoop } from "../protocol/socket";
+import { Outbox, receiveLimits, receiveLoop } from "../protocol/socket";
 import type { ConnectionInfo } from "../protocol/connection";
 import { type AnyMessage, type DirectEndpoint, isMsg } from "../protocol/messages";
 import type { Envelope } from "../protocol/wire";
@@ -56,7 +56,7 @@ export class DirectSocket {
     const address = bindAddress(info.ip);
     if (!address) return undefined;
     const curve = info.curve_serverkey ? zmq.curveKeyPair() : undefined;
-    const socket = new zmq.Router({ linger: 0, sendHighWaterMark: 0, receiveHighWaterMark: 0 });
+    const socket = new zmq.Router({ linger: 0, sendHighWaterMark: 0, ...receiveLimits() });
     if (curve) {
       socket.curveServer = true;
       socket.curveSecretKey = curve.secretKey;
@@ -73,8 +73,16 @@ export class DirectSocket {
     return new DirectSocket(info.key, { endpoint, ...(curve ? { curveKey: curve.publicKey } : {}) }, socket);
   }
 
-  /** Reads tasks until closed; `report` is called with the drop counters when they changed. */
-  listen(onTask: (task: DirectTask) => void, report: (dropped: Record<string, number>) => void): void {
+  /**
+   * Reads tasks until closed; those `admit` refuses (addressed to another engine, or taken
+   * before) are dropped and counted as replays. `report` is called with the drop counters when
+   * they changed.
+   */
+  listen(
+    admit: (task: DirectTask) => boolean,
+    onTask: (task: DirectTask) => void,
+    report: (dropped: Record<string, number>) => void,
+  ): void {
     void receiveLoop(
       this.socket,
       (frames) => {
@@ -85,6 +93,10 @@ export class DirectSocket {
           }
           const peer = t.msg.identities[0];
           if (!peer) continue;
+          if (!admit(t)) {
+            this.session.dropped.replayed++;
+            continue;
+          }
           this.peers.set(t.msg.header.msg_id, Buffer.from(peer));
           if (this.peers.size > PEERS_KEPT) this.peers.delete(this.peers.keys().next().value as string);
           onTask(t);

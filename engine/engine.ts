@@ -11,8 +11,17 @@ import * as util from "node:util";
 import { randomUUID } from "node:crypto";
 import * as zmq from "zeromq";
 import { Session } from "../protocol/session";
+import { ReplayGuard } from "../protocol/wire";
+import { isRoute } from "../protocol/validate";
 import { markEngine } from "../protocol/bulk";
-import { type CurveClientKeys, Outbox, curveClientKeys, receiveLoop, withCurve } from "../protocol/socket";
+import {
+  type CurveClientKeys,
+  Outbox,
+  curveClientKeys,
+  receiveLimits,
+  receiveLoop,
+  withCurve,
+} from "../protocol/socket";
 import { type ConnectionInfo, endpoint } from "../protocol/connection";
 import {
   type AnyMessage,
@@ -56,6 +65,13 @@ export class Engine {
   private direct: DirectSocket | undefined;
   /** Tasks received from the controller, counted: places each direct task among them (hub.ts). */
   private fromController = 0;
+  /**
+   * The msg ids of tasks taken, by either path: a task runs here once. With the direct socket's
+   * check that a task names this engine, a request recorded off the wire and sent again, to us
+   * or to another engine, runs nowhere a second time (each socket's session only knows its own
+   * signatures, and the controller signs what it forwards anew).
+   */
+  private readonly taken = new ReplayGuard();
   private heart: Heart | undefined;
   private watch: ControllerWatch | undefined;
   private controller = "";
@@ -73,7 +89,7 @@ export class Engine {
     this.log = opts.log ?? ((l) => process.stderr.write(`[engine ${this.id ?? "?"}] ${l}\n`));
     this.session = new Session(info.key, `engine`);
     this.curveKeys = curveClientKeys(info.curve_serverkey);
-    this.socket = new zmq.Dealer({ routingId: this.uuid, linger: 0, sendHighWaterMark: 0, receiveHighWaterMark: 0 });
+    this.socket = new zmq.Dealer({ routingId: this.uuid, linger: 0, sendHighWaterMark: 0, ...receiveLimits() });
     withCurve(this.socket, this.curveKeys);
     this.outbox = new Outbox(this.socket, { coalesce: this.session.coalesce });
     this.capture = new OutputCapture({
@@ -124,6 +140,7 @@ export class Engine {
     });
     this.direct = await DirectSocket.open(this.info, this.log);
     this.direct?.listen(
+      (task) => this.admitDirect(task),
       (task) => this.onDirectTask(task),
       (dropped) => this.send("engine_dropped", { dropped }),
     );
@@ -260,6 +277,13 @@ export class Engine {
     for (const { msg } of this.session.receive(frames)) this.handle(msg);
   }
 
+  /** Whether a task from the direct socket is for this engine and new to it. */
+  private admitDirect({ msg }: DirectTask): boolean {
+    const route = msg.metadata.route;
+    const ours = isRoute(route) && route.kind === "direct" && route.engine === this.id;
+    return ours && this.taken.admitKey(msg.header.msg_id);
+  }
+
   /** A client's task: the controller gets the request for its records first, then it queues. */
   private onDirectTask({ msg, env }: DirectTask): void {
     if (!isMsg(msg, "execute_request") && !isMsg(msg, "apply_request")) return;
@@ -274,6 +298,10 @@ export class Engine {
       return this.registering ? undefined : this.registerAgain(msg.content.reason);
     if (isMsg(msg, "execute_request") || isMsg(msg, "apply_request")) {
       this.fromController++;
+      if (!this.taken.admitKey(msg.header.msg_id)) {
+        this.session.dropped.replayed++;
+        return this.log(`dropped task ${msg.header.msg_id}: it was taken before`);
+      }
       return this.tasks.push(msg);
     }
     if (isMsg(msg, "abort_request")) {

@@ -7,14 +7,14 @@
  *                    it is gone. Nothing here is urgent, so it may wait while user code runs.
  */
 import * as zmq from "zeromq";
-import { parsePing } from "../protocol/heartbeat";
+import { PING_MAX_BYTES, parsePing } from "../protocol/heartbeat";
 import { type CurveClientKeys, receiveLoop, withCurve } from "../protocol/socket";
 import { Signer } from "../protocol/wire";
 
 export type ControllerEvent = { type: "ping"; controller: string } | { type: "silent"; silentMs: number };
 
 export class ControllerWatch {
-  private readonly socket = new zmq.Subscriber({ conflate: true, linger: 0 });
+  private readonly socket = new zmq.Subscriber({ conflate: true, linger: 0, maxMessageSize: PING_MAX_BYTES });
   private readonly signer: Signer;
   private lastPing = Date.now();
   private reportedSilent = false;

@@ -13,6 +13,7 @@ import { isMsg } from "../protocol/messages";
 import { UnserializableError, serialize } from "../protocol/serialize";
 import { mimeBundle } from "../protocol/mime";
 import { readBulk, stashBulk } from "../protocol/bulk";
+import { oversizedFrame } from "../protocol/wire";
 import { type Executor, type RunOptions, type Start, TaskError } from "./executor";
 import type { OutputCapture } from "./output";
 
@@ -207,6 +208,13 @@ export class TaskQueue {
         // /dev/shm full or gone: the result takes the controller path
       }
     }
+    const oversized = oversizedFrame(buffers);
+    if (oversized)
+      return this.fail(
+        r.task,
+        new TaskError("UnserializableError", `the result: ${oversized}`, [`UnserializableError: ${oversized}`]),
+        r.started,
+      );
     this.replies.send("apply_reply", { status: "ok" }, r.task.header, meta, buffers);
   }
 

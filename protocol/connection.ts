@@ -6,6 +6,7 @@
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
+import * as net from "node:net";
 import * as path from "node:path";
 import { TsParallelError } from "./errors";
 
@@ -88,6 +89,19 @@ export function parseConnectionInfo(text: string, source: string): ConnectionInf
       `connection file ${file} has no ${missing.join(", ")} port (written by an older tsparallel?); restart the cluster to rewrite it`,
     );
   }
+  // ZeroMQ would say only "Invalid argument" of an endpoint built from these.
+  if (net.isIP(i.ip) === 0 && !/^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$/.test(i.ip))
+    throw new ConnectionFileError(
+      `connection file ${file}: "ip" is ${JSON.stringify(i.ip.slice(0, 80))}, not an IP address or host name; restart the cluster to rewrite it`,
+    );
+  const badPort = PORTS.find((k) => {
+    const port = i.ports![k];
+    return !Number.isInteger(port) || port < 1 || port > 65535;
+  });
+  if (badPort)
+    throw new ConnectionFileError(
+      `connection file ${file}: "ports.${badPort}" is ${String(i.ports[badPort])}, not a port from 1 to 65535; restart the cluster to rewrite it`,
+    );
   return info as ConnectionInfo;
 }
 

@@ -7,6 +7,7 @@
  */
 import * as zmq from "zeromq";
 import { type CurveClientKeys, withCurve } from "./socket";
+import { PING_MAX_BYTES } from "./heartbeat";
 
 export interface HeartConfig {
   pingEndpoint: string;
@@ -26,9 +27,12 @@ export class Heart {
   ) {}
 
   start(): void {
-    const sub = withCurve(new zmq.Subscriber({ linger: 0, receiveHighWaterMark: 4 }), this.cfg.curve);
+    const sub = withCurve(
+      new zmq.Subscriber({ linger: 0, receiveHighWaterMark: 4, maxMessageSize: PING_MAX_BYTES }),
+      this.cfg.curve,
+    );
     const dealer = withCurve(
-      new zmq.Dealer({ routingId: this.cfg.uuid, linger: 0, sendHighWaterMark: 2 }),
+      new zmq.Dealer({ routingId: this.cfg.uuid, linger: 0, sendHighWaterMark: 2, maxMessageSize: PING_MAX_BYTES }),
       this.cfg.curve,
     );
     sub.subscribe();

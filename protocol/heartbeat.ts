@@ -21,9 +21,12 @@ export function encodePing(signer: Signer, ping: Ping): Buffer {
   return Buffer.from(`${body}:${signer.sign([Buffer.from(body)]).toString("latin1")}`);
 }
 
+/** The largest ping frame: "<controller uuid>:<seq>:<32-byte MAC>" fits with room to spare. */
+export const PING_MAX_BYTES = 256;
+
 /** A ping (or its echo) checked for shape and signature; the drop reason otherwise. */
 export function parsePing(signer: Signer, frame: Buffer): Ping | DropReason {
-  if (frame.length > 256) return "oversized";
+  if (frame.length > PING_MAX_BYTES) return "oversized";
   const text = frame.toString("latin1");
   const macAt = text.lastIndexOf(":");
   const seqAt = text.lastIndexOf(":", macAt - 1);

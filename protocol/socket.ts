@@ -3,8 +3,24 @@
  * socket, as in its examples/queue/queue.ts) and a receive loop that survives any handler error.
  */
 import * as zmq from "zeromq";
+import { DEFAULT_LIMITS, type Limits } from "./wire";
 
 export type Frames = Buffer[];
+
+/** Messages a socket holds per peer before it stops reading from that peer (TCP then pushes back). */
+export const RECEIVE_HWM = 1000;
+
+/**
+ * The receive limits every socket gets: ZeroMQ cuts off a peer that announces a frame over the
+ * protocol's limit before allocating it (no key needed to try, so it must cost nothing), and a
+ * flood waits in the sender's memory, not ours.
+ */
+export function receiveLimits(limits: Limits = DEFAULT_LIMITS): {
+  maxMessageSize: number;
+  receiveHighWaterMark: number;
+} {
+  return { maxMessageSize: limits.maxFrameBytes, receiveHighWaterMark: RECEIVE_HWM };
+}
 
 /**
  * Joins several signed messages to one peer into one (`Session.coalesce`): how an outbox sends

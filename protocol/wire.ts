@@ -34,12 +34,21 @@ export interface Limits {
   maxJsonBytes: number;
   /** Largest whole message. */
   maxMessageBytes: number;
+  /**
+   * Largest single frame (one buffer of a value). ZeroMQ enforces it as its maximum message
+   * size on every socket, before it allocates anything: a peer without the key cannot make a
+   * process reserve gigabytes by announcing a huge frame. 256 MiB: larger buffers between a
+   * client and engines on one host go through shared memory (bulk.ts) and are not frames;
+   * across hosts, they are sent in parts.
+   */
+  maxFrameBytes: number;
 }
 
 export const DEFAULT_LIMITS: Limits = {
   maxFrames: 4096,
   maxJsonBytes: 64 * 1024 * 1024,
   maxMessageBytes: 2 * 1024 * 1024 * 1024 - 1,
+  maxFrameBytes: 256 * 1024 * 1024,
 };
 
 /** A received message after framing checks, before any JSON is parsed. */
@@ -49,6 +58,18 @@ export interface Envelope {
   /** header, parent_header, metadata, content: still raw JSON bytes. */
   parts: [Buffer, Buffer, Buffer, Buffer];
   buffers: Buffer[];
+}
+
+/**
+ * Why these buffers cannot travel as frames of one message (one is larger than ZeroMQ will
+ * take: the receiver would cut the connection and the message would be lost unseen), or
+ * undefined. Senders check before sending, and fail the task in one line instead.
+ */
+export function oversizedFrame(buffers: readonly Buffer[], limits: Limits = DEFAULT_LIMITS): string | undefined {
+  const big = buffers.find((b) => b.length > limits.maxFrameBytes);
+  if (big === undefined) return undefined;
+  const gib = (n: number): string => `${(n / 2 ** 30).toFixed(2)} GiB`;
+  return `a buffer of ${gib(big.length)} is over the ${gib(limits.maxFrameBytes)} one message frame carries: send it in parts (scatter, or several pushes)`;
 }
 
 export function splitFrames(frames: readonly Buffer[], limits: Limits = DEFAULT_LIMITS): Envelope {
@@ -145,7 +166,11 @@ export class ReplayGuard {
   /** True the first time a digest is seen, false on a replay. */
   admit(signature: Buffer): boolean {
     if (signature.length === 0) return true; // unsigned sessions cannot detect replays
-    const key = signature.toString("latin1");
+    return this.admitKey(signature.toString("latin1"));
+  }
+
+  /** True the first time `key` (a digest, or a request's msg id) is seen. */
+  admitKey(key: string): boolean {
     if (this.current.has(key) || this.previous.has(key)) return false;
     this.current.add(key);
     if (this.current.size >= this.capacity) {

@@ -15,6 +15,7 @@ import type { ConnectionInfo } from "../../protocol/connection";
 import type { EngineKind } from "../../protocol/messages";
 import { TsParallelError } from "../../protocol/errors";
 import {
+  controlCharacter,
   type EngineLauncher,
   type LaunchContext,
   engineCommand,
@@ -32,10 +33,15 @@ export interface TemplateValues {
   set: string;
 }
 
-/** Fills `{name}` placeholders; `${VAR}` and braces that name nothing are the shell's and stay. */
+/**
+ * Fills `{name}` placeholders; `${VAR}` and braces that name nothing are the shell's and stay.
+ * Each value is one shell word (a profile folder with a space or a `$` in it stays one path);
+ * `{engine_cmd}` is already a command line, quoted word by word.
+ */
 export function renderTemplate(template: string, values: TemplateValues): string {
   return template.replace(/(^|[^$])\{(n|engine_cmd|profile|profile_dir|set)\}/g, (_, before: string, key: string) => {
-    return before + String(values[key as keyof TemplateValues]);
+    const value = String(values[key as keyof TemplateValues]);
+    return before + (key === "engine_cmd" ? value : shellQuote(value));
   });
 }
 
@@ -50,12 +56,15 @@ export function withExports(script: string, vars: Record<string, string>): strin
 
 /** The job script of `--engines slurm`: n tasks, one engine each, started by srun. */
 export function slurmTemplate(slurmArgs: string[], output: string): string {
+  const bad = slurmArgs.find((a) => controlCharacter(a) !== undefined);
+  if (bad !== undefined)
+    throw new TsParallelError(`--slurm-args ${JSON.stringify(bad)} holds a control character: give each on one line`);
   return [
     "#!/bin/sh",
     "#SBATCH --job-name=tsparallel-engines",
     "#SBATCH --ntasks={n}",
     `#SBATCH --output=${output}`,
-    ...slurmArgs.map((a) => `#SBATCH ${a}`),
+    ...slurmArgs.map((a) => `#SBATCH ${shellQuote(a)}`), // sbatch reads a quoted word as one
     "srun {engine_cmd}",
     "",
   ].join("\n");

@@ -13,7 +13,7 @@ import type { ConnectionInfo } from "../../protocol/connection";
 import { TsParallelError } from "../../protocol/errors";
 import { CLI_PATH } from "../../paths";
 import { nodeFlags } from "../node-flags";
-import { splitCommand } from "../../client/tunnel";
+import { controlCharacter, splitCommand } from "../../client/tunnel";
 
 export interface LaunchContext {
   /** The set's id, given to its engines. */
@@ -43,7 +43,7 @@ export interface EngineLauncher {
 }
 
 // The same command-line splitting as the client's ssh tunnel (the client may not import us).
-export { splitCommand };
+export { controlCharacter, splitCommand };
 
 /** A word for a POSIX shell: single-quoted unless it is plainly safe. */
 export function shellQuote(word: string): string {

@@ -62,7 +62,7 @@ export function specFromFlags(kind: string, values: FlagValues): EngineSetSpec {
   if (values.mpiexec !== undefined) spec.mpiexec = values.mpiexec;
   if (values.hosts !== undefined) spec.hosts = values.hosts;
   if (values.ssh !== undefined) spec.ssh = values.ssh;
-  if (values["slurm-args"] !== undefined) spec.slurmArgs = splitCommand(values["slurm-args"]);
+  if (values["slurm-args"] !== undefined) spec.slurmArgs = splitCommand(values["slurm-args"], "--slurm-args");
   if (values.submit !== undefined) spec.submit = values.submit;
   if (values.cancel !== undefined) spec.cancel = values.cancel;
   if (values.template !== undefined) spec.template = path.resolve(values.template);

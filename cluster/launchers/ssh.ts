@@ -44,6 +44,9 @@ export function parseHosts(spec: string, n: number | undefined): HostCount[] {
     const m = /^([^\s:,]+)(?::(\d+))?$/.exec(entry);
     if (!m || (m[2] !== undefined && Number(m[2]) < 1))
       throw new TsParallelError(`bad host ${JSON.stringify(entry)} in --hosts: use HOST or HOST:COUNT (COUNT ≥ 1)`);
+    // ssh would read it as an option (-oProxyCommand=… runs a command here).
+    if (m[1]!.startsWith("-"))
+      throw new TsParallelError(`bad host ${JSON.stringify(m[1])} in --hosts: a host name cannot begin with "-"`);
     const h = { host: m[1]!, count: m[2] === undefined ? 0 : Number(m[2]) };
     hosts.push(h);
     if (m[2] === undefined) open.push(h);
@@ -127,7 +130,7 @@ export class SshLauncher implements EngineLauncher {
       `wait`,
     ].join("\n");
     // BatchMode: a host that wants a password fails at once with ssh's message instead of waiting.
-    const child = spawn(command, [...sshArgs, "-o", "BatchMode=yes", host, `sh -c ${shellQuote(script)}`], {
+    const child = spawn(command, [...sshArgs, "-o", "BatchMode=yes", "--", host, `sh -c ${shellQuote(script)}`], {
       cwd: this.ctx.cwd,
       stdio: ["pipe", "pipe", log],
       env: { ...process.env, ...this.ctx.env },
@@ -215,7 +218,7 @@ export class SshLauncher implements EngineLauncher {
             new Promise<void>((resolve) => {
               const kill = spawn(
                 command,
-                [...sshArgs, "-o", "BatchMode=yes", s.host, `kill -${name} ${s.pids.join(" ")}`],
+                [...sshArgs, "-o", "BatchMode=yes", "--", s.host, `kill -${name} ${s.pids.join(" ")}`],
                 {
                   stdio: "ignore",
                   env: { ...process.env, ...this.ctx.env },

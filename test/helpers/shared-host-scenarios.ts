@@ -1,8 +1,9 @@
 /**
  * Scenarios run by runScenario (shared-host.ts) inside a private mount namespace: this process
  * is the victim (root), `nobody` the other local user. Each prints one JSON line of findings.
+ * The task-database ones mount a small file system of their own, which only this namespace sees.
  */
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -121,6 +122,53 @@ async function full(): Promise<Record<string, unknown>> {
   }
 }
 
+/**
+ * The controller's task database on a file system that fills up (`full`) or turns read-only
+ * mid-run (`readonly`): one line in the log, the controller keeps serving, and it stops when
+ * asked. Returns what the log said and what still worked.
+ */
+async function taskStore(how: "full" | "readonly"): Promise<Record<string, unknown>> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tsp-db-"));
+  const mounted = spawnSync("mount", ["-t", "tmpfs", "-o", "size=3m", "tsparallel-test-db", dir]);
+  if (mounted.status !== 0) throw new Error(`mount: ${mounted.stderr.toString()}`);
+  const logFile = path.join(os.tmpdir(), `tsp-db-${process.pid}.log`);
+  const t = await startCluster(1, { controllerArgs: ["--db", `sqlite:${dir}/tasks.sqlite`], logFile });
+  const task = (i: number): Promise<number> =>
+    t.rc.loadBalancedView().apply((b: Uint8Array, k: number) => b.length + k, new Uint8Array(256 * 1024), i);
+  const log = (): string => fs.readFileSync(logFile, "utf8");
+  const results: number[] = [];
+  let stopped: number | null | undefined;
+  try {
+    for (let i = 0; i < 4; i++) results.push(await task(i));
+    // Read-only from now on: a read-only file system stacked over the folder (a remount is refused
+    // while the database is open for writing), so the journal SQLite creates next fails with EROFS.
+    if (how === "readonly") {
+      const ro = spawnSync("mount", ["-t", "tmpfs", "-o", "ro,size=1m", "tsparallel-test-ro", dir]);
+      if (ro.status !== 0) throw new Error(`mount -o ro: ${ro.stderr.toString()}`);
+    }
+    // 3 MB holds about ten such records: the writes fail while the tasks go on.
+    for (let i = 4; i < 24; i++) results.push(await task(i));
+    await until(() => log().includes("task database: using"), 10_000, "the failed write to be logged");
+    const [first] = await t.rc.history();
+    const early: unknown = await t.rc.getResult(first!);
+    const exited = new Promise<number | null>((r) => t.cluster.process!.once("exit", (code) => r(code)));
+    t.cluster.process!.kill("SIGTERM");
+    stopped = await Promise.race([exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), 15_000))]);
+    return {
+      results,
+      early,
+      failures: log()
+        .split("\n")
+        .filter((l) => l.includes("task database: using")),
+      stopped: stopped === undefined ? "hung" : stopped,
+      left: fs.readdirSync(dir).filter((f) => f.endsWith(".tmp")),
+    };
+  } finally {
+    await t.stop();
+    while (spawnSync("umount", ["-l", dir]).status === 0);
+  }
+}
+
 /** The second client of privateFolder: pushes to the stopped engine and waits to be killed. */
 async function client(file: string): Promise<void> {
   const { Client } = await import("../../client/client");
@@ -135,7 +183,13 @@ async function client(file: string): Promise<void> {
 async function main(): Promise<void> {
   const [name, arg] = process.argv.slice(2);
   if (name === "client") return client(arg!);
-  const scenarios: Record<string, () => Promise<Record<string, unknown>>> = { takeover, privateFolder, full };
+  const scenarios: Record<string, () => Promise<Record<string, unknown>>> = {
+    takeover,
+    privateFolder,
+    full,
+    dbFull: () => taskStore("full"),
+    dbReadOnly: () => taskStore("readonly"),
+  };
   const run = scenarios[name ?? ""];
   if (!run) throw new Error(`unknown scenario ${name}; one of ${Object.keys(scenarios).join(", ")}`);
   const report = await run();

@@ -62,6 +62,26 @@ test("clear one-line errors: no cluster, bad -n, unknown command", async () => {
   await assert.rejects(run(process.execPath, [CLI, "frobnicate"], { env }), (e: { stderr: string }) =>
     /unknown command "frobnicate"/.test(e.stderr),
   );
+  // Launcher inputs that ssh or a job script would run as code: refused before anything starts.
+  const owned = `${testRoot}/owned-${process.pid}`;
+  await assert.rejects(
+    run(
+      process.execPath,
+      [CLI, "cluster", "start", "--engines", "ssh", `--hosts=-oProxyCommand=touch\${IFS}${owned}`],
+      {
+        env,
+      },
+    ),
+    (e: { stderr: string }) =>
+      /^tsparallel: bad host ".*" in --hosts: a host name cannot begin with "-"\n$/.test(e.stderr),
+  );
+  assert.equal(fs.existsSync(owned), false);
+  await assert.rejects(
+    run(process.execPath, [CLI, "cluster", "start", "--engines", "slurm", `--slurm-args=-p x\ntouch ${owned}`], {
+      env,
+    }),
+    (e: { stderr: string }) => /^tsparallel: --slurm-args holds a control character \("\\n"\)/.test(e.stderr),
+  );
   await assert.rejects(
     Client.connect({ profile: "nothing-here" }),
     /no connection file at .*: start a cluster with `tsparallel cluster start -n 4`/,

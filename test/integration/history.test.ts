@@ -91,16 +91,7 @@ test("a SQLite-backed controller restarted with --reuse still answers getResult 
     await cluster.stop();
     assert.ok(fs.existsSync(file));
     // A new controller on the same connection files and the saved records (no engines).
-    const controller = spawn(
-      process.execPath,
-      [CLI_PATH, "controller", "--profile", profile, "--reuse", "--db", `sqlite:${file}`],
-      {
-        stdio: "ignore",
-        env: { ...process.env, TSPARALLEL_DIR: testRoot },
-      },
-    );
-    restarted = controller.pid;
-    await until(() => readConnectionFile(connectionFile("client", profile)).controller_pid === controller.pid, 20_000);
+    restarted = await reuseController(profile, file);
     const rc = await Client.connect({ profile, activate: false, timeout: 10_000 });
     try {
       assert.deepEqual(await rc.getResult(id), { answer: 42, at: "first controller" });
@@ -109,9 +100,7 @@ test("a SQLite-backed controller restarted with --reuse still answers getResult 
       rc.close();
     }
   } finally {
-    if (restarted) killQuietly(restarted, "SIGTERM");
-    if (restarted) await until(() => isGone(restarted!), 10_000, "the restarted controller to stop");
-    pids.forEach((p) => killQuietly(p));
+    await stopAll(restarted, pids);
   }
 });
 
@@ -133,4 +122,105 @@ test("--db at a path that cannot be written says so in one line, and nothing is 
     result.stderr,
     /^tsparallel: cannot use the task database at \/etc\/hostname\/tasks\.sqlite: .*writable path\n$/,
   );
+});
+
+/** Stops the restarted controller (SIGTERM, as a user would) and kills the first cluster's engines. */
+async function stopAll(restarted: number | undefined, enginePids: number[]): Promise<void> {
+  if (restarted) killQuietly(restarted, "SIGTERM");
+  if (restarted) await until(() => isGone(restarted), 10_000, "the restarted controller to stop");
+  enginePids.forEach((p) => killQuietly(p));
+}
+
+/** A controller alone on a profile's connection files and a task database (no engines). */
+async function reuseController(profile: string, file: string, extra: string[] = []): Promise<number> {
+  const controller = spawn(
+    process.execPath,
+    [CLI_PATH, "controller", "--profile", profile, "--reuse", "--db", `sqlite:${file}`, ...extra],
+    { stdio: "ignore", env: { ...process.env, TSPARALLEL_DIR: testRoot } },
+  );
+  await until(() => readConnectionFile(connectionFile("client", profile)).controller_pid === controller.pid, 20_000);
+  return controller.pid!;
+}
+
+test("the task database keeps what memory lets go, written in place, and a restarted controller answers for every record", async () => {
+  const profile = `dbbig${process.pid}`;
+  const file = path.join(testRoot, `tasks-big-${process.pid}.sqlite`);
+  const cluster = await Cluster.start({ n: 2, profile, controllerArgs: ["--db", `sqlite:${file}`] });
+  const pids = (await cluster.client.engines()).map((e) => e.pid);
+  let restarted: number | undefined;
+  try {
+    const lview = cluster.client.loadBalancedView();
+    // 200 requests of 900 KB: more than the 128 MB of payloads the controller keeps in memory.
+    const arg = new Uint8Array(900 * 1024);
+    const ids: string[] = [];
+    const first = lview.apply((b: Uint8Array, i: number) => b.length + i, arg, 0);
+    await first;
+    ids.push(first.msgIds[0]!);
+    const inode = fs.statSync(file).ino;
+    for (let i = 1; i < 200; i += 20) {
+      const batch = Array.from({ length: 20 }, (_, k) =>
+        lview.apply((b: Uint8Array, j: number) => b.length + j, arg, i + k),
+      );
+      await Promise.all(batch);
+      ids.push(...batch.map((ar) => ar.msgIds[0]!));
+    }
+    assert.equal(await cluster.client.getResult(ids[0]!), 900 * 1024, "memory let its payload go; the file has it");
+    assert.equal(fs.statSync(file).ino, inode, "the file is written in place, not replaced whole");
+    assert.deepEqual(
+      fs.readdirSync(testRoot).filter((f) => f.startsWith(path.basename(file)) && f.endsWith(".tmp")),
+      [],
+    );
+    await cluster.stop();
+    restarted = await reuseController(profile, file);
+    const rc = await Client.connect({ profile, activate: false, timeout: 10_000 });
+    try {
+      const history = await rc.history();
+      assert.ok(
+        ids.every((id) => history.includes(id)),
+        "history names every recorded task",
+      );
+      for (const [i, id] of ids.entries()) assert.equal(await rc.getResult(id), 900 * 1024 + i);
+      const [oldest] = await rc.dbQuery({ msgId: ids[0]! }, ["hasResult", "state"]);
+      assert.deepEqual(oldest, { msgId: ids[0], hasResult: true, state: "done" });
+    } finally {
+      rc.close();
+    }
+  } finally {
+    await stopAll(restarted, pids);
+  }
+});
+
+test("--db-max-mb bounds the file: the oldest records go first", async () => {
+  const profile = `dbcap${process.pid}`;
+  const file = path.join(testRoot, `tasks-cap-${process.pid}.sqlite`);
+  const cluster = await Cluster.start({
+    n: 1,
+    profile,
+    controllerArgs: ["--db", `sqlite:${file}`, "--db-max-mb", "8"],
+  });
+  const pids = (await cluster.client.engines()).map((e) => e.pid);
+  let restarted: number | undefined;
+  try {
+    const arg = new Uint8Array(900 * 1024);
+    const ids: string[] = [];
+    for (let i = 0; i < 40; i++) {
+      const ar = cluster.client.loadBalancedView().apply((b: Uint8Array) => b.length, arg);
+      await ar;
+      ids.push(ar.msgIds[0]!);
+    }
+    await cluster.stop();
+    assert.ok(fs.statSync(file).size <= 9 * 2 ** 20, `the file is ${fs.statSync(file).size} bytes`);
+    restarted = await reuseController(profile, file, ["--db-max-mb", "8"]);
+    const rc = await Client.connect({ profile, activate: false, timeout: 10_000 });
+    try {
+      const history = await rc.history();
+      assert.ok(history.includes(ids.at(-1)!), "the newest record is kept");
+      assert.ok(!history.includes(ids[0]!), "the oldest went first");
+      assert.ok(history.length >= 5 && history.length < 40, `${history.length} records kept`);
+    } finally {
+      rc.close();
+    }
+  } finally {
+    await stopAll(restarted, pids);
+  }
 });

@@ -238,3 +238,33 @@ const { Client } = require(${JSON.stringify(PACKAGE_ROOT)});
     });
   },
 );
+
+test(
+  "a controller on a network address without --curve says in one line what that exposes",
+  { skip: canRun },
+  async () => {
+    const [A] = HOSTS;
+    const plain = `${profile}-plain`;
+    const started = await cliIn(A.ns, [
+      "cluster",
+      "start",
+      "-n",
+      "1",
+      "--profile",
+      plain,
+      "--daemon",
+      "--ip",
+      A.address,
+    ]);
+    try {
+      assert.equal(started.code, 0, started.out);
+      const log = fs.readFileSync(path.join(testRoot, `profile_${plain}`, "log", "controller.log"), "utf8");
+      const warnings = log.split("\n").filter((l) => l.includes("without --curve"));
+      assert.equal(warnings.length, 1, log);
+      assert.match(warnings[0]!, /listening on 10\.213\.7\.1 without --curve: .*notification feed \(engine ids, pids/);
+    } finally {
+      const stopped = await cliIn(A.ns, ["cluster", "stop", "--profile", plain]);
+      assert.equal(stopped.code, 0, stopped.out);
+    }
+  },
+);

@@ -5,7 +5,7 @@
  * and stopping must leave no engine, job or session behind. Every daemon is ours, stopped by pid.
  */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -32,6 +32,14 @@ function run(command: string, args: string[]): Promise<{ stdout: string; stderr:
       resolve({ stdout, stderr, code: error ? (typeof error.code === "number" ? error.code : 1) : 0 }),
     );
   });
+}
+
+/** Processes whose arguments hold the cluster's key (none may: every local user reads them). */
+function keyHolders(cluster: Cluster): string[] {
+  const { key } = readConnectionFile(connectionFile("client", cluster.profile));
+  return pidsWithArg(key).map(
+    (pid) => `${pid}: ${fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0/g, " ")}`,
+  );
 }
 
 async function enginePids(cluster: Cluster): Promise<number[]> {
@@ -78,6 +86,11 @@ describe(
         assert.deepEqual(squares, [1, 4, 9]);
         for (const pid of pids)
           assert.ok(ancestry(pid).includes("sshd"), `engine ${pid}: ${ancestry(pid).join(" < ")}`);
+        assert.deepEqual(
+          keyHolders(cluster),
+          [],
+          "ssh, the remote shell and the engines carry no key in their arguments",
+        );
         const [set] = await cluster.engineSets();
         assert.equal(set?.kind, "ssh");
         assert.equal(set?.registered, 3);
@@ -195,14 +208,21 @@ describe(
         n: 3,
         profile: profile("slurm"),
         engines: "slurm",
-        slurmArgs: ["--time=10"],
+        slurmArgs: ["--time=10", "--comment=two words"],
       });
       const pids = await enginePids(cluster);
       try {
         const [set] = await cluster.engineSets();
         assert.ok(set?.jobId, "the set has a job id");
         assert.deepEqual(slurm.jobs(), [set.jobId]);
+        const comment = spawnSync("squeue", ["-h", "-j", set.jobId, "-o", "%k"], { encoding: "utf8" }).stdout.trim();
+        assert.equal(comment, "two words", "an argument with a space reaches sbatch as one word");
         assert.deepEqual(cluster.client.ids, [0, 1, 2], "ids follow SLURM_PROCID");
+        assert.deepEqual(
+          keyHolders(cluster),
+          [],
+          "sbatch, srun, slurmstepd and the engines carry no key in their arguments",
+        );
         const procIds: string[] = await cluster.client.view().apply(() => process.env.SLURM_PROCID ?? "");
         assert.deepEqual(procIds, ["0", "1", "2"]);
         for (const pid of pids)

@@ -46,3 +46,29 @@ describe("a second user on the host", { skip }, () => {
     assert.equal((report.left as string[]).length, 1, `only the engine's marker: ${String(report.left)}`);
   });
 });
+
+describe("the task database on a failing file system", { skip }, () => {
+  for (const [scenario, what] of [
+    ["dbFull", "that fills up (ENOSPC)"],
+    ["dbReadOnly", "turned read-only mid-run (EROFS)"],
+  ] as const)
+    test(`on a file system ${what}: one line in the log, the controller keeps serving and stops when asked`, async () => {
+      const { status, report, stderr } = await runScenario(SCENARIOS, [scenario], "64m");
+      assert.equal(status, 0, stderr);
+      assert.deepEqual(
+        report.results,
+        Array.from({ length: 24 }, (_, i) => 256 * 1024 + i),
+        "every task ran and answered",
+      );
+      assert.equal(report.early, 256 * 1024, "an early result is still fetched");
+      const failures = report.failures as string[];
+      assert.equal(failures.length, 1, failures.join("\n"));
+      const errno = scenario === "dbFull" ? "ENOSPC" : "EROFS";
+      assert.match(
+        failures[0]!,
+        new RegExp(`task database: using /tmp/tsp-db-\\w+/tasks\\.sqlite failed \\(.*${errno}.*\\); from now on`),
+      );
+      assert.equal(report.stopped, 0, "SIGTERM stops it, with status 0");
+      assert.deepEqual(report.left, []);
+    });
+});

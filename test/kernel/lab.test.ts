@@ -367,6 +367,19 @@ describe("JupyterLab from `tsparallel start`", () => {
     await shot(page, "progress-table");
   });
 
+  test("no process we started carries the token or a cluster key in its arguments (every local user can read them)", () => {
+    const key = readConnectionFile(path.join(CLUSTERS, "profile_default", "security", "client.json")).key;
+    assert.ok(token.length >= 32 && key.length >= 32);
+    const seen = (needle: string): string[] =>
+      pidsWithArg(needle)
+        .filter((pid) => pid !== process.pid)
+        .map((pid) => `${pid}: ${fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0/g, " ").slice(0, 200)}`);
+    // JupyterLab, its kernels (a notebook ran above), the controller and its engines are all up.
+    assert.ok(pidsWithArg("jupyter_server").length > 0 && pidsWithArg("engine").length > 0);
+    assert.deepEqual(seen(token), [], "the JupyterLab token");
+    assert.deepEqual(seen(key), [], "the cluster's key");
+  });
+
   test("the Clusters endpoint wants the token, checks its inputs, and leaves nothing behind when a start fails", async () => {
     const api = `${base}/tsparallel/clusters`;
     assert.equal((await fetch(api)).status, 403, "no token, no answer");
@@ -391,6 +404,15 @@ describe("JupyterLab from `tsparallel start`", () => {
       (await post({ action: "start", profile: "ok", n: "1", engines: "pbs" })).message,
       /unknown launcher 'pbs'/,
     );
+    assert.deepEqual(await post([{ action: "start" }]), {
+      status: 400,
+      message: "the request body must be a JSON object, not a list",
+    });
+    // The limit holds for a profile's total, not only for one request.
+    assert.deepEqual(await post({ action: "scale", profile: "default", n: "255" }), {
+      status: 400,
+      message: "cluster default has 2 engines; 255 more would pass the limit of 256 per profile",
+    });
     // A start that fails: the default profile already runs (tsparallel start's own cluster).
     const before = pidsWithArg("controller --profile default").length;
     const failed = await post({ action: "start", profile: "default", n: "1" });

@@ -29,6 +29,8 @@ HERE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 USER_DIR = os.path.join(os.environ.get("TSPARALLEL_DIR") or os.path.expanduser("~/.tsparallel"), "lab")
 PROFILE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 LAUNCHERS = ("local", "mpi")
+# The most engines one profile may have, counting those still starting: the panel's limit, as a
+# login node's 2 or 64 cores are shared by everyone on it (`tsparallel cluster` itself has none).
 MAX_ENGINES = 256
 
 
@@ -63,7 +65,12 @@ class ClustersHandler(APIHandler):
 
     @web.authenticated
     async def post(self):
-        body = self.get_json_body() or {}
+        try:
+            body = self.get_json_body() or {}
+        except web.HTTPError:
+            return self.fail("the request body is not JSON: send an object like {\"action\": \"start\", ...}")
+        if not isinstance(body, dict):
+            return self.fail(f"the request body must be a JSON object, not a {type(body).__name__}")
         action = body.get("action")
         profile = str(body.get("profile", ""))
         if not PROFILE.match(profile):
@@ -84,9 +91,25 @@ class ClustersHandler(APIHandler):
             # `cluster start --daemon` ends with how to stop it: the line before says what started.
             return self.answer(code, last if code else f"cluster {profile} started with {n} engines")
         if action == "scale":
+            have = await self.engines_of(profile)
+            if have + int(n) > MAX_ENGINES:
+                return self.fail(
+                    f"cluster {profile} has {have} engines; {n} more would pass the limit of {MAX_ENGINES} per profile"
+                )
             code, _, last = await run_cli("cluster", "engines", "-n", n, "--profile", profile)
             return self.answer(code, last)
         return self.fail(f"unknown action {action!r}: use start, scale or stop")
+
+    async def engines_of(self, profile):
+        """The engines a profile has or is starting (0 when it cannot tell: the CLI then says why)."""
+        code, out, _ = await run_cli("cluster", "list", "--json")
+        if code != 0:
+            return 0
+        for c in json.loads(out):
+            if c.get("profile") == profile:
+                starting = sum(s.get("n", 0) - s.get("registered", 0) for s in c.get("sets", []) if s.get("state") == "starting")
+                return (c.get("engines") or 0) + max(starting, 0)
+        return 0
 
     def answer(self, code, line):
         if code != 0:

@@ -68,6 +68,29 @@ test("shell quoting and command splitting round-trip words with spaces and quote
   assert.equal(shellQuote("two words"), "'two words'");
   assert.equal(shellQuote("it's"), `'it'\\''s'`);
   assert.deepEqual(splitCommand(`ssh -F "my config" -o 'A=b c'`), ["ssh", "-F", "my config", "-o", "A=b c"]);
+  assert.deepEqual(splitCommand(`--x="a b" --comment='it''s' $HOME`), ["--x=a b", "--comment=its", "$HOME"]);
+});
+
+test("launcher inputs that a shell or ssh would read as code are refused in one line", () => {
+  assert.throws(() => parseHosts("-oProxyCommand=x", undefined), /a host name cannot begin with "-"/);
+  assert.throws(
+    () => specFromFlags("slurm", { "slurm-args": "--partition=debug\nrm -rf ~" }),
+    /--slurm-args holds a control character \("\\n"\)/,
+  );
+  assert.throws(
+    () => specFromFlags("slurm", { "slurm-args": "-p debug; rm -rf ~" }),
+    /--slurm-args holds the shell syntax ";"/,
+  );
+  assert.throws(() => slurmTemplate(["--x\nrm -rf ~"], "/o"), /holds a control character/);
+  assert.match(slurmTemplate(["--comment=a b"], "/o"), /\n#SBATCH '--comment=a b'\n/);
+  const script = renderTemplate("cd {profile_dir} && echo {profile}", {
+    n: 1,
+    engine_cmd: "e",
+    profile: "p$(id)",
+    profile_dir: "/home/a b/x",
+    set: "s",
+  });
+  assert.equal(script, "cd '/home/a b/x' && echo 'p$(id)'");
 });
 
 test("engine set specs: flags parsed, options of another launcher refused, missing ones named, counts bounded", () => {

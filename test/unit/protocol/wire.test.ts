@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Session } from "../../../protocol/session";
-import { DELIMITER, Signer, detachEnvelope, splitFrames } from "../../../protocol/wire";
+import { DELIMITER, Signer, detachEnvelope, oversizedFrame, splitFrames } from "../../../protocol/wire";
 
 test("a signed message round-trips and a tampered one is dropped and counted", () => {
   const a = new Session("k");
@@ -39,6 +39,15 @@ test("a wrong key, missing delimiter, bad JSON, unknown type and too many frames
   assert.deepEqual(b.dropped, { malformed: 2, "bad-signature": 1, replayed: 0, oversized: 1, "unknown-type": 1 });
 });
 
+test("a buffer over the frame limit is named before it is sent", () => {
+  const limits = { maxFrames: 10, maxJsonBytes: 10, maxMessageBytes: 2 ** 40, maxFrameBytes: 2 ** 30 };
+  assert.equal(oversizedFrame([Buffer.alloc(10)], limits), undefined);
+  assert.match(
+    oversizedFrame([Buffer.alloc(1), { length: 2 ** 31 } as Buffer], limits) ?? "",
+    /^a buffer of 2.00 GiB is over the 1.00 GiB one message frame carries: send it in parts/,
+  );
+});
+
 test("limits are checked before parsing", () => {
   assert.throws(
     () =>
@@ -46,6 +55,7 @@ test("limits are checked before parsing", () => {
         maxFrames: 10,
         maxJsonBytes: 10,
         maxMessageBytes: 1000,
+        maxFrameBytes: 1000,
       }),
     /JSON part of 100 bytes/,
   );
