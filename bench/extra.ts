@@ -252,7 +252,7 @@ export async function chaosRun(): Promise<void> {
   }
 }
 
-type KernelFigures = { start_s: number[]; px_s: number[] };
+type KernelFigures = { start_s: number[]; px_s: number[]; loop_s: { toplevel: number[]; function: number[] } };
 
 function kernelBench(spec: Record<string, unknown>, env: NodeJS.ProcessEnv): KernelFigures {
   const run = spawnSync(PYTHON, ["-Xfrozen_modules=off", path.join(ROOT, "bench", "kernel_bench.py")], {
@@ -298,11 +298,23 @@ export async function kernel(): Promise<Record<string, { value: number; unit: st
         cwd: home,
         setup: 'import { Client } from "tsparallel";\nconst rc = await Client.connect();\nrc.activate();',
         px: "%px void 0",
+        loops: {
+          toplevel: "let s = 0;\nfor (let i = 0; i < 2e8; i++) s += i;",
+          function: "(() => {\n  let s = 0;\n  for (let i = 0; i < 2e8; i++) s += i;\n  return s;\n})();",
+        },
       },
       env,
     );
     put(names.start, median(ts.start_s), "s", "lower");
     put(names.px, median(ts.px_s) * 1e3, "ms", "lower");
+    put("(kernel) a top-level loop of 2e8, seconds", median(ts.loop_s.toplevel), "s", "lower");
+    put("(kernel) the same loop in a function, seconds", median(ts.loop_s.function), "s", "lower");
+    put(
+      "(kernel) top-level loop / the same loop in a function",
+      median(ts.loop_s.toplevel) / median(ts.loop_s.function),
+      "x",
+      "lower",
+    );
   } finally {
     await cluster.stop();
   }

@@ -4,7 +4,8 @@ input (stdin, JSON): {"kernel": name, "starts": n, "setup": code, "px": code, "r
                       "ipp_engines": n?}
 With "ipp_engines", an ipyparallel cluster of that many engines is started here first, in a
 throw-away profile dir that replaces "{profile_dir}" in `setup`.
-output (stdout, JSON): {"start_s": [...], "px_s": [...]}
+                      "loops": {"toplevel": code, "function": code}?}
+output (stdout, JSON): {"start_s": [...], "px_s": [...], "loop_s": {"toplevel": [...], "function": [...]}}
 
 start_s: seconds from launching the kernel process until it answers kernel_info (what a front end
 waits for before it says "Kernel ready"). px_s: one `%px` no-op, from execute_request until the
@@ -15,7 +16,7 @@ import json, sys, time
 from jupyter_client.manager import start_new_kernel
 
 spec = json.load(sys.stdin)
-out = {"start_s": [], "px_s": []}
+out = {"start_s": [], "px_s": [], "loop_s": {"toplevel": [], "function": []}}
 cluster = None
 if spec.get("ipp_engines"):
     import logging, tempfile
@@ -50,6 +51,12 @@ def measure():
                     t0 = time.perf_counter()
                     run(kc, spec["px"])
                     out["px_s"].append(time.perf_counter() - t0)
+                # loop_s: a cell's top-level loop against the same loop inside a function, alternated.
+                for _ in range(5 if spec.get("loops") else 0):
+                    for kind in ("toplevel", "function"):
+                        t0 = time.perf_counter()
+                        run(kc, spec["loops"][kind])
+                        out["loop_s"][kind].append(time.perf_counter() - t0)
         finally:
             kc.stop_channels()
             km.shutdown_kernel(now=True)

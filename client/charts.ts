@@ -38,8 +38,19 @@ export class Chart {
   }
 }
 
+/**
+ * Marks a promise whose result a notebook shows when it is a cell's last expression, awaited or
+ * not (the kernel awaits it): `vegaLite(spec)` on its own line draws the chart, as `table(rows)`
+ * shows its table.
+ */
+export const DISPLAYS_WHEN_SETTLED = Symbol.for("tsparallel.displaysWhenSettled");
+
 /** Renders a Vega-Lite spec to an SVG chart. */
-export async function vegaLite(spec: Record<string, unknown>): Promise<Chart> {
+export function vegaLite(spec: Record<string, unknown>): Promise<Chart> {
+  return Object.assign(render(spec), { [DISPLAYS_WHEN_SETTLED]: true });
+}
+
+async function render(spec: Record<string, unknown>): Promise<Chart> {
   const [vega, vl] = await vegaModules();
   const view = new vega.View(vega.parse(vl.compile(spec).spec), { renderer: "none" });
   const title =

@@ -1,8 +1,9 @@
-/** `tsparallel cluster start|engines|stop|list`. */
+/** `tsparallel cluster start|engines|stop|list|remove`. */
 import * as os from "node:os";
 import { parseArgs } from "node:util";
 import * as path from "node:path";
-import { connectionFile, isAlive, readConnectionFile } from "../protocol/connection";
+import * as fs from "node:fs";
+import { connectionFile, isAlive, profileDir, readConnectionFile, recordedControllerPid } from "../protocol/connection";
 import { Cluster, stopController } from "./cluster";
 import { TsParallelError } from "../protocol/errors";
 import { LAUNCHER_FLAGS, specFromFlags } from "./launchers/spec";
@@ -18,9 +19,11 @@ export async function main(argv: string[]): Promise<void> {
       return stop(rest);
     case "list":
       return list(rest);
+    case "remove":
+      return remove(rest);
     default:
       throw new TsParallelError(
-        `unknown cluster command ${JSON.stringify(sub ?? "")}: use \`tsparallel cluster start|engines|stop|list\``,
+        `unknown cluster command ${JSON.stringify(sub ?? "")}: use \`tsparallel cluster start|engines|stop|list|remove\``,
       );
   }
 }
@@ -125,6 +128,20 @@ async function stop(argv: string[]): Promise<void> {
   }
   await stopController(pid);
   console.log(`Cluster "${values.profile}" stopped (controller pid ${pid}).`);
+}
+
+/** Forgets a stopped profile: its folder (connection files, logs, task database) goes. */
+function remove(argv: string[]): void {
+  const { values } = parseArgs({ args: argv, options: { profile: { type: "string" } } });
+  const profile = values.profile;
+  if (!profile) throw new TsParallelError("cluster remove needs --profile P (the profile to forget)");
+  const pid = recordedControllerPid(connectionFile("client", profile));
+  if (pid !== undefined && isAlive(pid))
+    throw new TsParallelError(`cluster ${profile} is running (controller pid ${pid}): stop it first`);
+  const dir = profileDir(profile);
+  if (!fs.existsSync(dir)) throw new TsParallelError(`no profile ${JSON.stringify(profile)} (no ${dir})`);
+  fs.rmSync(dir, { recursive: true, force: true });
+  console.log(`Profile "${profile}" removed (${dir}, with its logs and task database).`);
 }
 
 async function list(argv: string[]): Promise<void> {

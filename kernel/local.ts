@@ -7,13 +7,11 @@
  * are shifted when the code is one segment of a cell that also holds magics.
  */
 import * as util from "node:util";
-import type { Converter } from "tslab/dist/converter";
-import type { Executor } from "tslab/dist/executor";
 import type * as TS from "typescript";
 import { lendToRequire, missingPackages, mountInTypeScript } from "./own-packages";
 import { fixForTslab } from "./tslab-fixes";
+import { CellExecutor } from "./cell-executor";
 import type { CellError, CellOutcome } from "../magics/cell-io";
-import { TsParallelError } from "../protocol/errors";
 
 /**
  * tslab and its TypeScript load on first use (about 0.7 s of require), so that a kernel binds
@@ -21,7 +19,6 @@ import { TsParallelError } from "../protocol/errors";
  */
 const tslab = {
   converter: () => require("tslab/dist/converter") as typeof import("tslab/dist/converter"),
-  executor: () => require("tslab/dist/executor") as typeof import("tslab/dist/executor"),
   inspect: () => require("tslab/dist/inspect") as typeof import("tslab/dist/inspect"),
 };
 
@@ -55,7 +52,7 @@ export function tslabTypeScriptVersion(): string {
 }
 
 export class LocalRunner {
-  private readonly executor: Executor;
+  private readonly executor: CellExecutor;
   private captured: { value?: { value: unknown }; errors: unknown[][] } = { errors: [] };
 
   constructor(cwd: string) {
@@ -64,18 +61,8 @@ export class LocalRunner {
     lendToRequire();
     if (tslabDisplay)
       (require("tslab/dist/jupyter") as { lastWriteDisplayData: unknown }).lastWriteDisplayData = tslabDisplay;
-    let node: Converter | undefined;
-    const converters = {
-      get node(): Converter {
-        return (node ??= tslab.converter().createConverter({ isJS: false, isBrowser: false }));
-      },
-      get browser(): Converter {
-        throw new TsParallelError("/** @browser */ cells are not supported by the tsparallel kernel");
-      },
-      close: () => node?.close(),
-    };
-    void converters.node; // build the TypeScript program now (about 1.3 s), not in the first cell
-    this.executor = tslab.executor().createExecutor(cwd, converters, {
+    const converter = tslab.converter().createConverter({ isJS: false, isBrowser: false }); // about 1.3 s, now rather than in the first cell
+    this.executor = new CellExecutor(tslabTypeScript(), converter, cwd, {
       log: (value: unknown) => (this.captured.value = { value }),
       error: (...args: unknown[]) => this.captured.errors.push(args),
     });

@@ -1,8 +1,8 @@
 /**
  * The "Clusters" panel in JupyterLab's left side bar, like ipyparallel's JupyterLab extension:
  * every profile's cluster (running or stopped, its engine sets and counts, updated live), a form
- * to start one ("# of engines"), scale and stop buttons, and "Insert connection code" for the
- * active notebook. Its backend is the `tsparallel_lab` server extension's `/tsparallel/clusters`,
+ * to start one ("# of engines", under a profile name that is free), scale and stop buttons, Start
+ * and Remove for a stopped profile, and "Insert connection code" for the active notebook. Its backend is the `tsparallel_lab` server extension's `/tsparallel/clusters`,
  * behind the Jupyter token; every message it shows is the backend's one line.
  */
 import * as React from "react";
@@ -34,7 +34,8 @@ export interface ClusterRow {
 type Action =
   | { action: "start"; profile: string; n: string; engines: string }
   | { action: "scale"; profile: string; n: string }
-  | { action: "stop"; profile: string };
+  | { action: "stop"; profile: string }
+  | { action: "remove"; profile: string };
 
 const settings = ServerConnection.makeSettings();
 const API = URLExt.join(settings.baseUrl, "tsparallel", "clusters");
@@ -53,6 +54,13 @@ const clustersIcon = new LabIcon({
     '<svg xmlns="http://www.w3.org/2000/svg" width="16" viewBox="0 0 24 24"><g class="jp-icon3" fill="#616161"><circle cx="12" cy="5" r="3"/><circle cx="5" cy="18" r="3"/><circle cx="19" cy="18" r="3"/><path d="M11 8h2v3.5l5 4-1.2 1.6L12 13.3l-4.8 3.8L6 15.5l5-4z"/></g></svg>',
 });
 
+/** The name the Profile field suggests: "default" unless it runs, else the first free "cluster-N". */
+export function freeProfile(clusters: readonly ClusterRow[]): string {
+  const taken = new Set(clusters.filter((c) => c.running).map((c) => c.profile));
+  if (!taken.has("default")) return "default";
+  for (let i = 2; ; i++) if (!taken.has(`cluster-${i}`)) return `cluster-${i}`;
+}
+
 export function connectionCode(profile: string): string {
   return `import { Client } from "tsparallel";\nconst rc = await Client.connect({ profile: ${JSON.stringify(profile)} });\nrc.ids`;
 }
@@ -61,7 +69,9 @@ function Panel(props: { insert(profile: string): string | undefined }): React.Re
   const [clusters, setClusters] = React.useState<ClusterRow[] | undefined>();
   const [busy, setBusy] = React.useState<string | undefined>();
   const [message, setMessage] = React.useState<{ text: string; error: boolean } | undefined>();
-  const [profile, setProfile] = React.useState("default");
+  // Until the user types a name, the field follows what is free (a running profile cannot start).
+  const [typedProfile, setProfile] = React.useState<string | undefined>();
+  const profile = typedProfile ?? freeProfile(clusters ?? []);
   const [n, setN] = React.useState("4");
   const [engines, setEngines] = React.useState("local");
   const [scaleBy, setScaleBy] = React.useState<Record<string, string>>({});
@@ -155,6 +165,26 @@ function Panel(props: { insert(profile: string): string | undefined }): React.Re
                   {s.jobId ? `, job ${s.jobId}` : ""}
                 </div>
               ))}
+              {!c.running && (
+                <div className="tsp-Cluster-actions">
+                  <button
+                    className="jp-mod-styled jp-mod-accept"
+                    disabled={busy !== undefined}
+                    onClick={() =>
+                      void act({ action: "start", profile: c.profile, n, engines }, `starting ${c.profile}`)
+                    }
+                  >
+                    Start
+                  </button>
+                  <button
+                    className="jp-mod-styled jp-mod-warn"
+                    disabled={busy !== undefined}
+                    onClick={() => void act({ action: "remove", profile: c.profile }, `removing ${c.profile}`)}
+                  >
+                    Remove
+                  </button>
+                </div>
+              )}
               {c.running && (
                 <div className="tsp-Cluster-actions">
                   <input
@@ -217,6 +247,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
       if (!panel) return "open a notebook first: the code goes below its active cell";
       NotebookActions.insertBelow(panel.content);
       panel.content.activeCell?.model.sharedModel.setSource(connectionCode(profile));
+      // Focus moves to the new cell, so Shift+Enter runs it instead of pressing the button again.
+      app.shell.activateById(panel.id);
+      panel.content.mode = "edit";
+      panel.content.activeCell?.editor?.focus();
       return undefined;
     };
     const widget = ReactWidget.create(<Panel insert={insert} />);

@@ -7,6 +7,11 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { test } from "node:test";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { transformSync } from "esbuild";
+import { Cluster } from "../../cluster/cluster";
+import { PACKAGE_ROOT } from "../../paths";
 import { clusterPerTest, testRoot } from "../helpers/cluster";
 import { type CellResult, messages, runCells, textOf } from "../helpers/jupyter";
 
@@ -94,6 +99,40 @@ test("ordinary cells behave as tslab, with execute_input, execute_result and err
   assert.equal(textOf(ok(r[9], "cell right after an error")), "'runs at once after an error'\n");
   assert.equal(textOf(ok(r[10], "shorthand of an earlier cell's name")), "[ { x: 2, v: 1 }, 5 ]\n");
   assert.equal(textOf(ok(r[11], "top-level for await")), "7\n");
+  assert.equal(alive, true);
+});
+
+test("local cells keep what a failed cell bound, run top-level loops on plain bindings, and show vegaLite unawaited", async () => {
+  const { results: r, alive } = await runCells(
+    [
+      { code: 'const x1 = 5; import * as os from "node:os"; throw new Error("x")' },
+      { code: "[x1, typeof os.platform]" },
+      {
+        code: 'import { Client } from "tsparallel"; const rc = await Client.connect({ profile: "nope", timeout: 500 })',
+      },
+      { code: "typeof Client.connect" },
+      { code: 'let a1 = 1; throw new Error("y"); let a2 = 2;' },
+      { code: "a1" },
+      { code: "a2" },
+      { code: "let s = 0; for (let i = 0; i < 1e6; i++) s += i;\ns" },
+      { code: "s += 1; s" },
+      {
+        code: 'import { vegaLite } from "tsparallel";\nvegaLite({ data: { values: [{ a: 1 }] }, mark: "bar", encoding: { x: { field: "a" } } })',
+      },
+    ],
+    bareFolder(),
+  );
+  failed(r[0], "a throw after two bindings");
+  assert.equal(textOf(ok(r[1], "names bound before the throw")), "[ 5, 'function' ]\n");
+  failed(r[2], "a failed connect");
+  assert.equal(textOf(ok(r[3], "the import of the failed cell")), "'function'\n");
+  failed(r[4], "a throw between two lets");
+  assert.equal(textOf(ok(r[5], "bound before the throw")), "1\n");
+  assert.match(String(failed(r[6], "never bound").reply.evalue), /Cannot find name 'a2'/);
+  assert.equal(textOf(ok(r[7], "a top-level loop")), "499999500000\n");
+  assert.equal(textOf(ok(r[8], "a later cell rebinding it")), "499999500001\n");
+  const chart = messages(ok(r[9], "vegaLite without await"), "execute_result")[0]?.content.data ?? {};
+  assert.match(String(chart["image/svg+xml"]), /^<svg/);
   assert.equal(alive, true);
 });
 
@@ -215,4 +254,28 @@ test("%px against a cluster that stopped says how to start one, and the kernel l
   assert.equal(String(stopped.reply.evalue).includes("\n"), false);
   assert.equal(textOf(ok(r[3], "next cell")), "'kernel alive'\n");
   assert.equal(alive, true);
+});
+
+test("the README's first example runs as it stands in a notebook cell and as a script", async () => {
+  const readme = fs.readFileSync(path.join(PACKAGE_ROOT, "README.md"), "utf8");
+  const block = /Start a cluster of 4 engines and use it:[\s\S]*?```ts\n([\s\S]*?)```/.exec(readme)?.[1];
+  assert.ok(block, "the example is in the README");
+  const cluster = await Cluster.start({ n: 2, profile: "default" });
+  const dir = path.join(PACKAGE_ROOT, "test-output", `readme-${process.pid}`);
+  try {
+    const expected = ["[ 40, 40 ]", "[ 1, 4, 9, 16, 25 ]"];
+    const { results } = await runCells([{ code: block }], bareFolder());
+    const cell = textOf(ok(results[0], "the README example in a cell"));
+    for (const line of expected) assert.ok(cell.includes(line), `${line} in:\n${cell}`);
+    fs.mkdirSync(dir, { recursive: true });
+    const script = path.join(dir, "readme.mjs");
+    fs.writeFileSync(script, transformSync(block, { loader: "ts", format: "esm" }).code);
+    const { stdout } = await promisify(execFile)(process.execPath, [script], { timeout: 60_000 });
+    for (const line of expected) assert.ok(stdout.includes(line), `${line} in:\n${stdout}`);
+    const unordered = stdout.trim().split("\n").slice(-3).sort();
+    assert.deepEqual(unordered, ["2", "4", "6"], "the unordered map's results, in any order");
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+    await cluster.stop();
+  }
 });

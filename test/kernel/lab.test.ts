@@ -190,6 +190,12 @@ describe("JupyterLab from `tsparallel start`", () => {
   test("the Clusters panel starts a 2-engine cluster, scales it to 3, stops it, and refuses a bad count", async () => {
     await showSidePanel(page, "tsparallel-clusters");
     const panel = page.locator("#tsparallel-clusters");
+    // `tsparallel start` runs "default": the field offers a profile that can start.
+    await until(
+      async () => (await panel.locator('input[name="profile"]').inputValue()) === "cluster-2",
+      10_000,
+      "a free profile name in the field",
+    );
     await panel.locator('input[name="profile"]').fill(PROFILE);
     await panel.locator('input[name="engines"]').fill("lots");
     await panel.locator('button[type="submit"]').click();
@@ -218,6 +224,15 @@ describe("JupyterLab from `tsparallel start`", () => {
     await row.getByRole("button", { name: "Stop" }).click();
     await until(async () => /stopped/.test(await row.innerText()), 60_000, "the cluster to show stopped");
     assert.ok(!isAlive(controller), "its controller is gone");
+    // A stopped profile starts again from its row, or goes away.
+    await row.getByRole("button", { name: "Start" }).click();
+    await until(async () => /running\s+2 engines/.test(await row.innerText()), 90_000, "the restarted cluster");
+    await row.getByRole("button", { name: "Stop" }).click();
+    await until(async () => /stopped/.test(await row.innerText()), 60_000, "stopped again");
+    await shot(page, "clusters-stopped");
+    await row.getByRole("button", { name: "Remove" }).click();
+    await until(async () => (await row.count()) === 0, 20_000, "the removed profile to leave the list");
+    assert.ok(!fs.existsSync(path.join(CLUSTERS, `profile_${PROFILE}`)), "its folder is gone");
   });
 
   test("the basics tutorial opens from the file browser and runs all its cells: [stdout:N] and the SVG timeline", async () => {
@@ -365,6 +380,22 @@ describe("JupyterLab from `tsparallel start`", () => {
     assert.equal(progress.length, 1, `one progress output, updated in place: ${JSON.stringify(progress)}`);
     assert.match(progress[0]!, /6\/6 tasks/);
     await shot(page, "progress-table");
+  });
+
+  test("Insert connection code puts the code below the active cell and focuses it: Shift+Enter runs it, once", async () => {
+    await showSidePanel(page, "tsparallel-clusters");
+    const row = page.locator('#tsparallel-clusters li[data-profile="default"]');
+    await row.getByRole("button", { name: "Insert connection code" }).click();
+    await page.keyboard.press("Shift+Enter");
+    await cellsDone(page);
+    await until(async () => /\[ 0, 1 \]/.test(await outputText(page)), 60_000, "the connection cell's output");
+    const sources = await page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell .cm-content").allTextContents();
+    assert.equal(
+      sources.filter((t) => t.includes('Client.connect({ profile: "default" })')).length,
+      1,
+      "inserted once",
+    );
+    await shot(page, "insert-connection-code");
   });
 
   test("no process we started carries the token or a cluster key in its arguments (every local user can read them)", () => {

@@ -5,7 +5,7 @@ lab-build/ at /lab: its static files, settings schemas, themes, workspaces and p
 Two API handlers sit beside it, behind the same token:
 
 - /tsparallel/clusters: the Clusters panel's backend. It runs the tsparallel CLI (`cluster list
-  --json`, `cluster start --daemon`, `cluster engines`, `cluster stop`), which does all the work
+  --json`, `cluster start --daemon`, `cluster engines`, `cluster stop`, `cluster remove`), which does all the work
   and says what went wrong in one line; here only the inputs are checked and the line passed on.
 - /api/me and /api/events/subscribe: the identity and the event stream JupyterLab 4 asks for,
   which Jupyter Server 1.x does not have. This server emits no events: the socket stays quiet.
@@ -78,6 +78,9 @@ class ClustersHandler(APIHandler):
         if action == "stop":
             code, _, last = await run_cli("cluster", "stop", "--profile", profile)
             return self.answer(code, last)
+        if action == "remove":
+            code, _, last = await run_cli("cluster", "remove", "--profile", profile)
+            return self.answer(code, last)
         n = str(body.get("n", "")).strip()
         if not re.fullmatch(r"\d{1,6}", n) or not 1 <= int(n) <= MAX_ENGINES:
             return self.fail(f"# of engines must be a whole number from 1 to {MAX_ENGINES}; got {n or 'nothing'!r}")
@@ -98,7 +101,7 @@ class ClustersHandler(APIHandler):
                 )
             code, _, last = await run_cli("cluster", "engines", "-n", n, "--profile", profile)
             return self.answer(code, last)
-        return self.fail(f"unknown action {action!r}: use start, scale or stop")
+        return self.fail(f"unknown action {action!r}: use start, scale, stop or remove")
 
     async def engines_of(self, profile):
         """The engines a profile has or is starting (0 when it cannot tell: the CLI then says why)."""
