@@ -6,7 +6,10 @@
  * exceptions and type errors as structured errors (tslab prints those too), and line numbers
  * are shifted when the code is one segment of a cell that also holds magics.
  */
+import * as path from "node:path";
 import * as util from "node:util";
+import { CompositeError, RemoteError } from "../client/errors";
+import { PACKAGE_ROOT } from "../paths";
 import type * as TS from "typescript";
 import { lendToRequire, missingPackages, mountInTypeScript } from "./own-packages";
 import { fixForTslab } from "./tslab-fixes";
@@ -114,6 +117,12 @@ function toCellError(errors: unknown[][], lineShift: number): CellError {
     return { ename: "TSError", evalue: lines[0]!, traceback: lines };
   }
   const thrown = errors[0]?.[0];
+  // Engines' errors render as %px renders them: coloured, one block per engine, their TypeScript
+  // lines, and none of the client's or the kernel's frames after them.
+  if (thrown instanceof RemoteError || thrown instanceof CompositeError) {
+    const evalue = thrown instanceof RemoteError ? thrown.evalue : thrown.message.split("\n")[0]!;
+    return { ename: thrown.name, evalue, traceback: thrown.render().split("\n") };
+  }
   if (thrown instanceof Error) {
     const interrupted =
       (thrown as { code?: string }).code === "ERR_SCRIPT_EXECUTION_INTERRUPTED" ||
@@ -138,10 +147,14 @@ function flatten(text: unknown): string {
   return [flatten(chain.messageText), ...(chain.next ?? []).map(flatten)].join(" ");
 }
 
-/** The user's frames only: the kernel's and tslab's own frames say nothing to them. */
+/**
+ * The user's frames only: the kernel's, the client library's and tslab's own frames say nothing
+ * to them, and JupyterLab would turn their paths into links the server cannot serve.
+ */
 function cleanStack(e: Error): string[] {
   const lines = (e.stack ?? `${e.name}: ${e.message}`).split("\n");
+  const ours = `${PACKAGE_ROOT}${path.sep}dist${path.sep}`;
   return lines.filter(
-    (l, i) => i === 0 || !/node_modules[\\/]tslab|[\\/]dist[\\/]src[\\/]kernel[\\/]|node:internal|\(node:/.test(l),
+    (l, i) => i === 0 || !(l.includes(ours) || /node_modules[\\/]tslab|node:internal|\(node:/.test(l)),
   );
 }

@@ -26,7 +26,13 @@ export interface IopubMessage {
   };
 }
 export interface CellResult {
-  reply: Record<string, unknown> & { status: string; execution_count?: number; ename?: string; evalue?: string };
+  reply: Record<string, unknown> & {
+    status: string;
+    execution_count?: number;
+    ename?: string;
+    evalue?: string;
+    traceback?: string[];
+  };
   iopub: IopubMessage[];
   batch?: Array<{ status: string }>;
 }

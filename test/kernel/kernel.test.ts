@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { test } from "node:test";
 import { execFile } from "node:child_process";
-import { promisify } from "node:util";
+import { promisify, stripVTControlCharacters } from "node:util";
 import { transformSync } from "esbuild";
 import { Cluster } from "../../cluster/cluster";
 import { PACKAGE_ROOT } from "../../paths";
@@ -254,6 +254,29 @@ test("%px against a cluster that stopped says how to start one, and the kernel l
   assert.equal(String(stopped.reply.evalue).includes("\n"), false);
   assert.equal(textOf(ok(r[3], "next cell")), "'kernel alive'\n");
   assert.equal(alive, true);
+});
+
+test("errors in local cells: engines' errors as %px shows them, and no frames or paths of ours", async () => {
+  const t = await clusters.start(2);
+  const { results: r } = await runCells(
+    [
+      {
+        code: `import { Client } from "tsparallel";\nconst rc = await Client.connect({ profile: ${JSON.stringify(t.profile)} });\nawait rc.view().apply(() => { throw new RangeError("on every engine"); })`,
+      },
+      { code: 'function inner() { throw new TypeError("local"); }\ninner()' },
+    ],
+    bareFolder(),
+  );
+  const composite = failed(r[0], "a CompositeError from dview.apply");
+  assert.equal(composite.reply.ename, "CompositeError");
+  const tb = (composite.reply.traceback ?? []).join("\n");
+  assert.match(stripVTControlCharacters(tb), /\[0:apply\]: RangeError: on every engine[\s\S]*\[1:apply\]/);
+  assert.notEqual(stripVTControlCharacters(tb), tb, "coloured, as %px renders it");
+  assert.doesNotMatch(tb, /dist[\\/](client|kernel)|async-result|Kernel\.drain/, "no client or kernel frames");
+  const local = (failed(r[1], "a local throw").reply.traceback ?? []).join("\n");
+  assert.match(local, /TypeError: local/);
+  assert.match(local, /at inner/);
+  assert.doesNotMatch(local, /dist[\\/]kernel|Kernel\.drain|Shell\.runLocal/, "no kernel frames");
 });
 
 test("the README's first example runs as it stands in a notebook cell and as a script", async () => {

@@ -4,13 +4,13 @@
  * then the timeline and a Vega-Lite chart are rendered to PNG in headless chromium.
  */
 import { strict as assert } from "node:assert";
-import { execFile } from "node:child_process";
+import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, test } from "node:test";
 import { chromium } from "playwright-core";
 import { testRoot } from "../helpers/cluster";
-import { PYTHON, installKernel } from "../helpers/jupyter";
+import { type Cell, NOTEBOOKS, executeNotebook, tutorials } from "../helpers/notebooks";
 import { slurmAvailable, startSlurm } from "../helpers/slurm";
 import { type PrivateSshd, startSshd } from "../helpers/sshd";
 import { PACKAGE_ROOT } from "../../paths";
@@ -19,47 +19,11 @@ const ROOT = PACKAGE_ROOT;
 const OUTPUT = path.join(ROOT, "test-output");
 fs.mkdirSync(OUTPUT, { recursive: true });
 
-interface Output {
-  output_type: string;
-  text?: string | string[];
-  data?: Record<string, string | string[]>;
-  traceback?: string[];
-}
-interface Cell {
-  cell_type: string;
-  source: string | string[];
-  outputs?: Output[];
-}
-
 const join = (t: string | string[] | undefined): string => (Array.isArray(t) ? t.join("") : (t ?? ""));
 
-/** Runs a notebook with nbconvert (kernel cwd: notebooks/) and returns its executed cells. */
+/** Runs a notebook at a quarter of its scale (sleeps and loop sizes) and returns its executed cells. */
 function execute(name: string): Promise<Cell[]> {
-  installKernel();
-  const out = path.join(testRoot, `${name}.out.ipynb`);
-  const args = [
-    "-Xfrozen_modules=off",
-    "-m",
-    "nbconvert",
-    "--to",
-    "notebook",
-    "--execute",
-    path.join(ROOT, "notebooks", `${name}.ipynb`),
-    "--output",
-    out,
-    "--ExecutePreprocessor.timeout=180",
-  ];
-  return new Promise((resolve, reject) => {
-    execFile(
-      PYTHON,
-      args,
-      { env: { ...process.env, TSP_NOTEBOOK_SCALE: "0.25" }, timeout: 300_000, maxBuffer: 32 << 20 },
-      (err, _stdout, stderr) => {
-        if (err) return reject(new Error(`${name} failed:\n${stderr.slice(-4000)}`));
-        resolve((JSON.parse(fs.readFileSync(out, "utf8")) as { cells: Cell[] }).cells);
-      },
-    );
-  });
+  return executeNotebook(name, path.join(testRoot, `${name}.out.ipynb`), { scale: 0.25 });
 }
 
 function texts(cells: Cell[]): string {
@@ -253,5 +217,37 @@ test("the timeline and the histogram render to PNG with several colours", async 
     assert.ok(fs.statSync(file).size > 5_000, `${name}.png is ${fs.statSync(file).size} bytes`);
     const least = name.startsWith("timeline") ? 20 : name.startsWith("timetable") ? 10 : 3;
     assert.ok(colours >= least, `${name} has ${colours} colours`);
+  }
+});
+
+test("every committed tutorial ships executed: each code cell has its output's count, 1..N in order", () => {
+  for (const name of tutorials()) {
+    const nb = JSON.parse(fs.readFileSync(path.join(NOTEBOOKS, `${name}.ipynb`), "utf8")) as { cells: Cell[] };
+    const code = nb.cells.filter((c) => c.cell_type === "code");
+    const counts = code.map((c) => c.execution_count ?? null);
+    assert.deepEqual(
+      counts,
+      code.map((_, i) => i + 1),
+      `${name}: execution counts (run \`npm run notebooks:execute ${name.slice(0, 3)}\`)`,
+    );
+    const errors = code.flatMap((c) => c.outputs ?? []).filter((o) => o.output_type === "error");
+    assert.deepEqual(errors, [], `${name}: saved error outputs`);
+  }
+});
+
+test("001 and 002 at full scale, as a reader runs them, on a machine kept busy by two CPU burners", async () => {
+  const burners = [0, 1].map(() => spawn(process.execPath, ["-e", "for (;;) {}"], { stdio: "ignore" }));
+  try {
+    const full = (name: string): Promise<Cell[]> =>
+      executeNotebook(name, path.join(testRoot, `${name}.full.ipynb`), { scale: 1, timeoutS: 600 });
+    const t001 = texts(await full("001_introduction"));
+    assert.equal([...t001.matchAll(/global sum 511984000/g)].length, 2, "parallel and serial sums");
+    // texts() fails on any error output: every cell after the serial loop reached the cluster.
+    assert.match(t001, /speedup [\d.]+x on 4 engines/);
+    const t002 = texts(await full("002_more_on_views"));
+    assert.match(t002, /Speedup for load-balanced and direct view \(ideal: 12x\): [\d.]+ and [\d.]+/);
+    assert.match(t002, /146\/146 tasks finished/);
+  } finally {
+    for (const b of burners) b.kill("SIGKILL");
   }
 });
