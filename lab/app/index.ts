@@ -4,19 +4,26 @@
  * by lab/build.ts and served by the `tsparallel_lab` Jupyter Server extension (lab/server/).
  */
 import { JupyterLab, type JupyterFrontEndPlugin } from "@jupyterlab/application";
+import { IConnectionStatus, IServiceManager } from "@jupyterlab/services";
+import { PluginRegistry } from "@lumino/coreutils";
 import "./styles";
 import clustersPlugin from "./clusters";
+import cellExecutorPlugin, { REPLACED_EXECUTOR } from "./cell-executor";
 
 type PluginModule = { default: JupyterFrontEndPlugin<unknown> | JupyterFrontEndPlugin<unknown>[] };
 
-/** Plugins of an extension package; language-server plugins are left out (no LSP server here). */
+/**
+ * Plugins of an extension package; language-server plugins are left out (no LSP server here), and
+ * so is the cell executor ours replaces (cell-executor.ts).
+ */
 function pluginsOf(mod: PluginModule): JupyterFrontEndPlugin<unknown>[] {
   const all = Array.isArray(mod.default) ? mod.default : [mod.default];
-  return all.filter((p) => !p.id.includes(":language-server"));
+  return all.filter((p) => !p.id.includes(":language-server") && p.id !== REPLACED_EXECUTOR);
 }
 
 async function main(): Promise<void> {
   const extensions = await Promise.all([
+    import("@jupyterlab/services-extension"),
     import("@jupyterlab/application-extension"),
     import("@jupyterlab/apputils-extension"),
     import("@jupyterlab/celltags-extension"),
@@ -56,8 +63,22 @@ async function main(): Promise<void> {
     __esModule: true,
     default: m.default,
   }));
-  const lab = new JupyterLab({ mimeExtensions });
-  lab.registerPlugins([...extensions.flatMap((m) => pluginsOf(m as PluginModule)), clustersPlugin]);
+  // As JupyterLab's own app does since 4.4: the service manager (kernels, sessions, contents) comes
+  // from the services plugins, so the plugins that ask for the kernel manager get it.
+  const pluginRegistry = new PluginRegistry();
+  pluginRegistry.registerPlugins([
+    ...extensions.flatMap((m) => pluginsOf(m as PluginModule)),
+    cellExecutorPlugin,
+    clustersPlugin,
+  ]);
+  const connectionStatus = await pluginRegistry.resolveOptionalService(IConnectionStatus);
+  const serviceManager = await pluginRegistry.resolveRequiredService(IServiceManager);
+  const lab = new JupyterLab({
+    pluginRegistry,
+    serviceManager,
+    mimeExtensions,
+    ...(connectionStatus ? { connectionStatus } : {}),
+  });
   await lab.start();
   await lab.restored;
   document.body.dataset.labRestored = "true"; // for the browser tests

@@ -77,6 +77,8 @@ test("001 introduction: views, data movement, magics with [stdout:N] from every 
   assert.match(t, /\[\[1,90\],\[1,90\],\[1,90\],\[1,90\]\]/);
   assert.match(t, /partial sums \[21,70,119,168\], global sum 378, mean 13\.5/);
   assert.match(t, /partial variance sums \[799\.75,113\.75,113\.75,799\.75\]/);
+  assert.match(t, /\[\[0,1,2,3,4,5,6\],\[7,8,9,10,11,12,13\],\[14,15,16,17,18,19,20\],\[21,22,23,24,25,26,27\]\]/);
+  assert.match(t, /30 items: 8 \(0\.\.7\), 8 \(8\.\.15\), 7 \(16\.\.22\), 7 \(23\.\.29\)/, "an uneven split");
   assert.match(t, /standard deviation 8\.0777/);
   assert.match(t, /ready at once: false\s+wait\(\): true/);
   assert.equal([...t.matchAll(/global sum 511984000/g)].length, 2, "parallel and serial sums");
