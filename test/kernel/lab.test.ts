@@ -410,6 +410,25 @@ describe("JupyterLab from `tsparallel start`", () => {
       "inserted once",
     );
     await shot(page, "insert-connection-code");
+    // A CompositeError in a local cell shows as %px shows engines' errors: no frames, no paths to fetch.
+    await typeInActiveCell(page, 'await rc.view().apply(() => { throw new RangeError("on both engines"); })');
+    await cellsDone(page);
+    const traceback = page
+      .locator(
+        ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
+      )
+      .last();
+    await until(
+      async () => /\[1:apply\]/.test((await traceback.textContent().catch(() => "")) ?? ""),
+      30_000,
+      "the composite traceback",
+    );
+    const shown = (await traceback.textContent()) ?? "";
+    assert.match(shown, /\[0:apply\]: RangeError: on both engines[\s\S]*\[1:apply\]: RangeError: on both engines/);
+    assert.doesNotMatch(shown, /dist\/|node_modules|Kernel\.drain/);
+    assert.equal(await traceback.locator("a").count(), 0, "no links JupyterLab would try to fetch");
+    assert.ok((await traceback.locator("span[class*='ansi-red']").count()) > 0, "coloured");
+    await shot(page, "composite-error");
   });
 
   test("the browser console has no warning or error that our code or build causes", () => {

@@ -63,7 +63,14 @@ test("000 load balancing: maps, chunksize, arrival order, progress, the nested-l
 });
 
 test("001 introduction: views, data movement, magics with [stdout:N] from every engine", async () => {
-  const t = texts(await execute("001_introduction"));
+  const cells = await execute("001_introduction");
+  const t = texts(cells);
+  assert.match(t, /a million doublings: here [\d.]+ ms, on 4 engines [\d.]+ ms; same result: true/);
+  for (const id of [0, 1, 2, 3]) assert.match(t, new RegExp(`\\[stdout:${id}\\] noise \\d+ \\d+ \\d+`));
+  const onEngine0 = cells.find((c) => join(c.source).startsWith("%%px --targets 0"));
+  assert.match(t, /Out\[0:\d+\]:/, "shown as engine 0's result");
+  const chart = (onEngine0?.outputs ?? []).map((o) => join(o.data?.["image/svg+xml"])).find(Boolean);
+  assert.match(chart ?? "", /^<svg/, "engine 0's chart");
   for (const id of [0, 1, 2, 3]) assert.match(t, new RegExp(`\\[stdout:${id}\\] hello from pid \\d+`));
   assert.match(t, /Out\[0:\d+\]: \[ 1, 4, 9 \]/);
   assert.match(t, /Out\[3:\d+\]: 'slept on \d+'/, "%pxresult after --noblock");
