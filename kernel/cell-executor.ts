@@ -19,6 +19,7 @@ import MagicString from "magic-string";
 import type { Converter } from "tslab/dist/converter";
 import type * as TS from "typescript";
 import { DISPLAYS_WHEN_SETTLED } from "../client/charts";
+import { type LineMap, cellLineMap } from "./cell-lines";
 
 export interface CellConsole {
   /** The value of the cell's last expression. */
@@ -31,6 +32,8 @@ type Exports = Record<string, unknown>;
 
 /** Where the emitted code finds `exports`, `require` and `define` (set once per executor). */
 const GLOBAL = "__tsparallel_cells__";
+/** Line maps kept for tracebacks through functions of earlier cells. */
+const LINE_MAPS_KEPT = 200;
 
 export class CellExecutor {
   private readonly exports: Exports = {};
@@ -38,6 +41,8 @@ export class CellExecutor {
   private readonly sideOutputs = new Map<string, string>();
   private readonly sideModules = new Map<string, Module>();
   private rejectInterrupt: ((e: Error) => void) | undefined;
+  private runs = 0;
+  private readonly lineMaps = new Map<string, LineMap>();
 
   constructor(
     private readonly ts: typeof TS,
@@ -84,9 +89,15 @@ export class CellExecutor {
     const prefix = converted.hasToplevelAwait
       ? "(async function (exports, require) { "
       : "(function (exports, require) { ";
-    const code = `${prefix}${this.rewrite(converted.output)}\n})(${GLOBAL}.exports, ${GLOBAL}.require)`;
+    const body = this.rewrite(converted.output);
+    const code = `${prefix}${body}\n})(${GLOBAL}.exports, ${GLOBAL}.require)`;
+    // Each run its own file name, so a traceback's frames say which cell and line they are.
+    const filename = `tsparallel-cell-${++this.runs}`;
+    this.lineMaps.set(filename, cellLineMap(this.ts, src, body));
+    if (this.lineMaps.size > LINE_MAPS_KEPT) this.lineMaps.delete(this.lineMaps.keys().next().value!);
     try {
-      const ret: unknown = vm.runInThisContext(code, { breakOnSigint: true });
+      // displayErrors: false, or V8 prepends the emitted line and a caret to the error's stack.
+      const ret: unknown = vm.runInThisContext(code, { filename, breakOnSigint: true, displayErrors: false });
       if (converted.hasToplevelAwait) await this.orInterrupt(ret as Promise<unknown>);
     } catch (e) {
       this.keepBound(declOutput);
@@ -122,6 +133,27 @@ export class CellExecutor {
         d.start.character + 1,
         d.messageText,
       );
+  }
+
+  /**
+   * A stack trace with each frame of a cell's code at that cell's own line and column: `<cell>`
+   * for the cell that ran last, `<cell -k>` for the one k runs before it.
+   */
+  cellFrames(stack: string, lineShift = 0): string {
+    const frame = /tsparallel-cell-(\d+):(\d+):(\d+)/;
+    return stack
+      .split("\n")
+      .flatMap((l) => {
+        const m = frame.exec(l);
+        if (!m) return [l];
+        const at = this.lineMaps.get(`tsparallel-cell-${m[1]}`)?.(Number(m[2]), Number(m[3]));
+        if (!at) return []; // the wrapper that runs the cell, not a line of it
+        const back = this.runs - Number(m[1]);
+        const where =
+          back === 0 ? `<cell>:${at.line + lineShift}:${at.column}` : `<cell -${back}>:${at.line}:${at.column}`;
+        return [l.replace(frame, where)];
+      })
+      .join("\n");
   }
 
   interrupt(): void {

@@ -77,7 +77,8 @@ export class LocalRunner {
     const ok = await this.executor.execute(fixForTslab(tslabTypeScript(), code));
     const { value, errors } = this.captured;
     if (ok) return value ? { ok: true, value } : { ok: true };
-    return { ok: false, error: toCellError(errors, firstLine - 1) };
+    const shift = firstLine - 1;
+    return { ok: false, error: toCellError(errors, shift, (stack) => this.executor.cellFrames(stack, shift)) };
   }
 
   interrupt(): void {
@@ -108,7 +109,7 @@ export class LocalRunner {
  * tslab reports a type error as `error("%s%d:%d - %s", file, line, col, text)` and an exception
  * as `error(exception)`: turn either into Jupyter's ename/evalue/traceback.
  */
-function toCellError(errors: unknown[][], lineShift: number): CellError {
+function toCellError(errors: unknown[][], lineShift: number, cellFrames: (stack: string) => string): CellError {
   const diagnostics = errors.filter((a) => a.length > 1 && typeof a[0] === "string" && a[0].includes("%d:%d"));
   if (diagnostics.length > 0) {
     const lines = diagnostics.map(([fmt, file, line, col, text]) =>
@@ -133,7 +134,7 @@ function toCellError(errors: unknown[][], lineShift: number): CellError {
         evalue: "interrupted",
         traceback: ["KeyboardInterrupt: the cell was interrupted"],
       };
-    return { ename: thrown.name, evalue: thrown.message, traceback: cleanStack(thrown) };
+    return { ename: thrown.name, evalue: thrown.message, traceback: cleanStack(thrown, cellFrames) };
   }
   const text = errors.map((a) => util.format(...a)).join("\n") || "the cell failed";
   return { ename: "Error", evalue: text, traceback: [text] };
@@ -149,10 +150,11 @@ function flatten(text: unknown): string {
 
 /**
  * The user's frames only: the kernel's, the client library's and tslab's own frames say nothing
- * to them, and JupyterLab would turn their paths into links the server cannot serve.
+ * to them, and JupyterLab would turn their paths into links the server cannot serve. Frames of
+ * cells show the cell's own TypeScript line and column (cell-lines.ts).
  */
-function cleanStack(e: Error): string[] {
-  const lines = (e.stack ?? `${e.name}: ${e.message}`).split("\n");
+function cleanStack(e: Error, cellFrames: (stack: string) => string): string[] {
+  const lines = cellFrames(e.stack ?? `${e.name}: ${e.message}`).split("\n");
   const ours = `${PACKAGE_ROOT}${path.sep}dist${path.sep}`;
   return lines.filter(
     (l, i) => i === 0 || !(l.includes(ours) || /node_modules[\\/]tslab|node:internal|\(node:/.test(l)),

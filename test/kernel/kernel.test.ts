@@ -264,6 +264,9 @@ test("errors in local cells: engines' errors as %px shows them, and no frames or
         code: `import { Client } from "tsparallel";\nconst rc = await Client.connect({ profile: ${JSON.stringify(t.profile)} });\nawait rc.view().apply(() => { throw new RangeError("on every engine"); })`,
       },
       { code: 'function inner() { throw new TypeError("local"); }\ninner()' },
+      { code: 'const first = 1;\nthrow new Error("on line 2");\nconst third = 3;' },
+      { code: 'function deep(x: number) {\n  if (x > 1)\n    throw new RangeError("deep");\n  return x;\n}' },
+      { code: "interface T { a: number }\nconst v: T = { a: 2 };\ndeep(v.a)" },
     ],
     bareFolder(),
   );
@@ -277,6 +280,13 @@ test("errors in local cells: engines' errors as %px shows them, and no frames or
   assert.match(local, /TypeError: local/);
   assert.match(local, /at inner/);
   assert.doesNotMatch(local, /dist[\\/]kernel|Kernel\.drain|Shell\.runLocal/, "no kernel frames");
+  // The cell's own TypeScript lines, not the emitted JavaScript's.
+  const line2 = (failed(r[2], "a throw on line 2").reply.traceback ?? []).join("\n");
+  assert.match(line2, /^Error: on line 2\n {4}at <cell>:2:7$/);
+  assert.ok(ok(r[3], "a function declared"));
+  const nested = (failed(r[4], "a throw in an earlier cell's function").reply.traceback ?? []).join("\n");
+  assert.match(nested, /RangeError: deep\n {4}at (Object\.)?deep \(<cell -1>:3:11\)\n {4}at <cell>:3:\d+$/);
+  assert.doesNotMatch(nested, /evalmachine|tsparallel-cell/);
 });
 
 test("the README's first example runs as it stands in a notebook cell and as a script", async () => {
