@@ -397,20 +397,31 @@ async function waitFor(
 function lockProfile(profile: string): () => void {
   const file = path.join(profileDir(profile), "start.lock");
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  // The lock appears with its pid already in it: written to a file of our own, then linked to the
+  // lock's name (which fails if it exists). Created empty and written after, another start could
+  // read it in between, find no pid, take it for stale and start a second controller.
+  const mine = `${file}.${process.pid}`;
+  fs.writeFileSync(mine, String(process.pid), { mode: 0o600 });
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      fs.writeFileSync(file, String(process.pid), { flag: "wx", mode: 0o600 });
+      fs.linkSync(mine, file);
+      fs.rmSync(mine, { force: true });
       return () => fs.rmSync(file, { force: true });
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") {
+        fs.rmSync(mine, { force: true });
+        throw e;
+      }
     }
     const holder = Number(fs.readFileSync(file, "utf8").trim() || NaN);
     if (Number.isInteger(holder) && holder > 0 && isAlive(holder)) {
+      fs.rmSync(mine, { force: true });
       throw new TsParallelError(
         `another process (pid ${holder}) is starting a cluster for profile "${profile}"; wait for it, or use another profile`,
       );
     }
     fs.rmSync(file, { force: true }); // stale: its process is gone
   }
+  fs.rmSync(mine, { force: true });
   throw new TsParallelError(`could not take the start lock of profile "${profile}" (${file})`);
 }
