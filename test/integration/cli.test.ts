@@ -37,6 +37,11 @@ test("cluster start --daemon / list / stop, 0600 files, an engine started by han
     assert.deepEqual(rc.ids, [0, 1, 2]);
     assert.equal(await rc.view(2).apply(() => process.pid), engine.pid);
     rc.close();
+    await assert.rejects(
+      run(process.execPath, [CLI, "cluster", "remove", "--profile", profile], { env }),
+      (e: { stderr: string }) =>
+        /^tsparallel: cluster .* is running \(controller pid \d+\): stop it first\n$/.test(e.stderr),
+    );
     const stopped = await run(process.execPath, [CLI, "cluster", "stop", "--profile", profile], {
       env,
       timeout: 30_000,
@@ -46,6 +51,10 @@ test("cluster start --daemon / list / stop, 0600 files, an engine started by han
     // A stopped profile shows no stale controller pid.
     const after = await run(process.execPath, [CLI, "cluster", "list"], { env });
     assert.match(after.stdout, new RegExp(`${profile}\\s+stopped\\s+-\\s+-\\s`));
+    // …and can be forgotten.
+    const removed = await run(process.execPath, [CLI, "cluster", "remove", "--profile", profile], { env });
+    assert.match(removed.stdout, /^Profile ".*" removed \(/);
+    assert.doesNotMatch((await run(process.execPath, [CLI, "cluster", "list"], { env })).stdout, new RegExp(profile));
   } finally {
     killQuietly(pid);
     if (engine?.pid) killQuietly(engine.pid);
