@@ -27,7 +27,7 @@ import { isRoute } from "../protocol/validate";
 import { type LibraryErrorName, libraryErrorContent } from "../protocol/errors";
 import { type RecordView, matches, pick, queryProblem, recordView } from "./history";
 import { type EngineEntry, Registry } from "./registry";
-import { Records, type TaskArchive, type TaskRecord } from "./records";
+import { Records, type TaskArchive, type TaskRecord, isFinished } from "./records";
 import { TaskScheduler } from "./task-scheduler";
 import { SCHEMES, type SchemeName } from "./schemes";
 
@@ -153,8 +153,7 @@ export class Hub {
   }
 
   private finished(msgId: string): boolean {
-    const state = this.records.get(msgId)?.state;
-    return state === "done" || state === "failed" || state === "aborted";
+    return isFinished(this.records.get(msgId)?.state);
   }
 
   /** A task finished: the queries that waited for it (and nothing else) go on. */
@@ -804,7 +803,9 @@ export class Hub {
 
   /** Status of tasks by msg id; with `fetch`, their replies go to the asker (now, or when they finish). */
   private results(msg: MessageOf<"result_request">, asker: Buffer): void {
-    const unknown = msg.content.msg_ids.filter((id) => !this.record(id));
+    // Each record looked up once: from the archive when memory let its reply go.
+    const found = new Map(msg.content.msg_ids.map((id) => [id, this.record(id, "reply")]));
+    const unknown = msg.content.msg_ids.filter((id) => !found.get(id));
     if (unknown.length > 0)
       return this.error(
         msg,
@@ -816,9 +817,9 @@ export class Hub {
     const records: ContentOf<"result_reply">["records"] = {};
     const toSend: Envelope[] = [];
     for (const id of msg.content.msg_ids) {
-      const r = this.record(id, "reply")!;
+      const r = found.get(id)!;
       records[id] = { msgType: r.msgType, engineId: r.engineId ?? null, stdout: r.stdout, stderr: r.stderr };
-      const done = r.state === "done" || r.state === "failed" || r.state === "aborted";
+      const done = isFinished(r.state);
       (done ? completed : pending).push(id);
       if (!msg.content.fetch) continue;
       if (done) {
@@ -842,7 +843,7 @@ export class Hub {
     for (const id of ids) {
       const r = this.record(id, "request");
       if (!r) return this.error(msg, "KeyError", `unknown msg id ${id} (see rc.history())${this.archiveNote()}`);
-      if (r.state !== "done" && r.state !== "failed" && r.state !== "aborted")
+      if (!isFinished(r.state))
         return this.error(
           msg,
           "ValueError",
@@ -908,8 +909,7 @@ export class Hub {
   /** The record of `id`, from memory, or from the archive when memory lacks it or its `payload`. */
   private record(id: string, payload?: "request" | "reply"): TaskRecord | undefined {
     const r = this.records.get(id);
-    const finished = r?.state === "done" || r?.state === "failed" || r?.state === "aborted";
-    if (r && (payload === undefined || r[payload] || !finished)) return r;
+    if (r && (payload === undefined || r[payload] || !isFinished(r.state))) return r;
     return this.archive?.find(id) ?? r;
   }
 
@@ -935,7 +935,7 @@ export class Hub {
 
   /** Fabricate a failed reply for a task that will never reach (or come back from) an engine. */
   failTask(record: TaskRecord, ename: LibraryErrorName, evalue: string, state: "failed" | "aborted" = "failed"): void {
-    if (record.state === "done" || record.state === "failed" || record.state === "aborted") return;
+    if (isFinished(record.state)) return;
     this.scheduler.remove(record);
     const replyType = record.msgType === "apply_request" ? "apply_reply" : "execute_reply";
     const now = new Date().toISOString();

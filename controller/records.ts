@@ -12,6 +12,11 @@ import type { Route } from "../protocol/messages";
 
 export type TaskState = "waiting" | "pending" | "assigned" | "done" | "failed" | "aborted";
 
+/** Whether a task in this state has ended (its record is final). */
+export function isFinished(state: TaskState | undefined): boolean {
+  return state === "done" || state === "failed" || state === "aborted";
+}
+
 export interface TaskRecord {
   msgId: string;
   msgType: "apply_request" | "execute_request";

@@ -103,6 +103,17 @@ function Panel(props: { insert(profile: string): string | undefined }): React.Re
     }
   };
 
+  /** A button that runs one backend action, disabled while another runs. */
+  const button = (label: string, mod: string, what: Action, doing: string): React.ReactElement => (
+    <button
+      className={`jp-mod-styled ${mod}`.trim()}
+      disabled={busy !== undefined}
+      onClick={() => void act(what, doing)}
+    >
+      {label}
+    </button>
+  );
+
   return (
     <div className="tsp-Clusters">
       <header className="tsp-Clusters-header">Clusters</header>
@@ -167,22 +178,13 @@ function Panel(props: { insert(profile: string): string | undefined }): React.Re
               ))}
               {!c.running && (
                 <div className="tsp-Cluster-actions">
-                  <button
-                    className="jp-mod-styled jp-mod-accept"
-                    disabled={busy !== undefined}
-                    onClick={() =>
-                      void act({ action: "start", profile: c.profile, n, engines }, `starting ${c.profile}`)
-                    }
-                  >
-                    Start
-                  </button>
-                  <button
-                    className="jp-mod-styled jp-mod-warn"
-                    disabled={busy !== undefined}
-                    onClick={() => void act({ action: "remove", profile: c.profile }, `removing ${c.profile}`)}
-                  >
-                    Remove
-                  </button>
+                  {button(
+                    "Start",
+                    "jp-mod-accept",
+                    { action: "start", profile: c.profile, n, engines },
+                    `starting ${c.profile}`,
+                  )}
+                  {button("Remove", "jp-mod-warn", { action: "remove", profile: c.profile }, `removing ${c.profile}`)}
                 </div>
               )}
               {c.running && (
@@ -194,25 +196,13 @@ function Panel(props: { insert(profile: string): string | undefined }): React.Re
                     value={scaleBy[c.profile] ?? "1"}
                     onChange={(e) => setScaleBy({ ...scaleBy, [c.profile]: e.target.value })}
                   />
-                  <button
-                    className="jp-mod-styled"
-                    disabled={busy !== undefined}
-                    onClick={() =>
-                      void act(
-                        { action: "scale", profile: c.profile, n: scaleBy[c.profile] ?? "1" },
-                        `adding engines to ${c.profile}`,
-                      )
-                    }
-                  >
-                    Scale
-                  </button>
-                  <button
-                    className="jp-mod-styled jp-mod-warn"
-                    disabled={busy !== undefined}
-                    onClick={() => void act({ action: "stop", profile: c.profile }, `stopping ${c.profile}`)}
-                  >
-                    Stop
-                  </button>
+                  {button(
+                    "Scale",
+                    "",
+                    { action: "scale", profile: c.profile, n: scaleBy[c.profile] ?? "1" },
+                    `adding engines to ${c.profile}`,
+                  )}
+                  {button("Stop", "jp-mod-warn", { action: "stop", profile: c.profile }, `stopping ${c.profile}`)}
                   <button
                     className="jp-mod-styled"
                     onClick={() => {

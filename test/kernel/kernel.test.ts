@@ -283,7 +283,7 @@ test("errors in local cells: engines' errors as %px shows them, and no frames or
   // The cell's own TypeScript lines, not the emitted JavaScript's.
   const line2 = (failed(r[2], "a throw on line 2").reply.traceback ?? []).join("\n");
   assert.match(line2, /^Error: on line 2\n {4}at <cell>:2:7$/);
-  assert.ok(ok(r[3], "a function declared"));
+  ok(r[3], "a function declared");
   const nested = (failed(r[4], "a throw in an earlier cell's function").reply.traceback ?? []).join("\n");
   assert.match(nested, /RangeError: deep\n {4}at (Object\.)?deep \(<cell -1>:3:11\)\n {4}at <cell>:3:\d+$/);
   assert.doesNotMatch(nested, /evalmachine|tsparallel-cell/);
