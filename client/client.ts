@@ -12,12 +12,10 @@ import { Outbox, curveClientKeys, receiveLimits, receiveLoop, withCurve } from "
 import { oversizedFrame } from "../protocol/wire";
 import { DirectLinks } from "./direct";
 import { ListeningClock } from "./listening-clock";
-import { isDirectEndpoint } from "../protocol/validate";
 import { type ConnectionInfo, connectionFile, endpoint, isAlive, readConnectionFile } from "../protocol/connection";
 import {
   type AnyMessage,
   type ContentOf,
-  type DirectEndpoint,
   type EngineSetInfo,
   type MsgType,
   type RequestMetadata,
@@ -25,36 +23,30 @@ import {
   isMsg,
   parentId,
 } from "../protocol/messages";
-import { deserialize } from "../protocol/serialize";
-import { isBulkRefs, readBulk, removeFiles, sharesMemoryWith, stashBulk, sweepStale } from "../protocol/bulk";
-import { EngineError, NoEnginesError, RemoteError, TaskAborted, TimeoutError, TsParallelError } from "./errors";
-import { SubmittedTask } from "./task";
+import { sweepStale } from "../protocol/bulk";
+import { EngineError, NoEnginesError, TimeoutError, TsParallelError } from "./errors";
+import type { SubmittedTask } from "./task";
 import { type Tunnel, openTunnel } from "./tunnel";
 import { AsyncResult } from "./async-result";
 import { type Targets, resolveTargets } from "./targets";
 import { BroadcastView, DirectView, LoadBalancedView, type LoadBalancedOptions } from "./views";
-import { ExecuteReply } from "./execute-reply";
 import { activeObject, activeViewObject, setActiveObject } from "./active";
+import { TaskTable } from "./task-table";
+import { EngineTable } from "./engine-table";
+import { SharedMemoryPolicy } from "./shared-memory";
 import type { QueueStatusReport, TaskRequestType, ViewHost } from "./host";
 
-/** How long the controller has to fail a lost engine's tasks before the client does (ms). */
-const ENGINE_GONE_GRACE_MS = 2000;
-
 /**
- * A query about records waits for direct tasks that finished at most this long ago (ms): an
- * engine's copies reach the controller in order within milliseconds, and an older record may
- * have been dropped from the controller's bounded history since.
+ * How long after an engine on this host is lost its leftover shared-memory files are swept: the
+ * replies it sent before dying may still be on their way here, and name files of theirs (ms).
  */
-const DIRECT_DONE_RECENT_MS = 2000;
+const SWEEP_AFTER_LOSS_MS = 2000;
 
 /**
  * Heartbeat periods of silence, heard while our loop was free (see ListeningClock), after which
  * the controller counts as gone and the tasks in flight fail: as many as the engines allow it.
  */
 const CONTROLLER_MISSES = 5;
-
-/** How many finished tasks keep receiving late output. */
-const FINISHED_KEPT = 1000;
 
 export interface ConnectOptions {
   profile?: string;
@@ -99,34 +91,16 @@ export class Client extends EventEmitter implements ViewHost {
   private readonly socket = new zmq.Dealer({ linger: 0, sendHighWaterMark: 0, ...receiveLimits() });
   private readonly sub = new zmq.Subscriber({ linger: 0, ...receiveLimits() });
   private readonly outbox: Outbox;
-  private readonly tasks = new Map<string, SubmittedTask>();
+  /** The tasks we await, and the recently finished ones (client/task-table.ts). */
+  private readonly tasks = new TaskTable((e) => this.emit("warning", e));
+  /** The registered engines, as far as the controller told us (client/engine-table.ts). */
+  private readonly engineTable = new EngineTable();
+  private readonly memory = new SharedMemoryPolicy((id) => this.engineTable.sharesMemory(id));
   /** The ssh tunnel this client connects through (`sshServer`), ended on close. */
   private tunnel: Tunnel | undefined;
-  /** Recently finished tasks: output their timers print later still reaches their AsyncResult. */
-  private readonly finished = new Map<string, SubmittedTask>();
   private readonly queries = new Map<string, { resolve: (c: unknown) => void; reject: (e: Error) => void }>();
-  private engineIds: number[] = [];
-  /**
-   * Each engine's uuid and direct socket, where it has one (engine/direct.ts); `sharedMemory`
-   * says by uuid whether it shares our /dev/shm (looked up once; see protocol/bulk.ts).
-   */
-  private readonly engineInfo = new Map<number, { uuid: string; direct?: DirectEndpoint }>();
   /** Connections straight to engines, for DirectView tasks (client/direct.ts). */
   private readonly direct: DirectLinks;
-  /**
-   * Tasks sent direct and not answered yet; and per engine, the latest one answered since our
-   * last query about records (its engine's copies reach the controller in order, so it covers
-   * the earlier ones).
-   */
-  private readonly directPending = new Set<string>();
-  private readonly directDone = new Map<number, { msgId: string; at: number }>();
-  private readonly sharedMemory = new Map<string, boolean>();
-  /** Shared-memory files of requests in flight, removed when their tasks settle or we close. */
-  private readonly bulkFiles = new Set<string>();
-  /** Buffers already in a file: a DirectView sends one serialization to each of its engines. */
-  private readonly bulkWritten = new WeakMap<Buffer, string>();
-  /** The controller's registry count behind `engineIds` (see `takeEngineList`). */
-  private engineSeq = -1;
   private controller = "";
   /** The controller's silence, counted while our loop could listen (client/listening-clock.ts). */
   private silence: ListeningClock | undefined;
@@ -147,7 +121,7 @@ export class Client extends EventEmitter implements ViewHost {
       coalesce: this.session.coalesce,
       curve: keys,
       onFrames: (f) => {
-        for (const { msg } of this.session.receive(f)) this.onMessage(msg);
+        for (const { msg } of this.session.receive(f)) this.onMessage(msg, true);
       },
     });
   }
@@ -189,7 +163,7 @@ export class Client extends EventEmitter implements ViewHost {
     void receiveLoop(
       this.socket,
       (f) => {
-        for (const { msg } of this.session.receive(f)) this.onMessage(msg);
+        for (const { msg } of this.session.receive(f)) this.onMessage(msg, false);
       },
       (e) => this.emit("warning", e),
     );
@@ -200,7 +174,7 @@ export class Client extends EventEmitter implements ViewHost {
     );
     try {
       const reply = await this.query("connection_request", {}, timeout);
-      this.takeEngineList(reply);
+      this.engineTable.takeList(reply);
       this.controller = reply.controller;
       this.startWatchdog(reply.heartbeat_period);
     } catch (e) {
@@ -221,18 +195,18 @@ export class Client extends EventEmitter implements ViewHost {
 
   /** Registered engine ids, sorted (kept current by notifications). */
   get ids(): number[] {
-    return [...this.engineIds];
+    return [...this.engineTable.ids];
   }
 
   get length(): number {
-    return this.engineIds.length;
+    return this.engineTable.ids.length;
   }
 
   /** A DirectView on `targets` (default all engines, evaluated at each call). */
   view(target: number): DirectView<true>;
   view(targets?: Targets): DirectView<false>;
   view(targets: Targets = "all"): DirectView {
-    if (targets !== "all") resolveTargets(targets, this.engineIds); // validate now, with a clear error
+    if (targets !== "all") resolveTargets(targets, this.engineTable.ids); // validate now, with a clear error
     return new DirectView(this, targets);
   }
 
@@ -240,7 +214,7 @@ export class Client extends EventEmitter implements ViewHost {
   broadcastView(target: number): BroadcastView<true>;
   broadcastView(targets?: Targets): BroadcastView<false>;
   broadcastView(targets: Targets = "all"): BroadcastView {
-    if (targets !== "all") resolveTargets(targets, this.engineIds);
+    if (targets !== "all") resolveTargets(targets, this.engineTable.ids);
     return new BroadcastView(this, targets);
   }
 
@@ -251,17 +225,19 @@ export class Client extends EventEmitter implements ViewHost {
   /** Resolves once `n` engines are registered; rejects with TimeoutError after `timeout` ms. */
   waitForEngines(n: number, opts: { timeout?: number } = {}): Promise<void> {
     if (!Number.isInteger(n) || n < 0) throw new RangeError(`waitForEngines needs a whole number of engines; got ${n}`);
-    if (this.engineIds.length >= n) return Promise.resolve();
+    if (this.engineTable.ids.length >= n) return Promise.resolve();
     return new Promise((resolve, reject) => {
       const check = (): void => {
-        if (this.engineIds.length >= n) done(undefined);
+        if (this.engineTable.ids.length >= n) done(undefined);
       };
       const timer =
         opts.timeout !== undefined
           ? setTimeout(
               () =>
                 done(
-                  new TimeoutError(`only ${this.engineIds.length} of ${n} engines registered after ${opts.timeout} ms`),
+                  new TimeoutError(
+                    `only ${this.engineTable.ids.length} of ${n} engines registered after ${opts.timeout} ms`,
+                  ),
                 ),
               opts.timeout,
             )
@@ -271,7 +247,7 @@ export class Client extends EventEmitter implements ViewHost {
       const poll = setInterval(() => {
         this.query("connection_request", {}).then(
           (reply) => {
-            this.takeEngineList(reply);
+            this.engineTable.takeList(reply);
             check();
           },
           () => undefined,
@@ -292,7 +268,7 @@ export class Client extends EventEmitter implements ViewHost {
 
   /** Per engine: tasks queued there, completed, load-balanced ones held, and the msg id at the head (running or next). */
   async queueStatus(targets?: Targets): Promise<QueueStatusReport> {
-    const ids = targets === undefined ? undefined : resolveTargets(targets, this.engineIds).ids;
+    const ids = targets === undefined ? undefined : resolveTargets(targets, this.engineTable.ids).ids;
     const reply = await this.query("queue_request", ids ? { targets: ids } : {});
     return Object.assign({}, reply.engines, { unassigned: reply.unassigned });
   }
@@ -321,14 +297,14 @@ export class Client extends EventEmitter implements ViewHost {
    * result is ready, as the kernel's interrupt of `%px` does.
    */
   async interrupt(targets: Targets = "all", signal = "SIGINT"): Promise<void> {
-    const ids = resolveTargets(targets, this.engineIds).ids;
+    const ids = resolveTargets(targets, this.engineTable.ids).ids;
     const reply = await this.query("signal_request", { targets: ids, signal });
     if (reply.status !== "ok") throw new EngineError(reply.status === "error" ? reply.evalue : "signal aborted");
   }
 
   /** Replaces an engine process (started by the cluster) with a fresh one; ids are never reused. */
   async restartEngine(id: number): Promise<void> {
-    const reply = await this.query("restart_request", { targets: resolveTargets(id, this.engineIds).ids });
+    const reply = await this.query("restart_request", { targets: resolveTargets(id, this.engineTable.ids).ids });
     if (reply.status !== "ok") throw new EngineError(reply.status === "error" ? reply.evalue : "restart aborted");
   }
 
@@ -357,7 +333,7 @@ export class Client extends EventEmitter implements ViewHost {
   getResult<T = unknown>(msgIds: string | string[]): AsyncResult<T> {
     const ids = typeof msgIds === "string" ? [msgIds] : msgIds;
     if (this.closed) throw new TsParallelError("this client is closed; connect a new one with Client.connect()");
-    const tasks = ids.map((id) => this.tasks.get(id) ?? this.finished.get(id) ?? this.track(id, undefined, "apply"));
+    const tasks = ids.map((id) => this.tasks.get(id) ?? this.tasks.track(id, undefined, "apply"));
     const fresh = tasks.filter((t) => !t.ready);
     if (fresh.length > 0) {
       this.query("result_request", { msg_ids: fresh.map((t) => t.msgId), fetch: true }).then(
@@ -371,12 +347,7 @@ export class Client extends EventEmitter implements ViewHost {
             if (!t.metadata.stderr) t.metadata.stderr = r.stderr;
           }
         },
-        (e: unknown) => {
-          for (const t of fresh) {
-            this.tasks.delete(t.msgId);
-            t.reject(e instanceof Error ? e : new TsParallelError(String(e)));
-          }
-        },
+        (e: unknown) => this.tasks.fail(fresh, () => asError(e)),
       );
     }
     return new AsyncResult<T>(this, tasks, { scalar: typeof msgIds === "string", label: "getResult" });
@@ -390,13 +361,10 @@ export class Client extends EventEmitter implements ViewHost {
     const ids = typeof msgIds === "string" ? [msgIds] : msgIds;
     if (this.closed) throw new TsParallelError("this client is closed; connect a new one with Client.connect()");
     // The new ids are ours, registered before the controller runs anything under them.
-    const tasks = ids.map(() => this.track(this.session.newMsgId(), undefined, "apply"));
-    this.query("resubmit_request", { msg_ids: ids, new_msg_ids: tasks.map((t) => t.msgId) }).catch((e: unknown) => {
-      for (const t of tasks) {
-        this.tasks.delete(t.msgId);
-        t.reject(e instanceof Error ? e : new TsParallelError(String(e)));
-      }
-    });
+    const tasks = ids.map(() => this.tasks.track(this.session.newMsgId(), undefined, "apply"));
+    this.query("resubmit_request", { msg_ids: ids, new_msg_ids: tasks.map((t) => t.msgId) }).catch((e: unknown) =>
+      this.tasks.fail(tasks, () => asError(e)),
+    );
     return new AsyncResult<T>(this, tasks, { scalar: typeof msgIds === "string", label: "resubmit" });
   }
 
@@ -442,7 +410,7 @@ export class Client extends EventEmitter implements ViewHost {
 
   /** Stops engines (default all); with `hub: true` the controller too. */
   async shutdown(opts: { targets?: Targets; hub?: boolean } = {}): Promise<void> {
-    const ids = opts.targets === undefined ? undefined : resolveTargets(opts.targets, this.engineIds).ids;
+    const ids = opts.targets === undefined ? undefined : resolveTargets(opts.targets, this.engineTable.ids).ids;
     await this.query("shutdown_request", {
       restart: false,
       ...(ids ? { targets: ids } : {}),
@@ -467,7 +435,7 @@ export class Client extends EventEmitter implements ViewHost {
 
   /** `<Client: 4 engines, profile default>` instead of a dump of sockets. */
   [util.inspect.custom](): string {
-    return `<Client: ${this.engineIds.length} engines${this.closed ? ", closed" : ""}>`;
+    return `<Client: ${this.engineTable.ids.length} engines${this.closed ? ", closed" : ""}>`;
   }
 
   /** Makes this client, and a view on all its engines, what `%px` (or `%px<suffix>`) runs on. */
@@ -476,7 +444,6 @@ export class Client extends EventEmitter implements ViewHost {
     return this.view().activate(suffix);
   }
 
-  /** Closes the sockets and rejects everything pending, so a script that closes its client exits. */
   /**
    * Closes the sockets and rejects everything pending, so a script that closes its client exits.
    *
@@ -485,18 +452,13 @@ export class Client extends EventEmitter implements ViewHost {
    * this client that have not started are dropped instead (running ones finish).
    */
   close(opts: { abortQueued?: boolean } = {}): void {
-    removeFiles([...this.bulkFiles]);
-    this.bulkFiles.clear();
+    this.memory.close();
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.watchdog);
-    const pending = [...this.tasks.keys()];
-    for (const t of this.tasks.values())
-      t.reject(new TsParallelError("the client was closed before the task finished"));
+    const pending = this.tasks.ids();
+    this.tasks.failAll(() => new TsParallelError("the client was closed before the task finished"), true);
     for (const q of this.queries.values()) q.reject(new TsParallelError("the client was closed"));
-    this.tasks.clear();
-    this.directPending.clear();
-    this.finished.clear();
     this.queries.clear();
     this.sub.close();
     setActiveObject(undefined, this);
@@ -531,17 +493,16 @@ export class Client extends EventEmitter implements ViewHost {
   ): SubmittedTask {
     if (this.closed) throw new TsParallelError("this client is closed; connect a new one with Client.connect()");
     const msgId = this.session.newMsgId();
-    const task = this.track(msgId, engineId, type === "apply_request" ? "apply" : "execute");
+    const task = this.tasks.track(msgId, engineId, type === "apply_request" ? "apply" : "execute");
     task.metadata.label = metadata.label;
-    const bulk = this.viaSharedMemory(engineId === undefined ? [] : [engineId], metadata, buffers, [task]);
+    const bulk = this.memory.prepare(engineId === undefined ? [] : [engineId], metadata, buffers, [task]);
     if (this.refuseOversized(bulk.buffers, [task])) return task;
     const { frames } = this.session.encode(type, content as never, { msgId, ...bulk });
-    const engine = engineId === undefined ? undefined : this.engineInfo.get(engineId);
+    const engine = engineId === undefined ? undefined : this.engineTable.get(engineId);
     const direct =
       engine && metadata.route?.kind === "direct"
         ? this.direct.route(engine.uuid, engine.direct, task.done, fanout)
         : undefined;
-    if (direct) this.directPending.add(msgId);
     (direct ?? this.outbox).send(frames);
     return task;
   }
@@ -556,9 +517,10 @@ export class Client extends EventEmitter implements ViewHost {
   ): SubmittedTask[] {
     if (this.closed) throw new TsParallelError("this client is closed; connect a new one with Client.connect()");
     const msgId = this.session.newMsgId();
-    const tasks = ids.map((id) => this.track(`${msgId}:${id}`, id, type === "apply_request" ? "apply" : "execute"));
+    const method = type === "apply_request" ? "apply" : "execute";
+    const tasks = ids.map((id) => this.tasks.track(`${msgId}:${id}`, id, method));
     for (const t of tasks) t.metadata.label = metadata.label;
-    const bulk = this.viaSharedMemory(ids, metadata, buffers, tasks);
+    const bulk = this.memory.prepare(ids, metadata, buffers, tasks);
     if (this.refuseOversized(bulk.buffers, tasks)) return tasks;
     this.outbox.send(this.session.encode(type, content as never, { msgId, ...bulk }).frames);
     return tasks;
@@ -568,72 +530,22 @@ export class Client extends EventEmitter implements ViewHost {
   private refuseOversized(buffers: readonly Buffer[], tasks: readonly SubmittedTask[]): boolean {
     const why = oversizedFrame(buffers);
     if (why === undefined) return false;
-    for (const t of tasks) {
-      this.tasks.delete(t.msgId);
-      t.reject(new TsParallelError(why));
-    }
+    this.tasks.fail(tasks, () => new TsParallelError(why));
     return true;
-  }
-
-  /**
-   * The metadata and buffers a request to `engineIds` goes out with: when every one of them
-   * shares our /dev/shm, its large buffers are handed over there (removed once all `tasks`
-   * settle) and large results may come back the same way. Otherwise, or when /dev/shm cannot
-   * take them, everything takes the controller path as before.
-   */
-  private viaSharedMemory(
-    engineIds: readonly number[],
-    metadata: RequestMetadata,
-    buffers: Buffer[],
-    tasks: readonly SubmittedTask[],
-  ): { metadata: RequestMetadata; buffers: Buffer[] } {
-    if (engineIds.length === 0 || !engineIds.every((id) => this.sharesMemory(id))) return { metadata, buffers };
-    const out: RequestMetadata = { ...metadata, bulkReply: process.pid };
-    let stashed: ReturnType<typeof stashBulk>;
-    try {
-      stashed = stashBulk(buffers, process.pid, this.bulkWritten);
-    } catch {
-      return { metadata, buffers };
-    }
-    if (stashed.refs.length === 0) return { metadata: out, buffers };
-    for (const f of stashed.files) this.bulkFiles.add(f);
-    const release = (): void => {
-      removeFiles(stashed.files);
-      for (const f of stashed.files) this.bulkFiles.delete(f);
-    };
-    void Promise.allSettled(tasks.map((t) => t.done)).then(release);
-    return { metadata: { ...out, bulk: stashed.refs }, buffers: stashed.buffers };
-  }
-
-  private sharesMemory(engineId: number): boolean {
-    const uuid = this.engineInfo.get(engineId)?.uuid;
-    if (uuid === undefined) return false;
-    let shares = this.sharedMemory.get(uuid);
-    if (shares === undefined) this.sharedMemory.set(uuid, (shares = sharesMemoryWith(uuid)));
-    return shares;
   }
 
   /** @internal Ids for a targets spec, or NoEnginesError. */
   targetIds(spec: Targets): { ids: number[]; scalar: boolean } {
-    if (this.engineIds.length === 0) throw new NoEnginesError();
-    return resolveTargets(spec, this.engineIds);
+    if (this.engineTable.ids.length === 0) throw new NoEnginesError();
+    return resolveTargets(spec, this.engineTable.ids);
   }
 
   query<Q extends QueryType>(type: Q, content: ContentOf<Q>, timeout = 10_000): Promise<ReplyOf<Q>> {
     if (this.closed) return Promise.reject(new TsParallelError("this client is closed"));
-    // The controller answers about records only once it has recorded the direct tasks we have
-    // seen finish: their engines' copies may still be on their way to it (hub.ts, waitForDirect).
-    let waitFor: string[] | undefined;
-    if (RECORD_QUERIES.has(type) && this.directDone.size > 0) {
-      const recent = Date.now() - DIRECT_DONE_RECENT_MS;
-      waitFor = [...this.directDone.values()].filter((d) => d.at > recent).map((d) => d.msgId);
-      this.directDone.clear();
-    }
-    const { frames, header } = this.session.encode(
-      type,
-      content as never,
-      waitFor?.length ? { metadata: { waitFor } } : {},
-    );
+    // The controller answers about records only once it has recorded the replies engines sent
+    // us directly: their copies may still be on their way to it (controller/ledger.ts, park).
+    const waitFor = RECORD_QUERIES.has(type) ? this.engineTable.waitFor() : undefined;
+    const { frames, header } = this.session.encode(type, content as never, waitFor ? { metadata: { waitFor } } : {});
     return new Promise<ReplyOf<Q>>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.queries.delete(header.msg_id);
@@ -647,7 +559,8 @@ export class Client extends EventEmitter implements ViewHost {
     });
   }
 
-  private onMessage(msg: AnyMessage | undefined): void {
+  /** A message for us; `direct` when it came straight from an engine (client/direct.ts). */
+  private onMessage(msg: AnyMessage | undefined, direct: boolean): void {
     if (!msg) return;
     const pid = parentId(msg);
     const query = this.queries.get(pid);
@@ -657,144 +570,49 @@ export class Client extends EventEmitter implements ViewHost {
       else query.resolve(msg.content);
       return;
     }
-    const task = this.tasks.get(pid) ?? this.finished.get(pid);
-    if (!task) return;
-    if (isMsg(msg, "apply_reply") || isMsg(msg, "execute_reply")) {
-      task.method = isMsg(msg, "execute_reply") ? "execute" : "apply";
-      this.tasks.delete(pid);
-      if (this.directPending.delete(pid) && task.metadata.engineId !== undefined)
-        this.directDone.set(task.metadata.engineId, { msgId: pid, at: Date.now() });
-      this.rememberFinished(task);
-      const meta = msg.metadata as { engineId?: number | null; started?: string | null; completed?: string | null };
-      if (typeof meta.engineId === "number") task.metadata.engineId = meta.engineId;
-      if (meta.started) task.metadata.started = new Date(meta.started);
-      task.metadata.completed = new Date(meta.completed ?? msg.header.date);
-      const c = msg.content;
-      if (c.status === "ok") {
-        if (isMsg(msg, "execute_reply")) {
-          task.metadata.executionCount = msg.content.execution_count;
-          task.resolve(new ExecuteReply(task.metadata));
-        } else {
-          try {
-            const bulk = (msg.metadata as { bulk?: unknown }).bulk;
-            const buffers = isBulkRefs(bulk) ? readBulk(msg.buffers, bulk, true) : msg.buffers;
-            task.resolve(buffers.length > 0 ? deserialize(buffers) : undefined);
-          } catch (e) {
-            task.reject(new TsParallelError(`could not read the result of ${pid}: ${String(e)}`));
-          }
-        }
-      } else if (c.status === "error") {
-        task.reject(RemoteError.fromContent(c, task.metadata.engineId, task.method));
-      } else {
-        task.reject(new TaskAborted(`task ${pid} was aborted`, task.metadata.engineId));
-      }
-      return;
-    }
-    if (isMsg(msg, "data_pub")) {
-      try {
-        const data = deserialize(msg.buffers);
-        if (typeof data === "object" && data !== null) task.published(data as Record<string, unknown>);
-      } catch (e) {
-        this.emit("warning", e);
-      }
-      return;
-    }
-    if (isMsg(msg, "stream")) task.output({ type: "stream", name: msg.content.name, text: msg.content.text });
-    else if (isMsg(msg, "display_data"))
-      task.output({
-        type: "display_data",
-        data: msg.content.data,
-        metadata: msg.content.metadata,
-        ...(msg.content.transient?.display_id ? { displayId: msg.content.transient.display_id } : {}),
-      });
-    else if (isMsg(msg, "update_display_data"))
-      task.output({
-        type: "update_display_data",
-        data: msg.content.data,
-        metadata: msg.content.metadata,
-        displayId: msg.content.transient.display_id,
-      });
-    else if (isMsg(msg, "execute_result"))
-      task.output({ type: "execute_result", executionCount: msg.content.execution_count, data: msg.content.data });
-    else if (isMsg(msg, "error"))
-      task.output({
-        type: "error",
-        ename: msg.content.ename,
-        evalue: msg.content.evalue,
-        traceback: msg.content.traceback,
-      });
-  }
-
-  /** A task whose reply this client will receive, by msg id. */
-  private track(msgId: string, engineId: number | undefined, method: "apply" | "execute"): SubmittedTask {
-    const task = new SubmittedTask(msgId, engineId, method);
-    this.tasks.set(msgId, task);
-    return task;
-  }
-
-  /** A full engine list replaces ours only if it is newer than what notifications told us. */
-  private takeEngineList(reply: ContentOf<"connection_reply">): void {
-    if (reply.seq < this.engineSeq) return;
-    this.engineSeq = reply.seq;
-    this.engineIds = reply.engines.map((e) => e.id).sort((a, b) => a - b);
-    this.engineInfo.clear();
-    for (const e of reply.engines) this.learnEngine(e);
-  }
-
-  private learnEngine(e: { id: number; uuid: string; direct?: unknown }): void {
-    this.engineInfo.set(e.id, { uuid: e.uuid, ...(isDirectEndpoint(e.direct) ? { direct: e.direct } : {}) });
+    if (!this.tasks.apply(msg, pid)) return;
+    if (direct && (isMsg(msg, "apply_reply") || isMsg(msg, "execute_reply")))
+      this.engineTable.repliedDirectly(msg.metadata);
   }
 
   /**
-   * An engine was lost: the controller fails its tasks, those sent to it directly included. Any
-   * of those still pending after a grace period (the engine died before the controller heard of
-   * them) are failed here, so no task waits forever.
+   * An engine was lost: the controller fails the tasks it knew of on it, and sent us those
+   * failures before the notice. Tasks it never heard of (sent straight to the engine, which died
+   * before forwarding them) are still ours to fail: a query after the notice, answered after those
+   * failures on the same socket, tells which of them the controller has no reply for.
    */
   private engineGone(id: number, uuid: string, reason: string, failOrphans: boolean): void {
     this.direct.drop(uuid);
     // A killed engine on this host may leave shared-memory files (a reply it was writing, its
-    // marker): remove them once replies it sent before dying have had the grace to arrive.
-    if (this.sharedMemory.get(uuid) ?? sharesMemoryWith(uuid))
-      setTimeout(() => sweepStale(isAlive), ENGINE_GONE_GRACE_MS).unref();
-    this.sharedMemory.delete(uuid);
+    // marker): remove them once replies it sent before dying have had the time to arrive.
+    if (this.engineTable.sharesMemoryByUuid(uuid)) setTimeout(() => sweepStale(isAlive), SWEEP_AFTER_LOSS_MS).unref();
+    this.engineTable.forgetMemory(uuid);
     if (!failOrphans) return;
     // Only the tasks pending now: an engine that registers again under this id gets new ones.
-    const orphans = [...this.tasks.values()].filter((t) => t.metadata.engineId === id);
+    const orphans = this.tasks.onEngine(id);
     if (orphans.length === 0) return;
-    const timer = setTimeout(() => {
-      for (const t of orphans) {
-        if (!this.tasks.delete(t.msgId)) continue; // answered meanwhile
-        this.directPending.delete(t.msgId);
-        t.reject(new EngineError(`Engine ${id} died before task ${t.msgId} finished (${reason})`, id));
-      }
-    }, ENGINE_GONE_GRACE_MS);
-    timer.unref();
-  }
-
-  private rememberFinished(task: SubmittedTask): void {
-    this.finished.set(task.msgId, task);
-    if (this.finished.size > FINISHED_KEPT) this.finished.delete(this.finished.keys().next().value!);
+    const lost = (t: SubmittedTask): Error =>
+      new EngineError(`Engine ${id} died before task ${t.msgId} finished (${reason})`, id);
+    const ids = orphans.map((t) => t.msgId);
+    this.query("result_request", { msg_ids: ids, fetch: true, missing_ok: true }).then(
+      (reply) => {
+        const missing = new Set(reply.missing ?? []);
+        this.tasks.fail(
+          orphans.filter((t) => missing.has(t.msgId)),
+          lost,
+        );
+      },
+      () => this.tasks.fail(orphans, lost),
+    );
   }
 
   private onNotification(msg: AnyMessage | undefined): void {
     if (!msg) return;
     if (isMsg(msg, "registration_notification")) {
-      if (msg.content.seq > this.engineSeq) {
-        this.engineSeq = msg.content.seq;
-        if (!this.engineIds.includes(msg.content.id))
-          this.engineIds = [...this.engineIds, msg.content.id].sort((a, b) => a - b);
-        this.learnEngine(msg.content);
-      }
+      this.engineTable.registered(msg.content);
       this.emit("registration", msg.content);
     } else if (isMsg(msg, "unregistration_notification")) {
-      // A stale notice (our engine list is newer) may name an id that a new engine holds now.
-      const current = this.engineInfo.get(msg.content.id)?.uuid;
-      const sameEngine = current === undefined || current === msg.content.uuid;
-      if (msg.content.seq > this.engineSeq) {
-        this.engineSeq = msg.content.seq;
-        this.engineIds = this.engineIds.filter((id) => id !== msg.content.id);
-        this.engineInfo.delete(msg.content.id);
-      }
+      const sameEngine = this.engineTable.unregistered(msg.content);
       this.engineGone(msg.content.id, msg.content.uuid, msg.content.reason, sameEngine);
       this.emit("unregistration", msg.content);
     } else if (isMsg(msg, "controller_heartbeat")) {
@@ -810,11 +628,11 @@ export class Client extends EventEmitter implements ViewHost {
    */
   private controllerRestarted(controller: string): void {
     this.controller = controller;
-    this.engineSeq = -1; // a new controller counts from the start
+    this.engineTable.reset(); // a new controller counts from the start
     this.failPending("the controller restarted while this task was in flight; resubmit it");
     this.query("connection_request", {}).then(
       (reply) => {
-        this.takeEngineList(reply);
+        this.engineTable.takeList(reply);
         this.emit("reconnect", reply);
       },
       (e: unknown) => this.emit("warning", e),
@@ -822,11 +640,7 @@ export class Client extends EventEmitter implements ViewHost {
   }
 
   private failPending(reason: string): void {
-    this.directPending.clear();
-    for (const [id, t] of this.tasks) {
-      this.tasks.delete(id);
-      t.reject(new EngineError(reason, t.metadata.engineId));
-    }
+    this.tasks.failAll((t) => new EngineError(reason, t.metadata.engineId));
   }
 
   private startWatchdog(period: number): void {
@@ -858,6 +672,10 @@ export function getActiveView(suffix = ""): DirectView | undefined {
 /** `%px` forgets `host` (and its views) if it is the active one. */
 export function deactivate(host: ViewHost): void {
   setActiveObject(undefined, host);
+}
+
+function asError(e: unknown): Error {
+  return e instanceof Error ? e : new TsParallelError(String(e));
 }
 
 /** A signal's name from its number on this platform (sendSignal(2) is SIGINT). */

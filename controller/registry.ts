@@ -14,9 +14,7 @@ export interface EngineEntry extends EngineDescription {
   heardAtPing: number;
   /** Its heart has echoed a ping: until then the heartbeat gives it longer (see Hub.checkEngines). */
   beating: boolean;
-  /** msg ids sent to this engine and not answered yet, in the order sent: the head is running. */
-  queue: string[];
-  /** Load-balanced tasks among `queue`. */
+  /** Load-balanced tasks in its queue (the queue itself is the ledger's: controller/ledger.ts). */
   lbLoad: number;
   completed: number;
   /** EWMA of task run time in ms, from engine-reported started/completed. */
@@ -72,7 +70,6 @@ export class Registry {
       | "lastBeat"
       | "heardAtPing"
       | "beating"
-      | "queue"
       | "lbLoad"
       | "completed"
       | "avgTaskMs"
@@ -96,7 +93,6 @@ export class Registry {
       lastBeat: now,
       heardAtPing: 0,
       beating: false,
-      queue: [],
       lbLoad: 0,
       completed: 0,
       avgTaskMs: undefined,

@@ -15,7 +15,7 @@ import * as zmq from "zeromq";
 import { Session } from "../protocol/session";
 import { Outbox, receiveLimits, receiveLoop } from "../protocol/socket";
 import type { ConnectionInfo } from "../protocol/connection";
-import { type AnyMessage, type DirectEndpoint, isMsg } from "../protocol/messages";
+import { type DirectEndpoint, type MessageOf, isMsg } from "../protocol/messages";
 import type { Envelope } from "../protocol/wire";
 
 /** How many recent direct tasks keep their client: output a task's timers print later still reaches it. */
@@ -23,7 +23,7 @@ const PEERS_KEPT = 1000;
 /** The least time between two drop reports to the controller. */
 const REPORT_MS = 1000;
 
-export type DirectTask = { msg: AnyMessage; env: Envelope };
+export type DirectTask = { msg: MessageOf<"execute_request" | "apply_request">; env: Envelope };
 
 export class DirectSocket {
   readonly session: Session;
@@ -86,12 +86,13 @@ export class DirectSocket {
     void receiveLoop(
       this.socket,
       (frames) => {
-        for (const t of this.session.receive(frames)) {
-          if (!isMsg(t.msg, "execute_request") && !isMsg(t.msg, "apply_request")) {
+        for (const { msg, env } of this.session.receive(frames)) {
+          if (!isMsg(msg, "execute_request") && !isMsg(msg, "apply_request")) {
             this.session.dropped["unknown-type"]++; // control messages come from the controller only
             continue;
           }
-          const peer = t.msg.identities[0];
+          const t: DirectTask = { msg, env };
+          const peer = msg.identities[0];
           if (!peer) continue;
           if (!admit(t)) {
             this.session.dropped.replayed++;

@@ -12,7 +12,6 @@ import { randomUUID } from "node:crypto";
 import * as zmq from "zeromq";
 import { Session } from "../protocol/session";
 import { ReplayGuard } from "../protocol/wire";
-import { isRoute } from "../protocol/validate";
 import { markEngine } from "../protocol/bulk";
 import {
   type CurveClientKeys,
@@ -65,6 +64,8 @@ export class Engine {
   private direct: DirectSocket | undefined;
   /** Tasks received from the controller, counted: places each direct task among them (hub.ts). */
   private fromController = 0;
+  /** Replies sent, counted: each carries its number (ReplyMetadata.seq). */
+  private repliesSent = 0;
   /**
    * The msg ids of tasks taken, by either path: a task runs here once. With the direct socket's
    * check that a task names this engine, a request recorded off the wire and sent again, to us
@@ -111,6 +112,7 @@ export class Engine {
     this.tasks = new TaskQueue(this.executor, this.capture, {
       send: (type, content, parent, metadata, buffers) => this.send(type, content, parent, metadata, buffers),
       identity: () => ({ engineId: this.id ?? -1, uuid: this.uuid }),
+      nextReplySeq: () => ++this.repliesSent,
       unread: () => this.socket.readable || (this.direct?.readable ?? false),
       resume: () => {
         this.outbox.pump();
@@ -280,13 +282,12 @@ export class Engine {
   /** Whether a task from the direct socket is for this engine and new to it. */
   private admitDirect({ msg }: DirectTask): boolean {
     const route = msg.metadata.route;
-    const ours = isRoute(route) && route.kind === "direct" && route.engine === this.id;
+    const ours = route?.kind === "direct" && route.engine === this.id;
     return ours && this.taken.admitKey(msg.header.msg_id);
   }
 
   /** A client's task: the controller gets the request for its records first, then it queues. */
   private onDirectTask({ msg, env }: DirectTask): void {
-    if (!isMsg(msg, "execute_request") && !isMsg(msg, "apply_request")) return;
     const copy = this.session.resign(env, msg.header, { ...msg.metadata, queuedAfter: this.fromController });
     this.outbox.send(Session.forward([], copy));
     this.tasks.push(msg);

@@ -8,7 +8,7 @@
  * batch, and the next task starts only after that promise settles.
  */
 import * as util from "node:util";
-import type { AnyMessage, ContentOf, Header, MessageOf, MsgType, RequestMetadata } from "../protocol/messages";
+import type { AnyMessage, ContentOf, Header, MessageOf, MsgType, ReplyMetadata } from "../protocol/messages";
 import { isMsg } from "../protocol/messages";
 import { UnserializableError, serialize } from "../protocol/serialize";
 import { mimeBundle } from "../protocol/mime";
@@ -28,6 +28,8 @@ export interface TaskReplies {
     buffers?: Buffer[],
   ): void;
   identity(): { engineId: number; uuid: string };
+  /** The next reply's sequence number (1, 2, 3…): see ReplyMetadata.seq. */
+  nextReplySeq(): number;
   /** More messages are waiting on the socket, unread. */
   unread(): boolean;
   /** Resumes sending after a vm call was terminated (a send it started may have been cut off). */
@@ -125,7 +127,7 @@ export class TaskQueue {
     while (batch.length < BATCH_SIZE) {
       const next = this.queue[0];
       if (!next || !isMsg(next, "apply_request")) break;
-      const limited = typeof (next.metadata as RequestMetadata).timeLimit === "number";
+      const limited = next.metadata.timeLimit !== undefined;
       if (limited && batch.length > 0) break;
       batch.push(this.queue.shift() as MessageOf<"apply_request">);
       if (limited) break;
@@ -146,7 +148,7 @@ export class TaskQueue {
         replied: false,
       };
       try {
-        const { bulk } = task.metadata as RequestMetadata;
+        const { bulk } = task.metadata;
         entry.start = this.executor.prepareApply(call, bulk ? readBulk(task.buffers, bulk) : task.buffers);
         runnable.push(entry);
       } catch (e) {
@@ -198,7 +200,7 @@ export class TaskQueue {
     }
     this.capture.flush();
     const meta = this.replyMeta(r.started);
-    const { bulkReply } = r.task.metadata as RequestMetadata;
+    const { bulkReply } = r.task.metadata;
     if (bulkReply !== undefined) {
       try {
         const stashed = stashBulk(buffers, bulkReply);
@@ -296,14 +298,15 @@ export class TaskQueue {
     }
   }
 
-  private replyMeta(started: string): Record<string, unknown> {
+  /** Taken just before the reply is sent: the sequence numbers follow the order replies leave in. */
+  private replyMeta(started: string): ReplyMetadata {
     const { engineId, uuid } = this.replies.identity();
-    return { engine: uuid, engineId, started, completed: new Date().toISOString() };
+    return { engine: uuid, engineId, started, completed: new Date().toISOString(), seq: this.replies.nextReplySeq() };
   }
 }
 
 function runOptions(task: EngineTask | undefined): RunOptions {
-  const meta = (task?.metadata ?? {}) as RequestMetadata;
+  const meta = task?.metadata ?? {};
   return {
     ...(typeof meta.timeLimit === "number" ? { timeLimit: meta.timeLimit } : {}),
     ...(typeof meta.sourceMap === "string" ? { sourceMap: meta.sourceMap } : {}),

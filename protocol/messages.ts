@@ -2,9 +2,9 @@
  * Every message tsparallel sends, as one map from `msg_type` to its content type.
  *
  * Kernel messages follow Jupyter's messaging protocol; apply/queue/registration messages
- * follow ipyparallel's. A
- * `Message<T>` is discriminated on `header.msg_type`, so `switch (msg.header.msg_type)`
- * narrows `content` (the zeromq.js `EventOfType` idea, instead of jupyterlab's overloads).
+ * follow ipyparallel's. A `Message<T>` carries the content and metadata of its type; `isMsg`
+ * narrows one message, and a `Handlers` table (one function per type, `dispatch`) narrows each
+ * handler's message (the zeromq.js `EventOfType` idea, instead of jupyterlab's overloads).
  */
 /** Jupyter's error content; also what `RemoteError` is rebuilt from. */
 export interface ErrorContent {
@@ -130,15 +130,46 @@ export interface RequestMetadata {
   [key: string]: unknown;
 }
 
+/**
+ * A task reply's metadata: from its engine, or fabricated by the controller for a task that
+ * never ran or whose engine was lost (no engine uuid, `engineId` null when it never had one).
+ */
 export interface ReplyMetadata {
-  engine: string;
-  engineId: number;
-  started: string;
+  engine?: string;
+  engineId?: number | null;
+  started?: string | null;
+  completed?: string;
   /** Result buffers handed over through shared memory, when the request allowed it. */
   bulk?: BulkRef[];
-  completed?: string;
+  /**
+   * The engine numbers its replies 1, 2, 3…: a client that got reply `seq` straight from the
+   * engine asks the controller to answer about records only once it has recorded that far.
+   */
+  seq?: number;
+  status?: "aborted" | "error";
   [key: string]: unknown;
 }
+
+/** A record query's metadata: per engine uuid, the newest reply seq its client got from that engine directly. */
+export interface QueryMetadata {
+  waitFor?: Record<string, number>;
+  [key: string]: unknown;
+}
+
+/** Metadata by message type: what a handler may read without a cast (checked in validate.ts). */
+interface MetadataMap {
+  apply_request: RequestMetadata;
+  execute_request: RequestMetadata;
+  apply_reply: ReplyMetadata;
+  execute_reply: ReplyMetadata;
+  queue_request: QueryMetadata;
+  hub_history_request: QueryMetadata;
+  result_request: QueryMetadata;
+  resubmit_request: QueryMetadata;
+  purge_request: QueryMetadata;
+  db_request: QueryMetadata;
+}
+export type MetadataOf<T extends MsgType> = T extends keyof MetadataMap ? MetadataMap[T] : Record<string, unknown>;
 
 export interface ContentMap {
   // ---- Jupyter kernel messages (engines, and the tsparallel kernel itself)
@@ -231,11 +262,13 @@ export interface ContentMap {
   hub_history_request: Record<string, never>;
   hub_history_reply: { status: "ok"; history: string[] };
   /** With `fetch`, the stored replies (and later ones, for live tasks) are forwarded to the asker. */
-  result_request: { msg_ids: string[]; fetch?: boolean };
+  /** `missing_ok`: ids with no reply to fetch (unknown, or purged) are listed in `missing`, not refused. */
+  result_request: { msg_ids: string[]; fetch?: boolean; missing_ok?: boolean };
   result_reply: {
     status: "ok";
     pending: string[];
     completed: string[];
+    missing?: string[];
     records: Record<
       string,
       { msgType: "apply_request" | "execute_request"; engineId: number | null; stdout: string; stderr: string }
@@ -318,7 +351,7 @@ export interface Message<T extends MsgType = MsgType> {
   header: Header<T>;
   /** `{}` when the message answers nothing. */
   parent_header: Header | Record<string, never>;
-  metadata: Record<string, unknown>;
+  metadata: MetadataOf<T>;
   content: ContentOf<T>;
   buffers: Buffer[];
 }
@@ -401,11 +434,13 @@ const MSG_TYPES: ReadonlySet<string> = new Set<keyof ContentMap>([
 ]);
 
 /**
- * Client queries that read task records. A client names in such a query's `metadata.waitFor` the
- * direct tasks it saw finish since its last one, and the controller answers once it has recorded
- * them (their engines' copies may still be on the way).
+ * Client queries that read task records. A client names in such a query's `metadata.waitFor`,
+ * per engine, the newest reply it got from that engine directly, and the controller answers once
+ * it has recorded that far (the engine's copies may still be on the way).
  */
-export const RECORD_QUERIES: ReadonlySet<MsgType> = new Set<MsgType>([
+export type RecordQuery =
+  "queue_request" | "hub_history_request" | "result_request" | "resubmit_request" | "purge_request" | "db_request";
+export const RECORD_QUERIES: ReadonlySet<MsgType> = new Set<RecordQuery>([
   "queue_request",
   "hub_history_request",
   "result_request",
@@ -413,6 +448,10 @@ export const RECORD_QUERIES: ReadonlySet<MsgType> = new Set<MsgType>([
   "purge_request",
   "db_request",
 ]);
+
+export function isRecordQuery(m: AnyMessage): m is MessageOf<RecordQuery> {
+  return RECORD_QUERIES.has(m.header.msg_type);
+}
 
 export function isMsgType(t: unknown): t is MsgType {
   return typeof t === "string" && MSG_TYPES.has(t);
@@ -426,4 +465,20 @@ export function parentId(m: Message): string {
 /** Type guard: TypeScript does not narrow `msg` from a switch on the nested `msg.header.msg_type`. */
 export function isMsg<T extends MsgType>(m: AnyMessage, type: T): m is MessageOf<T> {
   return m.header.msg_type === type;
+}
+
+/** One handler per message type in `T`, each given its own message type and `A`. */
+export type Handlers<T extends MsgType, A extends unknown[]> = { [K in T]: (msg: MessageOf<K>, ...args: A) => void };
+
+/** Calls the handler `table` has for `msg`'s type; false when it has none. */
+export function dispatch<T extends MsgType, A extends unknown[]>(
+  table: Handlers<T, A>,
+  msg: AnyMessage,
+  ...args: A
+): boolean {
+  const type = msg.header.msg_type;
+  if (!Object.hasOwn(table, type)) return false;
+  // The one cast of the tables: the key is the message's own type, so its handler takes it.
+  (table[type as T] as (m: AnyMessage, ...rest: A) => void)(msg, ...args);
+  return true;
 }

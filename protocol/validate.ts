@@ -3,7 +3,8 @@
  * message. A message that fails is dropped and counted as malformed, so handlers may trust the
  * types the compiler gives them (a forged `route` never reaches the hub as a cast).
  *
- * Only requests are checked: replies and outputs are forwarded or displayed, not acted on.
+ * Requests are checked whole; of task replies, the metadata the client and the controller act on
+ * (timings, engine, shared-memory refs, sequence number); outputs are forwarded or displayed.
  */
 import type { DirectEndpoint, EngineSetSpec, MsgType, Route } from "./messages";
 import { isBulkRefs } from "./bulk";
@@ -71,7 +72,37 @@ function taskMetadata(metadata: Record<string, unknown>): string | undefined {
   return undefined;
 }
 
+/** A task reply's metadata (messages.ts, ReplyMetadata). */
+function replyMetadata(m: Record<string, unknown>): string | undefined {
+  const isTime = (t: unknown): boolean => typeof t === "string" && !Number.isNaN(Date.parse(t));
+  if (!optional(m.engine, (u) => typeof u === "string")) return "metadata.engine must be a uuid";
+  if (!optional(m.engineId, (id) => id === null || isInt(id))) return "metadata.engineId must be an engine id";
+  if (!optional(m.started, (t) => t === null || isTime(t))) return "metadata.started must be an ISO time";
+  if (!optional(m.completed, isTime)) return "metadata.completed must be an ISO time";
+  if (!optional(m.bulk, isBulkRefs)) return "metadata.bulk must list {index, name, bytes} of shared-memory buffers";
+  if (!optional(m.seq, (n) => isInt(n) && n > 0)) return "metadata.seq must count the engine's replies";
+  return undefined;
+}
+
+/** Most engines one record query may wait for. */
+const WAIT_FOR_MAX = 10_000;
+
+/** A record query's metadata (messages.ts, QueryMetadata), then its content's own check. */
+function recordQuery(check: Check): Check {
+  return (c, m) => {
+    const w = m.waitFor;
+    if (w !== undefined) {
+      const ok = typeof w === "object" && w !== null && !Array.isArray(w) && Object.values(w).every(isInt);
+      if (!ok || Object.keys(w).length > WAIT_FOR_MAX)
+        return "metadata.waitFor must map engine uuids to reply sequence numbers";
+    }
+    return check(c, m);
+  };
+}
+
 const CHECKS: Partial<Record<MsgType, Check>> = {
+  apply_reply: (_c, m) => replyMetadata(m),
+  execute_reply: (_c, m) => replyMetadata(m),
   apply_request: (c, m) => {
     const call = c.call as Record<string, unknown> | undefined;
     const ok =
@@ -83,7 +114,8 @@ const CHECKS: Partial<Record<MsgType, Check>> = {
     return ok ? taskMetadata(m) : "content.call must be a function source or a builtin";
   },
   execute_request: (c, m) => (typeof c.code === "string" ? taskMetadata(m) : "content.code must be a string"),
-  queue_request: (c) => (optional(c.targets, isIntArray) ? undefined : "targets must be engine ids"),
+  queue_request: recordQuery((c) => (optional(c.targets, isIntArray) ? undefined : "targets must be engine ids")),
+  hub_history_request: recordQuery(() => undefined),
   signal_request: (c) =>
     isIntArray(c.targets) && typeof c.signal === "string"
       ? undefined
@@ -92,11 +124,12 @@ const CHECKS: Partial<Record<MsgType, Check>> = {
   task_abort_request: (c) => (isStringArray(c.msg_ids) ? undefined : "msg_ids must be strings"),
   task_interrupt_request: (c) =>
     isStringArray(c.msg_ids) && typeof c.signal === "string" ? undefined : "needs msg_ids and a signal name",
-  result_request: (c) => (isStringArray(c.msg_ids) ? undefined : "msg_ids must be strings"),
-  resubmit_request: (c) =>
+  result_request: recordQuery((c) => (isStringArray(c.msg_ids) ? undefined : "msg_ids must be strings")),
+  resubmit_request: recordQuery((c) =>
     isStringArray(c.msg_ids) && isStringArray(c.new_msg_ids) && c.msg_ids.length === c.new_msg_ids.length
       ? undefined
       : "resubmit needs msg_ids and as many new_msg_ids",
+  ),
   engine_sets_request: (c) => {
     if (c.action === "list") return undefined;
     if (c.action === "stop") return typeof c.set === "string" ? undefined : "stop needs a set id";
@@ -108,11 +141,12 @@ const CHECKS: Partial<Record<MsgType, Check>> = {
     if (!isInt(c.n) || c.n < 1) return "n must be a whole number of engines ≥ 1";
     return isEngineSetSpec(c.spec) ? undefined : "spec is not an engine set spec";
   },
-  purge_request: (c) => (optional(c.msg_ids, isStringArray) ? undefined : "msg_ids must be strings"),
-  db_request: (c) =>
+  purge_request: recordQuery((c) => (optional(c.msg_ids, isStringArray) ? undefined : "msg_ids must be strings")),
+  db_request: recordQuery((c) =>
     typeof c.query === "object" && c.query !== null && optional(c.keys, isStringArray)
       ? undefined
       : "db_request needs a query object",
+  ),
   abort_request: (c) => (isStringArray(c.msg_ids) ? undefined : "msg_ids must be strings"),
   shutdown_request: (c) => (optional(c.targets, isIntArray) ? undefined : "targets must be engine ids"),
   registration_request: (c) =>

@@ -51,7 +51,9 @@ function setup(): {
   hub: Hub;
   ports: FakePorts;
   client: (type: MsgType, content: object, metadata?: Record<string, unknown>, buffers?: Buffer[]) => string;
-  engine: (uuid: string) => { send: (type: MsgType, content: object, parent?: AnyMessage) => void };
+  engine: (uuid: string) => {
+    send: (type: MsgType, content: object, parent?: AnyMessage, metadata?: Record<string, unknown>) => void;
+  };
   /** A client's task sent straight to engine `uuid`, which forwards it (engine/direct.ts); its msg id. */
   direct: (uuid: string, queuedAfter: number, clientSession?: Session) => string;
 } {
@@ -75,9 +77,10 @@ function setup(): {
   };
   const engine = (uuid: string) => {
     const s = new Session(KEY, "engine");
-    const send = (type: MsgType, content: object, parent?: AnyMessage): void => {
+    const send = (type: MsgType, content: object, parent?: AnyMessage, metadata: Record<string, unknown> = {}): void => {
       const { frames } = s.encode(type, content, {
         identities: [Buffer.from(uuid, "latin1")],
+        metadata,
         ...(parent ? { parent: parent.header } : {}),
       });
       deliver(frames, (m, env) => hub.onEngineMessage(m, env));
@@ -217,7 +220,7 @@ describe("Hub", () => {
     const owner = new Session(KEY, "client");
     const first = direct("uuid-a", 0, owner);
     const second = direct("uuid-a", 1, owner);
-    assert.deepEqual(hub.registry.get(0)!.queue, [first, viaHub, second]);
+    assert.deepEqual(hub.ledger.queue(0), [first, viaHub, second]);
     assert.equal(ports.toEngines.filter((m) => m.header.msg_id === first).length, 0, "never sent anywhere");
     const sentBefore = ports.toClients.length;
     e.send("apply_reply", { status: "ok" }, { header: { msg_id: first } } as unknown as AnyMessage);
@@ -229,18 +232,46 @@ describe("Hub", () => {
     assert.equal(failed.identities[0]?.toString(), owner.id, "addressed by the client's session id");
   });
 
-  test("a client's query about records waits until its finished direct tasks are recorded", () => {
+  test("a client's query about records waits until the engine's replies it names are recorded", () => {
     const { ports, client, engine, direct } = setup();
     const e = engine("uuid-a");
+    const first = direct("uuid-a", 0);
     const id = direct("uuid-a", 0);
     const before = ports.toClients.length;
-    client("db_request", { query: { msgId: id }, keys: ["completed"] }, { waitFor: [id] });
-    assert.equal(ports.toClients.length, before, "no answer while the engine's copy of the reply is on its way");
-    e.send("apply_reply", { status: "ok" }, { header: { msg_id: id } } as unknown as AnyMessage);
+    // The client got replies 1 and 2 straight from the engine; the controller has recorded neither.
+    client("db_request", { query: { msgId: id }, keys: ["completed"] }, { waitFor: { "uuid-a": 2, "uuid-gone": 9 } });
+    assert.equal(ports.toClients.length, before, "no answer while the engine's copies are on their way");
+    e.send("apply_reply", { status: "ok" }, { header: { msg_id: first } } as unknown as AnyMessage, { seq: 1 });
+    assert.equal(ports.toClients.length, before, "reply 1 is not reply 2; an unknown engine is not waited for");
+    e.send("apply_reply", { status: "ok" }, { header: { msg_id: id } } as unknown as AnyMessage, { seq: 2 });
     const answer = ports.toClients.at(-1)!;
     assert.equal(answer.header.msg_type, "db_reply");
     const [record] = (answer.content as { records: Array<{ completed: unknown }> }).records;
     assert.ok(record?.completed, "answered with the task finished");
+    // Recorded that far already: the next query is answered at once.
+    client("db_request", { query: { msgId: id } }, { waitFor: { "uuid-a": 2 } });
+    assert.equal(ports.toClients.at(-1)!.header.msg_type, "db_reply");
+  });
+
+  test("a query parked on an engine's replies is answered when that engine is lost instead", () => {
+    const { hub, ports, client, engine, direct } = setup();
+    engine("uuid-a");
+    const id = direct("uuid-a", 0);
+    client("result_request", { msg_ids: [id] }, { waitFor: { "uuid-a": 1 } });
+    assert.ok(!ports.toClients.some((m) => m.header.msg_type === "result_reply"));
+    hub.engineLost(0, "it was killed");
+    const types = ports.toClients.map((m) => m.header.msg_type);
+    assert.deepEqual(types.slice(-2), ["apply_reply", "result_reply"], "its task failed first, then the answer");
+    const answer = ports.toClients.at(-1)!.content as { completed: string[] };
+    assert.deepEqual(answer.completed, [id]);
+  });
+
+  test("a malformed waitFor is dropped and counted, never parked", () => {
+    const { hub, ports, client } = setup();
+    client("db_request", { query: {} }, { waitFor: ["not", "a", "map"] });
+    client("db_request", { query: {} }, { waitFor: { "uuid-a": "1" } });
+    assert.equal(ports.toClients.length, 0);
+    assert.equal(hub.session.dropped.malformed, 2);
   });
 
   test("a stop for a direct task the engine has not forwarded yet applies when it arrives", () => {
@@ -254,7 +285,7 @@ describe("Hub", () => {
     const abort = ports.toEngines.find((m) => m.header.msg_type === "abort_request");
     assert.deepEqual((abort?.content as { msg_ids: string[] }).msg_ids, [msgId]);
     // Queued behind the running one: dropped when its turn comes, the running one spared.
-    assert.deepEqual(hub.registry.get(0)!.queue, [blocker, msgId]);
+    assert.deepEqual(hub.ledger.queue(0), [blocker, msgId]);
   });
 
   test("aborting an unassigned task answers it with TaskAborted", () => {

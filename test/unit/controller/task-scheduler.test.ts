@@ -14,8 +14,16 @@ class FakeHost implements SchedulerHost {
   readonly dispatched: Array<{ task: string; engine: number }> = [];
   readonly failed: Array<{ task: string; ename: LibraryErrorName }> = [];
 
+  /** Per engine id, the tasks it holds in order (the ledger's job in the hub). */
+  readonly queues = new Map<number, string[]>();
+
   engines(): EngineEntry[] {
     return this.engineList;
+  }
+  queueOf(e: EngineEntry): string[] {
+    let q = this.queues.get(e.id);
+    if (!q) this.queues.set(e.id, (q = []));
+    return q;
   }
   lookup(msgId: string): TaskRecord | undefined {
     return this.records.get(msgId);
@@ -24,7 +32,7 @@ class FakeHost implements SchedulerHost {
     task.state = "assigned";
     task.engineId = engine.id;
     engine.lbLoad++;
-    engine.queue.push(task.msgId);
+    this.queueOf(engine).push(task.msgId);
     this.dispatched.push({ task: task.msgId, engine: engine.id });
   }
   fail(task: TaskRecord, ename: LibraryErrorName): void {
@@ -44,7 +52,6 @@ class FakeHost implements SchedulerHost {
       lastBeat: 0,
       heardAtPing: 0,
       beating: true,
-      queue: [],
       lbLoad: 0,
       completed: 0,
       avgTaskMs: undefined,
@@ -76,7 +83,7 @@ class FakeHost implements SchedulerHost {
 
   /** The engine finishes its oldest task. */
   finish(engine: EngineEntry, state: "done" | "failed" = "done"): string {
-    const id = engine.queue.shift()!;
+    const id = this.queueOf(engine).shift()!;
     engine.lbLoad--;
     this.records.get(id)!.state = state;
     return id;
@@ -109,7 +116,7 @@ describe("TaskScheduler", () => {
     for (let i = 0; i < 4; i++) scheduler.submit(host.task(`small${i}`, "small"));
     const order: string[] = [];
     while (scheduler.unassigned > 0 && order.filter((t) => t.startsWith("small")).length < 4) {
-      for (const e of engines) if (e.queue.length > 0) order.push(host.finish(e));
+      for (const e of engines) if (host.queueOf(e).length > 0) order.push(host.finish(e));
       scheduler.schedule();
     }
     const afterSmallArrived = host.dispatched.slice(2).map((d) => d.task);
@@ -161,7 +168,7 @@ describe("TaskScheduler", () => {
     scheduler.submit(host.task("b"));
     scheduler.schedule();
     const lost = host.records.get("a")!;
-    engines[0]!.queue = [];
+    host.queues.set(0, []);
     engines[0]!.lbLoad = 0;
     lost.blacklist.add(0);
     scheduler.resubmit(lost);

@@ -26,6 +26,10 @@ class FakeReplies implements TaskReplies {
   identity(): { engineId: number; uuid: string } {
     return { engineId: 3, uuid: "engine-uuid" };
   }
+  private seq = 0;
+  nextReplySeq(): number {
+    return ++this.seq;
+  }
   unread(): boolean {
     return false;
   }
