@@ -20,8 +20,10 @@ import {
   type AnyMessage,
   type ContentOf,
   type EngineDescription,
+  type ClientToController,
+  type ControllerReply,
+  type EngineToController,
   type Handlers,
-  type Header,
   type MessageOf,
   type MsgType,
   type Route,
@@ -33,16 +35,14 @@ import {
 import { processExists } from "../protocol/connection";
 import { type LibraryErrorName, libraryErrorContent } from "../protocol/errors";
 import { type EngineEntry, Registry } from "./registry";
-import { Records, type TaskArchive, type TaskRecord, isFinished } from "./records";
+import { Records, type TaskArchive, type TaskRecord, isFinished, newRecord } from "./records";
 import { TaskScheduler } from "./task-scheduler";
 import { SCHEMES, type SchemeName } from "./schemes";
-import { type StopOptions, TaskLedger } from "./ledger";
+import { TaskLedger } from "./ledger";
+import { TaskStops } from "./stops";
 import { HeartMonitor } from "./heart-monitor";
-import { RecordQueries, type Refusal, isRefusal } from "./queries";
+import { RecordQueries, type Refusal, isRefusal, renamed } from "./queries";
 
-/** How often, and how many times, a task being interrupted is signalled again while it runs. */
-const RESIGNAL_MS = 250;
-const RESIGNAL_TRIES = 40;
 /** Most frames in one coalesced `batch` of broadcast replies: under the wire's 4,096 per message. */
 const BATCH_FRAMES = 4000;
 /** Heartbeat periods of silence after which a client counts as gone. */
@@ -77,63 +77,6 @@ export interface HubOptions {
   dropOrphans?: boolean;
 }
 
-/** What clients send the controller. */
-type ClientRequest =
-  | "client_alive"
-  | "apply_request"
-  | "execute_request"
-  | "connection_request"
-  | "queue_request"
-  | "signal_request"
-  | "restart_request"
-  | "task_interrupt_request"
-  | "task_abort_request"
-  | "hub_history_request"
-  | "result_request"
-  | "resubmit_request"
-  | "purge_request"
-  | "db_request"
-  | "engine_sets_request"
-  | "shutdown_request"
-  | "stats_request";
-
-/** What registered engines send the controller (registration itself comes before: see onEngineMessage). */
-type EngineMessage =
-  | "apply_request"
-  | "execute_request"
-  | "apply_reply"
-  | "execute_reply"
-  | "engine_dropped"
-  | "stream"
-  | "display_data"
-  | "update_display_data"
-  | "execute_result"
-  | "error"
-  | "execute_input"
-  | "clear_output"
-  | "data_pub"
-  | "abort_reply"
-  | "unregistration_request"
-  | "shutdown_reply";
-
-/** The replies the hub sends clients. */
-type HubReply =
-  | "connection_reply"
-  | "queue_reply"
-  | "signal_reply"
-  | "restart_reply"
-  | "task_abort_reply"
-  | "task_interrupt_reply"
-  | "hub_history_reply"
-  | "result_reply"
-  | "resubmit_reply"
-  | "purge_reply"
-  | "db_reply"
-  | "engine_sets_reply"
-  | "shutdown_reply"
-  | "stats_reply"
-  | "hub_error";
-
 type Parked = { msg: AnyMessage; env: Envelope };
 
 export class Hub {
@@ -143,6 +86,7 @@ export class Hub {
   readonly ledger = new TaskLedger<Parked>((id) => this.records.getLive(id));
   readonly heart: HeartMonitor;
   readonly queries: RecordQueries;
+  private readonly stops: TaskStops;
   private readonly hostname = os.hostname();
   /** When each client (by identity) was last heard from, for `dropOrphans`. */
   private readonly clientSeen = new Map<string, number>();
@@ -165,6 +109,15 @@ export class Hub {
       options.hwm,
     );
     this.heart = new HeartMonitor(options.heartbeatMisses, options.heartbeatPeriod);
+    this.stops = new TaskStops({
+      records: this.records,
+      registry: this.registry,
+      scheduler: this.scheduler,
+      ledger: this.ledger,
+      session,
+      ports,
+      fail: (r, ename, evalue, state) => this.failTask(r, ename, evalue, state),
+    });
     this.queries = new RecordQueries(this.records, this.registry, this.ledger, () => this.scheduler.unassigned);
   }
 
@@ -207,7 +160,7 @@ export class Hub {
     }
   }
 
-  private readonly clientHandlers: Handlers<ClientRequest, [Envelope, Buffer]> = {
+  private readonly clientHandlers: Handlers<ClientToController, [Envelope, Buffer]> = {
     client_alive: () => undefined,
     apply_request: (msg, env, client) => this.submit(msg, env, client),
     execute_request: (msg, env, client) => this.submit(msg, env, client),
@@ -220,13 +173,13 @@ export class Hub {
         seq: this.registry.seq,
       }),
     queue_request: (msg) => this.reply(msg, "queue_reply", this.queries.queueStatus(msg.content.targets)),
-    signal_request: (msg) => this.signal(msg),
-    restart_request: (msg) => this.restartEngines(msg),
-    task_interrupt_request: (msg) => this.interruptTasks(msg),
+    signal_request: (msg) => this.reply(msg, "signal_reply", this.stops.signalEngines(msg.content)),
+    restart_request: (msg) => this.reply(msg, "restart_reply", this.stops.restartEngines(msg.content)),
+    task_interrupt_request: (msg) => this.answer(msg, "task_interrupt_reply", this.stops.interrupt(msg.content)),
     task_abort_request: (msg) =>
       this.reply(msg, "task_abort_reply", {
         status: "ok",
-        aborted: this.stopTasks(msg.content.msg_ids, { running: false }).aborted,
+        aborted: this.stops.stop(msg.content.msg_ids, { running: false }).aborted,
       }),
     hub_history_request: (msg) => this.reply(msg, "hub_history_reply", this.queries.history()),
     result_request: (msg, _env, client) => this.results(msg, client),
@@ -235,18 +188,8 @@ export class Hub {
     db_request: (msg) => this.answer(msg, "db_reply", this.queries.db(msg.content)),
     engine_sets_request: (msg) => this.engineSets(msg),
     shutdown_request: (msg) => this.shutdown(msg),
-    stats_request: (msg) => {
-      const mem = process.memoryUsage();
-      this.reply(msg, "stats_reply", {
-        status: "ok",
-        rss: mem.rss,
-        heap: mem.heapUsed,
-        external: mem.external,
-        records: this.records.size,
-        dropped: { ...this.session.dropped },
-        engines_dropped: this.enginesDropped(),
-      });
-    },
+    stats_request: (msg) =>
+      this.reply(msg, "stats_reply", this.queries.stats(this.session.dropped, this.registry.directDropped())),
   };
 
   private engineSets(msg: MessageOf<"engine_sets_request">): void {
@@ -272,7 +215,7 @@ export class Hub {
     }
     const route: Route = msg.metadata.route ?? { kind: "task" };
     if (route.kind === "broadcast") return this.broadcast(msg, env, client, route.targets);
-    const record = this.newRecord(msg.header, msg.metadata.label, client, route);
+    const record = newRecord(msg.header, msg.metadata.label, client, route);
     record.envelope = route.kind === "task" ? detachEnvelope(env) : undefined; // direct tasks never move
     record.retriesLeft = route.kind === "task" ? (route.retries ?? 0) : 0;
     // A request whose buffers went through shared memory cannot be sent again: its files are
@@ -314,7 +257,7 @@ export class Hub {
     for (const id of targets) {
       const header = { ...msg.header, msg_id: `${groupId}:${id}` };
       const route = { kind: "direct", engine: id } satisfies Route;
-      const record = this.newRecord(header, msg.metadata.label, client, route);
+      const record = newRecord(header, msg.metadata.label, client, route);
       record.broadcast = groupId;
       this.records.add(record);
       const engine = this.registry.get(id);
@@ -329,130 +272,11 @@ export class Hub {
     }
   }
 
-  /** A pending task's record, before any routing: envelope and retries are the caller's to set. */
-  private newRecord(header: Header, label: string | undefined, client: Buffer, route: Route): TaskRecord {
-    const record: TaskRecord = {
-      msgId: header.msg_id,
-      msgType: header.msg_type as TaskRecord["msgType"],
-      // A copy: the received frame is a view into ZeroMQ's receive chunk (8 KB or more, shared by
-      // every message decoded from it), which a kept record would pin, unseen by V8's GC.
-      client: Buffer.from(client),
-      route,
-      state: "pending",
-      engineId: undefined,
-      submitted: Date.now(),
-      stdout: "",
-      stderr: "",
-      envelope: undefined,
-      retriesLeft: 0,
-      blacklist: new Set(),
-      header,
-    };
-    if (label !== undefined) record.label = label;
-    return record;
-  }
-
   private dispatch(task: TaskRecord, engine: EngineEntry): void {
     const env = task.envelope;
     if (!env) return this.failTask(task, "EngineError", "task lost its request before dispatch");
     this.ledger.assign(task, engine);
     this.ports.toEngine(Session.forward([engine.identity], env));
-  }
-
-  // ---------------------------------------------------------------- stops and signals
-
-  /**
-   * The one mechanism behind abort and interrupt: unassigned tasks fail with TaskAborted here;
-   * each engine is told which of its tasks to stop (a queued one is dropped when its turn comes,
-   * a running one, if `running`, is interrupted).
-   */
-  private stopTasks(ids: readonly string[], opts: StopOptions): { aborted: string[]; interrupted: string[] } {
-    const aborted: string[] = [];
-    const interrupted: string[] = [];
-    const perEngine = new Map<EngineEntry, string[]>();
-    for (const id of ids) {
-      const r = this.records.getLive(id);
-      if (!r) {
-        // Perhaps a direct task whose engine has not forwarded it yet: stop it when it does.
-        if (!this.records.get(id)) this.ledger.stopLater(id, opts);
-        continue;
-      }
-      if (this.scheduler.remove(r)) {
-        this.failTask(r, "TaskAborted", `task ${id} was aborted before it started`, "aborted");
-        aborted.push(id);
-        continue;
-      }
-      const engine = r.engineId === undefined ? undefined : this.registry.get(r.engineId);
-      if (!engine) continue;
-      const running = this.ledger.running(engine.id) === id;
-      if (running && !opts.running) continue;
-      perEngine.set(engine, [...(perEngine.get(engine) ?? []), id]);
-      (running ? interrupted : aborted).push(id);
-      if (running && opts.signal) this.signalWhileRunning(r, engine, opts.signal);
-    }
-    for (const [engine, list] of perEngine)
-      this.ports.toEngine(
-        this.session.encode("abort_request", { msg_ids: list }, { identities: [engine.identity] }).frames,
-      );
-    return { aborted, interrupted };
-  }
-
-  /**
-   * Stops tasks by msg id, wherever they are. Unassigned ones fail with TaskAborted here; the
-   * engines holding the others are told which (a queued one is dropped when its turn comes, a
-   * running one is interrupted), and a running one's engine gets the signal too, again every
-   * `RESIGNAL_MS` while that task is still at the head of its queue: the engine may not have
-   * started it when the first signal lands. Only the engine running that very task is signalled,
-   * never another client's.
-   */
-  private interruptTasks(msg: MessageOf<"task_interrupt_request">): void {
-    const { msg_ids: ids, signal } = msg.content;
-    if (signal !== "0" && !(signal in os.constants.signals))
-      return this.refuse(msg, { ename: "ValueError", evalue: `unknown signal ${signal}; use a name such as SIGINT` });
-    const { aborted, interrupted } = this.stopTasks(ids, {
-      running: true,
-      ...(signal !== "0" ? { signal: signal as NodeJS.Signals } : {}),
-    });
-    this.reply(msg, "task_interrupt_reply", { status: "ok", aborted, interrupted });
-  }
-
-  private signalWhileRunning(record: TaskRecord, engine: EngineEntry, signal: NodeJS.Signals): void {
-    let left = RESIGNAL_TRIES;
-    const tick = (): void => {
-      const live = this.records.getLive(record.msgId) && this.registry.get(engine.id) === engine;
-      if (!live || left-- <= 0) return clearInterval(timer);
-      if (this.ledger.running(engine.id) === record.msgId) this.ports.signal(engine, signal);
-    };
-    // The first signal waits one period: a task still at the head after it is really running
-    // (a busy loop), while one that was about to finish has replied by then. Signalling at once
-    // would hit the engine's next task whenever the reply was still on its way.
-    const timer = setInterval(tick, RESIGNAL_MS);
-    timer.unref();
-  }
-
-  private unknownTargets(targets: number[]): number[] {
-    return targets.filter((t) => !this.registry.get(t));
-  }
-
-  private signal(msg: MessageOf<"signal_request">): void {
-    const { targets, signal } = msg.content;
-    const bad = this.unknownTargets(targets);
-    if (bad.length > 0) return this.reply(msg, "signal_reply", engineError(`no engine with id ${bad.join(", ")}`));
-    const signalled = targets.filter((t) => this.ports.signal(this.registry.get(t)!, signal as NodeJS.Signals));
-    this.reply(msg, "signal_reply", { status: "ok", signalled });
-  }
-
-  private restartEngines(msg: MessageOf<"restart_request">): void {
-    const bad = this.unknownTargets(msg.content.targets);
-    if (bad.length > 0) return this.reply(msg, "restart_reply", engineError(`no engine with id ${bad.join(", ")}`));
-    const notOurs = msg.content.targets.filter((t) => !this.ports.restart(t));
-    if (notOurs.length > 0)
-      return this.reply(
-        msg,
-        "restart_reply",
-        engineError(`engine(s) ${notOurs.join(", ")} were not started by this controller; restart them where they run`),
-      );
-    this.reply(msg, "restart_reply", { status: "ok", restarted: msg.content.targets });
   }
 
   private shutdown(msg: MessageOf<"shutdown_request">): void {
@@ -485,18 +309,8 @@ export class Hub {
     const fresh = msg.content.new_msg_ids;
     this.reply(msg, "resubmit_reply", { status: "ok", resubmitted: fresh });
     requests.forEach((request, i) => {
-      const old = this.session.parse(request);
-      if (!old || !(isMsg(old, "apply_request") || isMsg(old, "execute_request"))) return;
-      const { frames } = this.session.encode(old.header.msg_type, old.content, {
-        msgId: fresh[i]!,
-        metadata: old.metadata,
-        buffers: old.buffers,
-        identities: [asker],
-      });
-      const env = splitFrames(frames.slice(1));
-      const again = this.session.parse(env);
-      if (again && (isMsg(again, "apply_request") || isMsg(again, "execute_request")))
-        this.submit(again, { ...env, identities: [asker] }, asker);
+      const again = renamed(this.session, request, fresh[i]!, asker);
+      if (again) this.submit(again.msg, again.env, asker);
     });
   }
 
@@ -512,7 +326,7 @@ export class Hub {
     dispatch(this.engineHandlers, msg, env, engine);
   }
 
-  private readonly engineHandlers: Handlers<EngineMessage, [Envelope, EngineEntry]> = {
+  private readonly engineHandlers: Handlers<EngineToController, [Envelope, EngineEntry]> = {
     apply_request: (msg, env, engine) => this.directTask(engine, msg, env),
     execute_request: (msg, env, engine) => this.directTask(engine, msg, env),
     apply_reply: (msg, env, engine) => this.taskReplied(engine, msg, env),
@@ -554,13 +368,13 @@ export class Hub {
   private directTask(engine: EngineEntry, msg: MessageOf<"apply_request" | "execute_request">, env: Envelope): void {
     if (this.records.get(msg.header.msg_id)) return;
     const route: Route = { kind: "direct", engine: engine.id };
-    const record = this.newRecord(msg.header, msg.metadata.label, Buffer.from(msg.header.session), route);
+    const record = newRecord(msg.header, msg.metadata.label, Buffer.from(msg.header.session), route);
     record.direct = true;
     record.request = msg.metadata.bulk ? undefined : detachEnvelope(env);
     this.records.add(record);
     this.ledger.placeDirect(record, engine, msg.metadata.queuedAfter ?? Infinity);
     const early = this.ledger.takeEarlyStop(record.msgId);
-    if (early) this.stopTasks([record.msgId], early);
+    if (early) this.stops.stop([record.msgId], early);
   }
 
   private register(msg: MessageOf<"registration_request">, identity: Buffer): void {
@@ -690,14 +504,6 @@ export class Hub {
     this.scheduler.schedule();
   }
 
-  /** The drop counters the engines' direct sockets reported, summed. */
-  private enginesDropped(): Record<string, number> {
-    const sum: Record<string, number> = {};
-    for (const e of this.registry.all())
-      for (const [reason, n] of Object.entries(e.directDropped ?? {})) sum[reason] = (sum[reason] ?? 0) + n;
-    return sum;
-  }
-
   /** Registered engines (id, uuid, pid, host), sorted by id: connection_reply's list. */
   engineList(): EngineDescription[] {
     return this.registry.ids().map((id) => this.registry.describe(this.registry.get(id)!));
@@ -762,13 +568,13 @@ export class Hub {
     this.scheduler.dependencyFinished();
   }
 
-  private reply<T extends HubReply>(to: AnyMessage, type: T, content: ContentOf<T>): void {
+  private reply<T extends ControllerReply>(to: AnyMessage, type: T, content: ContentOf<T>): void {
     const frames = this.session.encode(type, content, { identities: [to.identities[0]!], parent: to.header }).frames;
     this.ports.toClient(frames);
   }
 
   /** A query's answer, or its refusal as a hub_error. */
-  private answer<T extends HubReply>(to: AnyMessage, type: T, answer: Refusal | ContentOf<T>): void {
+  private answer<T extends ControllerReply>(to: AnyMessage, type: T, answer: Refusal | ContentOf<T>): void {
     if (isRefusal(answer)) this.refuse(to, answer);
     else this.reply(to, type, answer);
   }
@@ -786,8 +592,4 @@ export class Hub {
   heartbeatNotice(): void {
     this.publish("controller_heartbeat", { controller: this.session.id, period: this.options.heartbeatPeriod });
   }
-}
-
-function engineError(evalue: string): { status: "error"; ename: string; evalue: string; traceback: string[] } {
-  return { status: "error", ename: "EngineError", evalue, traceback: [] };
 }

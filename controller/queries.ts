@@ -4,8 +4,9 @@
  * of the records, the archive and the ledger; the hub sends what they return. A refusal is an
  * `Refusal` (a library error name and one line), never a throw.
  */
-import type { ContentOf } from "../protocol/messages";
-import type { Envelope } from "../protocol/wire";
+import { type ContentOf, type MessageOf, isMsg } from "../protocol/messages";
+import type { Session } from "../protocol/session";
+import { type Envelope, splitFrames } from "../protocol/wire";
 import { type RecordView, matches, pick, queryProblem, recordView } from "./history";
 import { type Records, type TaskArchive, type TaskRecord, isFinished } from "./records";
 import type { Registry } from "./registry";
@@ -138,8 +139,43 @@ export class RecordQueries {
     return { status: "ok", engines, unassigned: this.unassigned() };
   }
 
+  /** The controller's memory and drop counters (`rc.stats()`). */
+  stats(dropped: Record<string, number>, enginesDropped: Record<string, number>): ContentOf<"stats_reply"> {
+    const mem = process.memoryUsage();
+    return {
+      status: "ok",
+      rss: mem.rss,
+      heap: mem.heapUsed,
+      external: mem.external,
+      records: this.records.size,
+      dropped: { ...dropped },
+      engines_dropped: enginesDropped,
+    };
+  }
+
   /** What a query that missed should add when the archive could not be written. */
   note(): string {
     return this.archive?.failure ? `; the task database could not keep it: ${this.archive.failure}` : "";
   }
+}
+
+/** A kept request signed anew under msg id `msgId`, from `asker`: a resubmission. */
+export function renamed(
+  session: Session,
+  request: Envelope,
+  msgId: string,
+  asker: Buffer,
+): { msg: MessageOf<"apply_request" | "execute_request">; env: Envelope } | undefined {
+  const old = session.parse(request);
+  if (!old || !(isMsg(old, "apply_request") || isMsg(old, "execute_request"))) return undefined;
+  const { frames } = session.encode(old.header.msg_type, old.content, {
+    msgId,
+    metadata: old.metadata,
+    buffers: old.buffers,
+    identities: [asker],
+  });
+  const env = splitFrames(frames.slice(1));
+  const msg = session.parse(env);
+  if (!msg || !(isMsg(msg, "apply_request") || isMsg(msg, "execute_request"))) return undefined;
+  return { msg, env: { ...env, identities: [asker] } };
 }

@@ -8,7 +8,7 @@
  * stays bounded however many tasks run (the 200,000-task soak in the benchmark measures this).
  */
 import type { Envelope } from "../protocol/wire";
-import type { Route } from "../protocol/messages";
+import type { Header, Route } from "../protocol/messages";
 
 export type TaskState = "waiting" | "pending" | "assigned" | "done" | "failed" | "aborted";
 
@@ -174,4 +174,27 @@ export class Records {
       old.reply = undefined;
     }
   }
+}
+
+/** A pending task's record, before any routing: envelope and retries are the caller's to set. */
+export function newRecord(header: Header, label: string | undefined, client: Buffer, route: Route): TaskRecord {
+  const record: TaskRecord = {
+    msgId: header.msg_id,
+    msgType: header.msg_type as TaskRecord["msgType"],
+    // A copy: the received frame is a view into ZeroMQ's receive chunk (8 KB or more, shared by
+    // every message decoded from it), which a kept record would pin, unseen by V8's GC.
+    client: Buffer.from(client),
+    route,
+    state: "pending",
+    engineId: undefined,
+    submitted: Date.now(),
+    stdout: "",
+    stderr: "",
+    envelope: undefined,
+    retriesLeft: 0,
+    blacklist: new Set(),
+    header,
+  };
+  if (label !== undefined) record.label = label;
+  return record;
 }

@@ -117,4 +117,12 @@ export class Registry {
   describe(e: EngineEntry): EngineDescription {
     return { id: e.id, uuid: e.uuid, pid: e.pid, hostname: e.hostname, ...(e.direct ? { direct: e.direct } : {}) };
   }
+
+  /** The drop counters the engines' direct sockets reported, summed. */
+  directDropped(): Record<string, number> {
+    const sum: Record<string, number> = {};
+    for (const e of this.byId.values())
+      for (const [reason, n] of Object.entries(e.directDropped ?? {})) sum[reason] = (sum[reason] ?? 0) + n;
+    return sum;
+  }
 }

@@ -467,6 +467,63 @@ export function isMsg<T extends MsgType>(m: AnyMessage, type: T): m is MessageOf
   return m.header.msg_type === type;
 }
 
+/** What clients send the controller (its client ROUTER's role). */
+export type ClientToController =
+  | "client_alive"
+  | "apply_request"
+  | "execute_request"
+  | "connection_request"
+  | "queue_request"
+  | "signal_request"
+  | "restart_request"
+  | "task_interrupt_request"
+  | "task_abort_request"
+  | "hub_history_request"
+  | "result_request"
+  | "resubmit_request"
+  | "purge_request"
+  | "db_request"
+  | "engine_sets_request"
+  | "shutdown_request"
+  | "stats_request";
+
+/** What registered engines send the controller (its engine ROUTER's role); registration comes first. */
+export type EngineToController =
+  | "apply_request"
+  | "execute_request"
+  | "apply_reply"
+  | "execute_reply"
+  | "engine_dropped"
+  | "stream"
+  | "display_data"
+  | "update_display_data"
+  | "execute_result"
+  | "error"
+  | "execute_input"
+  | "clear_output"
+  | "data_pub"
+  | "abort_reply"
+  | "unregistration_request"
+  | "shutdown_reply";
+
+/** The replies the controller sends clients. */
+export type ControllerReply =
+  | "connection_reply"
+  | "queue_reply"
+  | "signal_reply"
+  | "restart_reply"
+  | "task_abort_reply"
+  | "task_interrupt_reply"
+  | "hub_history_reply"
+  | "result_reply"
+  | "resubmit_reply"
+  | "purge_reply"
+  | "db_reply"
+  | "engine_sets_reply"
+  | "shutdown_reply"
+  | "stats_reply"
+  | "hub_error";
+
 /** One handler per message type in `T`, each given its own message type and `A`. */
 export type Handlers<T extends MsgType, A extends unknown[]> = { [K in T]: (msg: MessageOf<K>, ...args: A) => void };
 

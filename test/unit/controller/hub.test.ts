@@ -77,7 +77,12 @@ function setup(): {
   };
   const engine = (uuid: string) => {
     const s = new Session(KEY, "engine");
-    const send = (type: MsgType, content: object, parent?: AnyMessage, metadata: Record<string, unknown> = {}): void => {
+    const send = (
+      type: MsgType,
+      content: object,
+      parent?: AnyMessage,
+      metadata: Record<string, unknown> = {},
+    ): void => {
       const { frames } = s.encode(type, content, {
         identities: [Buffer.from(uuid, "latin1")],
         metadata,
