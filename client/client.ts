@@ -17,13 +17,10 @@ import {
   type AnyMessage,
   type ContentOf,
   type EngineSetInfo,
-  type MsgType,
   type RequestMetadata,
-  RECORD_QUERIES,
   isMsg,
   parentId,
 } from "../protocol/messages";
-import { sweepStale } from "../protocol/bulk";
 import { EngineError, NoEnginesError, TimeoutError, TsParallelError } from "./errors";
 import type { SubmittedTask } from "./task";
 import { type Tunnel, openTunnel } from "./tunnel";
@@ -34,13 +31,8 @@ import { activeObject, activeViewObject, setActiveObject } from "./active";
 import { TaskTable } from "./task-table";
 import { EngineTable } from "./engine-table";
 import { SharedMemoryPolicy } from "./shared-memory";
-import type { QueueStatusReport, TaskRequestType, ViewHost } from "./host";
-
-/**
- * How long after an engine on this host is lost its leftover shared-memory files are swept: the
- * replies it sent before dying may still be on their way here, and name files of theirs (ms).
- */
-const SWEEP_AFTER_LOSS_MS = 2000;
+import { QueryChannel, type QueryType, type ReplyOf } from "./query-channel";
+import type { ConnectOptions, QueueStatusReport, TaskRequestType, ViewHost } from "./host";
 
 /**
  * Heartbeat periods of silence, heard while our loop was free (see ListeningClock), after which
@@ -48,43 +40,7 @@ const SWEEP_AFTER_LOSS_MS = 2000;
  */
 const CONTROLLER_MISSES = 5;
 
-export interface ConnectOptions {
-  profile?: string;
-  /** Path of a client.json; default: the profile's. */
-  file?: string;
-  /** ms to wait for the controller to answer (default 10000). */
-  timeout?: number;
-  /** Make this client the target of %px (default true). */
-  activate?: boolean;
-  /**
-   * Reach the controller through SSH ("user@login-node"): its ports are forwarded to this host
-   * with `ssh -L`, for a client outside the cluster's network. The tunnel ends with `close()`.
-   */
-  sshServer?: string;
-  /** The ssh command line for `sshServer` (default "ssh"), e.g. "ssh -F my_config". */
-  sshCommand?: string;
-}
-
-type QueryType =
-  | "connection_request"
-  | "queue_request"
-  | "signal_request"
-  | "restart_request"
-  | "task_abort_request"
-  | "task_interrupt_request"
-  | "shutdown_request"
-  | "stats_request"
-  | "hub_history_request"
-  | "result_request"
-  | "resubmit_request"
-  | "purge_request"
-  | "db_request"
-  | "engine_sets_request";
-type ReplyOf<Q extends QueryType> = Q extends `${infer B}_request`
-  ? `${B}_reply` extends MsgType
-    ? ContentOf<`${B}_reply`>
-    : never
-  : never;
+export type { ConnectOptions } from "./host";
 
 export class Client extends EventEmitter implements ViewHost {
   private readonly session: Session;
@@ -98,7 +54,8 @@ export class Client extends EventEmitter implements ViewHost {
   private readonly memory = new SharedMemoryPolicy((id) => this.engineTable.sharesMemory(id));
   /** The ssh tunnel this client connects through (`sshServer`), ended on close. */
   private tunnel: Tunnel | undefined;
-  private readonly queries = new Map<string, { resolve: (c: unknown) => void; reject: (e: Error) => void }>();
+  /** Requests to the controller awaiting their replies (client/query-channel.ts). */
+  private readonly queries: QueryChannel;
   /** Connections straight to engines, for DirectView tasks (client/direct.ts). */
   private readonly direct: DirectLinks;
   private controller = "";
@@ -113,6 +70,13 @@ export class Client extends EventEmitter implements ViewHost {
     // The controller addresses us by our session id: it answers for our direct tasks with it.
     this.socket.routingId = this.session.id;
     this.outbox = new Outbox(this.socket, { coalesce: this.session.coalesce });
+    // The controller answers about records only once it has recorded the replies engines sent
+    // us directly: their copies may still be on their way to it (controller/ledger.ts, park).
+    this.queries = new QueryChannel(
+      this.session,
+      (f) => this.outbox.send(f),
+      () => this.engineTable.waitFor(),
+    );
     const keys = curveClientKeys(info.curve_serverkey);
     withCurve(this.socket, keys);
     withCurve(this.sub, keys);
@@ -150,7 +114,7 @@ export class Client extends EventEmitter implements ViewHost {
     // Through a tunnel, every byte takes the tunnel: the engines' own addresses are the
     // cluster's network, which this client reaches only through the login node.
     if (tunnel) client.direct.enabled = false;
-    sweepBulkOnce();
+    SharedMemoryPolicy.sweepOnce();
     await client.open(opts.timeout ?? 10_000);
     if (opts.activate !== false) setActiveObject(client);
     return client;
@@ -225,43 +189,11 @@ export class Client extends EventEmitter implements ViewHost {
   /** Resolves once `n` engines are registered; rejects with TimeoutError after `timeout` ms. */
   waitForEngines(n: number, opts: { timeout?: number } = {}): Promise<void> {
     if (!Number.isInteger(n) || n < 0) throw new RangeError(`waitForEngines needs a whole number of engines; got ${n}`);
-    if (this.engineTable.ids.length >= n) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const check = (): void => {
-        if (this.engineTable.ids.length >= n) done(undefined);
-      };
-      const timer =
-        opts.timeout !== undefined
-          ? setTimeout(
-              () =>
-                done(
-                  new TimeoutError(
-                    `only ${this.engineTable.ids.length} of ${n} engines registered after ${opts.timeout} ms`,
-                  ),
-                ),
-              opts.timeout,
-            )
-          : undefined;
-      // A notification sent before our SUB was joined is lost (PUB/SUB slow joiner): ask the
-      // controller for its list now and then as well.
-      const poll = setInterval(() => {
-        this.query("connection_request", {}).then(
-          (reply) => {
-            this.engineTable.takeList(reply);
-            check();
-          },
-          () => undefined,
-        );
-      }, 500);
-      const done = (e: Error | undefined): void => {
-        clearTimeout(timer);
-        clearInterval(poll);
-        this.off("registration", check);
-        if (e) reject(e);
-        else resolve();
-      };
-      this.on("registration", check);
-    });
+    // A notification sent before our SUB was joined is lost (PUB/SUB slow joiner): the table
+    // asks the controller for its list now and then as well.
+    return this.engineTable.atLeast(n, opts.timeout, async () =>
+      this.engineTable.takeList(await this.query("connection_request", {})),
+    );
   }
 
   // ---------------------------------------------------------------- control
@@ -337,16 +269,7 @@ export class Client extends EventEmitter implements ViewHost {
     const fresh = tasks.filter((t) => !t.ready);
     if (fresh.length > 0) {
       this.query("result_request", { msg_ids: fresh.map((t) => t.msgId), fetch: true }).then(
-        (reply) => {
-          for (const t of fresh) {
-            const r = reply.records[t.msgId];
-            if (!r) continue;
-            t.method = r.msgType === "execute_request" ? "execute" : "apply";
-            if (r.engineId !== null) t.metadata.engineId = r.engineId;
-            if (!t.metadata.stdout) t.metadata.stdout = r.stdout;
-            if (!t.metadata.stderr) t.metadata.stderr = r.stderr;
-          }
-        },
+        (reply) => TaskTable.adopt(fresh, reply.records),
         (e: unknown) => this.tasks.fail(fresh, () => asError(e)),
       );
     }
@@ -458,8 +381,7 @@ export class Client extends EventEmitter implements ViewHost {
     clearInterval(this.watchdog);
     const pending = this.tasks.ids();
     this.tasks.failAll(() => new TsParallelError("the client was closed before the task finished"), true);
-    for (const q of this.queries.values()) q.reject(new TsParallelError("the client was closed"));
-    this.queries.clear();
+    this.queries.close();
     this.sub.close();
     setActiveObject(undefined, this);
     if (opts.abortQueued && pending.length > 0) {
@@ -494,10 +416,10 @@ export class Client extends EventEmitter implements ViewHost {
     if (this.closed) throw new TsParallelError("this client is closed; connect a new one with Client.connect()");
     const msgId = this.session.newMsgId();
     const task = this.tasks.track(msgId, engineId, type === "apply_request" ? "apply" : "execute");
-    task.metadata.label = metadata.label;
-    const bulk = this.memory.prepare(engineId === undefined ? [] : [engineId], metadata, buffers, [task]);
-    if (this.refuseOversized(bulk.buffers, [task])) return task;
-    const { frames } = this.session.encode(type, content as never, { msgId, ...bulk });
+    const frames = this.encodeTask(type, content, msgId, metadata, buffers, engineId === undefined ? [] : [engineId], [
+      task,
+    ]);
+    if (!frames) return task;
     const engine = engineId === undefined ? undefined : this.engineTable.get(engineId);
     const direct =
       engine && metadata.route?.kind === "direct"
@@ -519,19 +441,30 @@ export class Client extends EventEmitter implements ViewHost {
     const msgId = this.session.newMsgId();
     const method = type === "apply_request" ? "apply" : "execute";
     const tasks = ids.map((id) => this.tasks.track(`${msgId}:${id}`, id, method));
-    for (const t of tasks) t.metadata.label = metadata.label;
-    const bulk = this.memory.prepare(ids, metadata, buffers, tasks);
-    if (this.refuseOversized(bulk.buffers, tasks)) return tasks;
-    this.outbox.send(this.session.encode(type, content as never, { msgId, ...bulk }).frames);
+    const frames = this.encodeTask(type, content, msgId, metadata, buffers, ids, tasks);
+    if (frames) this.outbox.send(frames);
     return tasks;
   }
 
-  /** Fails `tasks` at once when a buffer is larger than any socket will take (see oversizedFrame). */
-  private refuseOversized(buffers: readonly Buffer[], tasks: readonly SubmittedTask[]): boolean {
-    const why = oversizedFrame(buffers);
-    if (why === undefined) return false;
+  /**
+   * The frames of a request for `tasks` on `engineIds` (large buffers through /dev/shm where
+   * they share it), or undefined when a buffer is larger than any socket takes: they fail at once.
+   */
+  private encodeTask<T extends TaskRequestType>(
+    type: T,
+    content: ContentOf<T>,
+    msgId: string,
+    metadata: RequestMetadata,
+    buffers: Buffer[],
+    engineIds: readonly number[],
+    tasks: readonly SubmittedTask[],
+  ): Buffer[] | undefined {
+    for (const t of tasks) t.metadata.label = metadata.label;
+    const bulk = this.memory.prepare(engineIds, metadata, buffers, tasks);
+    const why = oversizedFrame(bulk.buffers);
+    if (why === undefined) return this.session.encode(type, content as never, { msgId, ...bulk }).frames;
     this.tasks.fail(tasks, () => new TsParallelError(why));
-    return true;
+    return undefined;
   }
 
   /** @internal Ids for a targets spec, or NoEnginesError. */
@@ -542,34 +475,14 @@ export class Client extends EventEmitter implements ViewHost {
 
   query<Q extends QueryType>(type: Q, content: ContentOf<Q>, timeout = 10_000): Promise<ReplyOf<Q>> {
     if (this.closed) return Promise.reject(new TsParallelError("this client is closed"));
-    // The controller answers about records only once it has recorded the replies engines sent
-    // us directly: their copies may still be on their way to it (controller/ledger.ts, park).
-    const waitFor = RECORD_QUERIES.has(type) ? this.engineTable.waitFor() : undefined;
-    const { frames, header } = this.session.encode(type, content as never, waitFor ? { metadata: { waitFor } } : {});
-    return new Promise<ReplyOf<Q>>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.queries.delete(header.msg_id);
-        reject(new TimeoutError(`the controller did not answer ${type} within ${timeout} ms`));
-      }, timeout);
-      this.queries.set(header.msg_id, {
-        resolve: (c) => (clearTimeout(timer), resolve(c as ReplyOf<Q>)),
-        reject: (e) => (clearTimeout(timer), reject(e)),
-      });
-      this.outbox.send(frames);
-    });
+    return this.queries.ask(type, content, timeout);
   }
 
   /** A message for us; `direct` when it came straight from an engine (client/direct.ts). */
   private onMessage(msg: AnyMessage | undefined, direct: boolean): void {
     if (!msg) return;
     const pid = parentId(msg);
-    const query = this.queries.get(pid);
-    if (query) {
-      this.queries.delete(pid);
-      if (isMsg(msg, "hub_error")) query.reject(new TsParallelError(`${msg.content.ename}: ${msg.content.evalue}`));
-      else query.resolve(msg.content);
-      return;
-    }
+    if (this.queries.answer(msg, pid)) return;
     if (!this.tasks.apply(msg, pid)) return;
     if (direct && (isMsg(msg, "apply_reply") || isMsg(msg, "execute_reply")))
       this.engineTable.repliedDirectly(msg.metadata);
@@ -583,9 +496,7 @@ export class Client extends EventEmitter implements ViewHost {
    */
   private engineGone(id: number, uuid: string, reason: string, failOrphans: boolean): void {
     this.direct.drop(uuid);
-    // A killed engine on this host may leave shared-memory files (a reply it was writing, its
-    // marker): remove them once replies it sent before dying have had the time to arrive.
-    if (this.engineTable.sharesMemoryByUuid(uuid)) setTimeout(() => sweepStale(isAlive), SWEEP_AFTER_LOSS_MS).unref();
+    if (this.engineTable.sharesMemoryByUuid(uuid)) SharedMemoryPolicy.sweepLater();
     this.engineTable.forgetMemory(uuid);
     if (!failOrphans) return;
     // Only the tasks pending now: an engine that registers again under this id gets new ones.
@@ -683,13 +594,4 @@ function signalName(n: number): string {
   const name = Object.entries(os.constants.signals).find(([, v]) => v === n)?.[0];
   if (!name) throw new RangeError(`unknown signal number ${n}`);
   return name;
-}
-
-let swept = false;
-
-/** The first client of a process removes shared-memory files that dead processes left behind. */
-function sweepBulkOnce(): void {
-  if (swept) return;
-  swept = true;
-  sweepStale(isAlive);
 }

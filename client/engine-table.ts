@@ -9,6 +9,10 @@
 import type { ContentOf, DirectEndpoint, EngineDescription, ReplyMetadata } from "../protocol/messages";
 import { isDirectEndpoint } from "../protocol/validate";
 import { sharesMemoryWith } from "../protocol/bulk";
+import { TimeoutError } from "./errors";
+
+/** How often a wait for engines asks the controller for its list (ms). */
+const POLL_MS = 500;
 
 interface EngineInfo {
   uuid: string;
@@ -24,6 +28,37 @@ export class EngineTable {
   private readonly sharedMemory = new Map<string, boolean>();
   /** Per engine uuid: the newest reply sequence number it sent us (ReplyMetadata.seq). */
   private readonly repliesSeen = new Map<string, number>();
+
+  private readonly listeners = new Set<() => void>();
+
+  /**
+   * Resolves once `n` engines are registered; rejects with TimeoutError after `timeout` ms.
+   * `refresh` fetches the controller's list meanwhile, every `POLL_MS`.
+   */
+  atLeast(n: number, timeout: number | undefined, refresh: () => Promise<void>): Promise<void> {
+    if (this.sorted.length >= n) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const check = (): void => {
+        if (this.sorted.length >= n) done(undefined);
+      };
+      const late = (): TimeoutError =>
+        new TimeoutError(`only ${this.sorted.length} of ${n} engines registered after ${timeout} ms`);
+      const timer = timeout !== undefined ? setTimeout(() => done(late()), timeout) : undefined;
+      const poll = setInterval(() => void refresh().then(check, () => undefined), POLL_MS);
+      const done = (e: Error | undefined): void => {
+        clearTimeout(timer);
+        clearInterval(poll);
+        this.listeners.delete(check);
+        if (e) reject(e);
+        else resolve();
+      };
+      this.listeners.add(check);
+    });
+  }
+
+  private changed(): void {
+    for (const l of [...this.listeners]) l();
+  }
 
   /** Registered engine ids, sorted. */
   get ids(): readonly number[] {
@@ -41,6 +76,7 @@ export class EngineTable {
     this.sorted = reply.engines.map((e) => e.id).sort((a, b) => a - b);
     this.info.clear();
     for (const e of reply.engines) this.learn(e);
+    this.changed();
   }
 
   /** A registration notice; applied when newer than our view. */
@@ -49,6 +85,7 @@ export class EngineTable {
     this.seq = e.seq;
     if (!this.sorted.includes(e.id)) this.sorted = [...this.sorted, e.id].sort((a, b) => a - b);
     this.learn(e);
+    this.changed();
   }
 
   /**

@@ -44,3 +44,21 @@ export interface ViewHost {
   queueStatus(targets?: Targets): Promise<QueueStatusReport>;
   close(): void;
 }
+
+/** How `Client.connect` finds and reaches a controller. */
+export interface ConnectOptions {
+  profile?: string;
+  /** Path of a client.json; default: the profile's. */
+  file?: string;
+  /** ms to wait for the controller to answer (default 10000). */
+  timeout?: number;
+  /** Make this client the target of %px (default true). */
+  activate?: boolean;
+  /**
+   * Reach the controller through SSH ("user@login-node"): its ports are forwarded to this host
+   * with `ssh -L`, for a client outside the cluster's network. The tunnel ends with `close()`.
+   */
+  sshServer?: string;
+  /** The ssh command line for `sshServer` (default "ssh"), e.g. "ssh -F my_config". */
+  sshCommand?: string;
+}

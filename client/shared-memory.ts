@@ -4,10 +4,31 @@
  * removed when their tasks settle, or when the client closes.
  */
 import type { RequestMetadata } from "../protocol/messages";
-import { removeFiles, stashBulk } from "../protocol/bulk";
+import { removeFiles, stashBulk, sweepStale } from "../protocol/bulk";
+import { isAlive } from "../protocol/connection";
 import type { SubmittedTask } from "./task";
 
+let swept = false;
+
+/**
+ * How long after an engine on this host is lost its leftover shared-memory files are swept: the
+ * replies it sent before dying may still be on their way here, and name files of theirs (ms).
+ */
+const SWEEP_AFTER_LOSS_MS = 2000;
+
 export class SharedMemoryPolicy {
+  /** The first client of a process removes shared-memory files that dead processes left behind. */
+  static sweepOnce(): void {
+    if (swept) return;
+    swept = true;
+    sweepStale(isAlive);
+  }
+
+  /** An engine on this host was lost: the files it may have left (a reply it was writing, its marker) go soon. */
+  static sweepLater(): void {
+    setTimeout(() => sweepStale(isAlive), SWEEP_AFTER_LOSS_MS).unref();
+  }
+
   /** Shared-memory files of requests in flight. */
   private readonly files = new Set<string>();
   /** Buffers already in a file: a DirectView sends one serialization to each of its engines. */

@@ -4,7 +4,7 @@
  * are applied to it by one handler per message type (`TASK_MESSAGES`), whichever path they came
  * by: from the controller, or straight from the engine (client/direct.ts).
  */
-import { type AnyMessage, type Handlers, type MessageOf, dispatch } from "../protocol/messages";
+import { type AnyMessage, type ContentOf, type Handlers, type MessageOf, dispatch } from "../protocol/messages";
 import { deserialize } from "../protocol/serialize";
 import { isBulkRefs, readBulk } from "../protocol/bulk";
 import { RemoteError, TaskAborted, TsParallelError } from "./errors";
@@ -79,6 +79,18 @@ export class TaskTable {
     if (!task) return false;
     dispatch(this.handlers, msg, task);
     return true;
+  }
+
+  /** What the controller's records tell of tasks another client (or kernel) submitted. */
+  static adopt(tasks: readonly SubmittedTask[], records: ContentOf<"result_reply">["records"]): void {
+    for (const t of tasks) {
+      const r = records[t.msgId];
+      if (!r) continue;
+      t.method = r.msgType === "execute_request" ? "execute" : "apply";
+      if (r.engineId !== null) t.metadata.engineId = r.engineId;
+      if (!t.metadata.stdout) t.metadata.stdout = r.stdout;
+      if (!t.metadata.stderr) t.metadata.stderr = r.stderr;
+    }
   }
 
   private settled(task: SubmittedTask): void {
