@@ -4,6 +4,7 @@
  */
 import { type ParseArgsConfig, parseArgs } from "node:util";
 import { TsParallelError } from "../protocol/errors";
+import { splitCommand } from "../protocol/command-line";
 import type { GroupBy } from "../client/render";
 import { nonInteractive } from "../client/progress";
 
@@ -101,7 +102,7 @@ type Values = Record<string, string | boolean | undefined>;
 function parse(magic: string, args: string, options: NonNullable<ParseArgsConfig["options"]>): Values {
   try {
     const { values, positionals } = parseArgs({
-      args: splitWords(args),
+      args: splitCommand(args, "the line"),
       options,
       strict: true,
       allowPositionals: true,
@@ -171,11 +172,4 @@ function parseSignal(text: string, magic: string): string {
       `${magic}: --signal-on-interrupt takes a signal such as SIGINT or 9; got ${JSON.stringify(text)}`,
     );
   return s;
-}
-
-/** Splits on blanks, keeping "quoted words" together. */
-export function splitWords(text: string): string[] {
-  const words: string[] = [];
-  for (const m of text.matchAll(/"([^"]*)"|'([^']*)'|(\S+)/g)) words.push(m[1] ?? m[2] ?? m[3]!);
-  return words;
 }

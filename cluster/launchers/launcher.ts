@@ -13,7 +13,7 @@ import type { ConnectionInfo } from "../../protocol/connection";
 import { TsParallelError } from "../../protocol/errors";
 import { CLI_PATH } from "../../paths";
 import { nodeFlags } from "../node-flags";
-import { controlCharacter, splitCommand } from "../../client/tunnel";
+import { controlCharacter, splitCommand } from "../../protocol/command-line";
 
 export interface LaunchContext {
   /** The set's id, given to its engines. */
@@ -42,7 +42,7 @@ export interface EngineLauncher {
   signal(signal: NodeJS.Signals): Promise<void>;
 }
 
-// The same command-line splitting as the client's ssh tunnel (the client may not import us).
+// The launchers' callers split command lines as the client's ssh tunnel does.
 export { controlCharacter, splitCommand };
 
 /** A word for a POSIX shell: single-quoted unless it is plainly safe. */

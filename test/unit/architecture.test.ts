@@ -12,20 +12,18 @@ import { PACKAGE_ROOT } from "../../paths";
 
 const FOLDERS = ["protocol", "transpile", "engine", "controller", "client", "cluster", "magics", "kernel"];
 
+/** The .ts files under `dir`, subfolders included (cluster/launchers/ among them). */
+function sources(dir: string): string[] {
+  return fs
+    .readdirSync(path.join(PACKAGE_ROOT, dir), { recursive: true, encoding: "utf8" })
+    .filter((f) => f.endsWith(".ts"))
+    .map((f) => path.posix.join(dir, f.split(path.sep).join("/")));
+}
+
 /** Every source module (path relative to the root, no extension) and the modules it imports. */
 function importGraph(): Map<string, string[]> {
   const graph = new Map<string, string[]>();
-  const files = [
-    "index.ts",
-    "cli.ts",
-    "paths.ts",
-    ...FOLDERS.flatMap((d) =>
-      fs
-        .readdirSync(path.join(PACKAGE_ROOT, d))
-        .filter((f) => f.endsWith(".ts"))
-        .map((f) => `${d}/${f}`),
-    ),
-  ];
+  const files = ["index.ts", "cli.ts", "paths.ts", ...FOLDERS.flatMap(sources)];
   for (const file of files) {
     const text = fs.readFileSync(path.join(PACKAGE_ROOT, file), "utf8");
     const imports = ts
@@ -53,6 +51,29 @@ test("the engine never imports the client library, nor the kernel or magics", ()
   for (const [module, imports] of importGraph()) {
     if (folderOf(module) !== "engine") continue;
     for (const i of imports) assert.ok(["engine", "protocol"].includes(folderOf(i)), `${module} imports ${i}`);
+  }
+});
+
+test("every module is in the graph, those in subfolders too", () => {
+  const graph = importGraph();
+  assert.ok(graph.has("cluster/launchers/launcher"), "cluster/launchers/ is read");
+  for (const imports of graph.values())
+    for (const i of imports) assert.ok(graph.has(i) || !FOLDERS.includes(folderOf(i)), `${i} is not in the graph`);
+});
+
+test("the controller and engine processes never load the client library, the kernel or the magics", () => {
+  const graph = importGraph();
+  for (const entry of ["controller/main", "engine/main"]) {
+    assert.ok(graph.has(entry), `${entry} exists`);
+    const seen = new Set<string>();
+    const visit = (m: string, trail: string[]): void => {
+      if (seen.has(m)) return;
+      seen.add(m);
+      const layer = folderOf(m);
+      assert.ok(!["client", "kernel", "magics"].includes(layer), `${entry} loads ${[...trail, m].join(" → ")}`);
+      for (const next of graph.get(m) ?? []) visit(next, [...trail, m]);
+    };
+    visit(entry, []);
   }
 });
 

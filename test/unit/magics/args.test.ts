@@ -6,7 +6,6 @@ import {
   parseCellFlags,
   parseConfigFlags,
   parseResultFlags,
-  splitWords,
 } from "../../../magics/args";
 
 test("%%px flags override the defaults for one cell; %pxconfig makes new defaults", () => {
@@ -23,7 +22,8 @@ test("%%px flags override the defaults for one cell; %pxconfig makes new default
     signal: "SIGKILL",
   });
   assert.deepEqual(parseResultFlags("-r", DEFAULT_PX), { groupBy: "order", out: undefined });
-  assert.deepEqual(splitWords(`-t "1,3" --out x`), ["-t", "1,3", "--out", "x"]);
+  assert.deepEqual(parseCellFlags(`-t "1,3" --out x`, DEFAULT_PX).options.targets, "1,3", "quoted words stay one");
+  assert.throws(() => parseCellFlags("-t 0 | rm", DEFAULT_PX), /^UsageError: %%px: the line holds the shell syntax "\|"/);
 });
 
 test("bad flags are one-line usage errors that name the problem", () => {
