@@ -37,4 +37,3 @@ export function splitCommand(line: string, what = "the command line"): string[] 
     );
   });
 }
-

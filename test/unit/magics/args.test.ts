@@ -1,12 +1,6 @@
 import { strict as assert } from "node:assert";
 import { test } from "node:test";
-import {
-  DEFAULT_PX,
-  UsageError,
-  parseCellFlags,
-  parseConfigFlags,
-  parseResultFlags,
-} from "../../../magics/args";
+import { DEFAULT_PX, UsageError, parseCellFlags, parseConfigFlags, parseResultFlags } from "../../../magics/args";
 
 test("%%px flags override the defaults for one cell; %pxconfig makes new defaults", () => {
   const f = parseCellFlags("-t ::2 --noblock --no-stream -e -o ar --progress-after 0.5 --local", DEFAULT_PX);
@@ -23,7 +17,10 @@ test("%%px flags override the defaults for one cell; %pxconfig makes new default
   });
   assert.deepEqual(parseResultFlags("-r", DEFAULT_PX), { groupBy: "order", out: undefined });
   assert.deepEqual(parseCellFlags(`-t "1,3" --out x`, DEFAULT_PX).options.targets, "1,3", "quoted words stay one");
-  assert.throws(() => parseCellFlags("-t 0 | rm", DEFAULT_PX), /^UsageError: %%px: the line holds the shell syntax "\|"/);
+  assert.throws(
+    () => parseCellFlags("-t 0 | rm", DEFAULT_PX),
+    /^UsageError: %%px: the line holds the shell syntax "\|"/,
+  );
 });
 
 test("bad flags are one-line usage errors that name the problem", () => {
