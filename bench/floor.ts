@@ -12,6 +12,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { performance } from "node:perf_hooks";
 import * as zmq from "zeromq";
 import { MB, median, put, quick } from "./metrics";
+import { cpuPer, putCpu } from "./cpu";
 import { freePort } from "../client/tunnel";
 
 /** Frames of a small task message as ours are sent: identity, delimiter, signature, 4 JSON parts, 1 buffer. */
@@ -63,12 +64,17 @@ export async function floor(): Promise<void> {
     // The direct path's route (engine/direct.ts): client DEALER to the engine's ROUTER, two hops.
     for (let i = 0; i < 201; i++) await straight.send(SMALL).then(() => straight.receive());
     const straightLat: number[] = [];
-    for (let i = 0; i < (quick ? 300 : 3000); i++) {
-      const t0 = performance.now();
-      await straight.send(SMALL);
-      await straight.receive();
-      straightLat.push(performance.now() - t0);
-    }
+    const rounds = quick ? 300 : 3000;
+    const [relayPid, echoPid, directPid] = peers.map((p) => p.pid!);
+    const straightCpu = await cpuPer({ client: process.pid, engine: directPid! }, rounds, async () => {
+      for (let i = 0; i < rounds; i++) {
+        const t0 = performance.now();
+        await straight.send(SMALL);
+        await straight.receive();
+        straightLat.push(performance.now() - t0);
+      }
+    });
+    putCpu("(floor) raw zeromq.js round trip straight to an engine", straightCpu);
     put(
       "(floor) raw zeromq.js round trip straight to an engine (a's direct route)",
       median(straightLat) * 1e3,
@@ -83,11 +89,18 @@ export async function floor(): Promise<void> {
     await roundTrip(SMALL);
     for (let i = 0; i < 200; i++) await roundTrip(SMALL);
     const lat: number[] = [];
-    for (let i = 0; i < (quick ? 300 : 3000); i++) {
-      const t0 = performance.now();
-      await roundTrip(SMALL);
-      lat.push(performance.now() - t0);
-    }
+    const relayCpu = await cpuPer(
+      { client: process.pid, controller: relayPid!, engine: echoPid! },
+      rounds,
+      async () => {
+        for (let i = 0; i < rounds; i++) {
+          const t0 = performance.now();
+          await roundTrip(SMALL);
+          lat.push(performance.now() - t0);
+        }
+      },
+    );
+    putCpu("(floor) raw zeromq.js round trip through a relay", relayCpu);
     put("(floor) raw zeromq.js round trip through a relay (a's route), 8 frames", median(lat) * 1e3, "us", "lower");
     // Throughput: as many messages in flight as the LB benchmark's 2,000 tasks.
     const n = quick ? 2000 : 20_000;

@@ -12,6 +12,7 @@ import { PACKAGE_ROOT } from "../paths";
 import { loadBalance, smallCluster, startup } from "./core";
 import { chaosRun, kernel, memoryAtRest, scale, soak } from "./extra";
 import { floor } from "./floor";
+import { cpuBudget } from "./cpu";
 import { flood, unordered } from "./sturdy";
 import { type Metric, ours, quick } from "./metrics";
 import { fmt, formatTable, referenceName, targetCell } from "./targets";
@@ -56,6 +57,7 @@ const WORKLOADS: Record<string, () => Promise<unknown>> = {
   chaos: chaosRun,
   kernel,
   floor,
+  cpu: cpuBudget,
   unordered,
   flood,
   ipp: () => Promise.resolve(),

@@ -38,6 +38,7 @@ import { Heart } from "../protocol/heart";
 import { type ControllerEvent, ControllerWatch } from "./heart";
 import { TsParallelError } from "../protocol/errors";
 import { DirectSocket, type DirectTask } from "./direct";
+import { ControllerCopies } from "./copies";
 
 export interface EngineOptions {
   /** Give up when the controller stays unreachable this long (ms). */
@@ -56,6 +57,8 @@ export class Engine {
   private readonly session: Session;
   private readonly socket: zmq.Dealer;
   private readonly outbox: Outbox;
+  /** The controller's copies of direct tasks, sent off the reply's path (engine/copies.ts). */
+  private readonly copies: ControllerCopies;
   private readonly capture: OutputCapture;
   private readonly executor: Executor;
   private readonly tasks: TaskQueue;
@@ -93,6 +96,7 @@ export class Engine {
     this.socket = new zmq.Dealer({ routingId: this.uuid, linger: 0, sendHighWaterMark: 0, ...receiveLimits() });
     withCurve(this.socket, this.curveKeys);
     this.outbox = new Outbox(this.socket, { coalesce: this.session.coalesce });
+    this.copies = new ControllerCopies((messages) => this.outbox.sendAll(messages));
     this.capture = new OutputCapture({
       stream: (parent, name, text) => this.send("stream", { name, text }, parent),
       data: (parent, buffers) => this.send("data_pub", {}, parent, undefined, buffers),
@@ -119,6 +123,12 @@ export class Engine {
         this.direct?.pump();
       },
       busy: (on) => this.sigint?.busy(on),
+      beforeRun: () => this.copies.flush(),
+      hold: (on) => {
+        for (const box of [this.outbox, this.direct])
+          if (on) box?.cork();
+          else box?.uncork();
+      },
     });
   }
 
@@ -289,7 +299,7 @@ export class Engine {
   /** A client's task: the controller gets the request for its records first, then it queues. */
   private onDirectTask({ msg, env }: DirectTask): void {
     const copy = this.session.resign(env, msg.header, { ...msg.metadata, queuedAfter: this.fromController });
-    this.outbox.send(Session.forward([], copy));
+    this.copies.add(Session.forward([], copy));
     this.tasks.push(msg);
   }
 
@@ -328,9 +338,14 @@ export class Engine {
       metadata: metadata ?? { engine: this.uuid },
       ...(buffers ? { buffers } : {}),
     });
-    // A direct task's output and reply go to its client first, and to the controller's records.
+    // A direct task's output and reply go to its client first, and to the controller's records
+    // as copies, off the reply's path; the rest goes after any copies waiting, in order.
     const peer = parent?.msg_id === undefined ? undefined : this.direct?.peerOf(parent.msg_id);
-    if (peer) this.direct!.send(peer, frames);
+    if (peer) {
+      this.direct!.send(peer, frames);
+      return this.copies.add(frames);
+    }
+    this.copies.flush();
     this.outbox.send(frames);
   }
 
@@ -338,6 +353,7 @@ export class Engine {
     if (this.closed) return;
     this.closed = true;
     this.capture.flush();
+    this.copies.flush();
     await delay(50); // let the outbox hand the last replies to ZeroMQ
     await this.stopHeart();
     this.outbox.close();

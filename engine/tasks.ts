@@ -36,6 +36,10 @@ export interface TaskReplies {
   resume?(): void;
   /** The queue started (true) or finished (false) draining: interrupts matter only meanwhile. */
   busy?(on: boolean): void;
+  /** A task is about to start: what the controller must know first leaves now (engine/copies.ts). */
+  beforeRun?(): void;
+  /** Hold sends (true) until released (false): a task's last messages leave as one. */
+  hold?(on: boolean): void;
 }
 
 interface StartedApply {
@@ -111,6 +115,7 @@ export class TaskQueue {
           polled = performance.now();
         }
         const first = this.queue[0]!;
+        this.replies.beforeRun?.();
         if (isMsg(first, "execute_request")) await this.execute(this.queue.shift() as MessageOf<"execute_request">);
         else await this.applies(this.takeApplies());
         if (performance.now() - polled > BATCH_MS) this.markUnpolled();
@@ -230,19 +235,25 @@ export class TaskQueue {
       );
       const count = this.executor.executionCount;
       this.capture.flush();
-      if (value !== undefined && !task.content.silent) {
+      // The result and the reply leave together: one send, not two.
+      this.replies.hold?.(true);
+      try {
+        if (value !== undefined && !task.content.silent) {
+          this.replies.send(
+            "execute_result",
+            { execution_count: count, data: mimeBundle(value), metadata: {} },
+            task.header,
+          );
+        }
         this.replies.send(
-          "execute_result",
-          { execution_count: count, data: mimeBundle(value), metadata: {} },
+          "execute_reply",
+          { status: "ok", execution_count: count, user_expressions: {} },
           task.header,
+          this.replyMeta(started),
         );
+      } finally {
+        this.replies.hold?.(false);
       }
-      this.replies.send(
-        "execute_reply",
-        { status: "ok", execution_count: count, user_expressions: {} },
-        task.header,
-        this.replyMeta(started),
-      );
     } catch (e) {
       this.fail(task, e, started);
     } finally {

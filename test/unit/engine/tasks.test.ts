@@ -8,7 +8,8 @@ import type { ContentOf, Header, MsgType } from "../../../protocol/messages";
 import { deserialize } from "../../../protocol/serialize";
 
 interface Sent {
-  type: MsgType;
+  type: MsgType | "(before run)" | "(hold)" | "(release)";
+  metadata?: Record<string, unknown>;
   content: Record<string, unknown>;
   parent: string;
   buffers: Buffer[];
@@ -19,8 +20,16 @@ class FakeReplies implements TaskReplies {
   readonly sent: Sent[] = [];
   private waiter: { n: number; resolve: () => void } | undefined;
 
-  send<T extends MsgType>(type: T, content: ContentOf<T>, parent: Header, _m?: unknown, buffers: Buffer[] = []): void {
-    this.sent.push({ type, content: content as Record<string, unknown>, parent: parent.msg_id, buffers });
+  send<T extends MsgType>(
+    type: T,
+    content: ContentOf<T>,
+    parent: Header,
+    metadata?: Record<string, unknown>,
+    buffers: Buffer[] = [],
+  ): void {
+    const sent: Sent = { type, content: content as Record<string, unknown>, parent: parent.msg_id, buffers };
+    if (metadata) sent.metadata = metadata;
+    this.sent.push(sent);
     if (this.waiter && this.replies().length >= this.waiter.n) this.waiter.resolve();
   }
   identity(): { engineId: number; uuid: string } {
@@ -29,6 +38,12 @@ class FakeReplies implements TaskReplies {
   private seq = 0;
   nextReplySeq(): number {
     return ++this.seq;
+  }
+  beforeRun(): void {
+    this.sent.push({ type: "(before run)", content: {}, parent: "", buffers: [] });
+  }
+  hold(on: boolean): void {
+    this.sent.push({ type: on ? "(hold)" : "(release)", content: {}, parent: "", buffers: [] });
   }
   unread(): boolean {
     return false;
@@ -132,5 +147,42 @@ describe("engine TaskQueue", () => {
     const content = replies.replies()[0]!.content;
     assert.equal(content.ename, "UnserializableError");
     assert.match(String(content.evalue), /result\.f/);
+  });
+
+  test("replies are numbered in the order they leave; the controller's copies go before each task starts", async () => {
+    const { queue, replies } = setup();
+    const tasks = [apply("() => 1"), apply("async () => 2"), apply("() => 3")];
+    for (const t of tasks) queue.push(t);
+    await replies.settled(3);
+    assert.deepEqual(
+      replies.replies().map((r) => [r.parent, r.metadata?.seq]),
+      tasks.map((t, i) => [t.header.msg_id, i + 1]),
+    );
+    const firstRun = replies.sent.findIndex((s) => s.type === "(before run)");
+    const firstReply = replies.sent.findIndex((s) => s.type === "apply_reply");
+    assert.ok(firstRun >= 0 && firstRun < firstReply, "the queue flushes before it runs anything");
+  });
+
+  test("an execute's result and reply are held and released together", async () => {
+    const { queue, replies } = setup();
+    const execute: EngineTask = {
+      identities: [],
+      header: { msg_id: "exec-1", msg_type: "execute_request", session: "s", username: "u", date: "", version: "5.3" },
+      parent_header: {},
+      metadata: {},
+      content: {
+        code: "Promise.resolve({ value: 2 })", // what the transpile step makes of `1 + 1`
+        silent: false,
+        store_history: false,
+        user_expressions: {},
+        allow_stdin: false,
+        stop_on_error: true,
+      },
+      buffers: [],
+    };
+    queue.push(execute);
+    await replies.settled(1);
+    const types = replies.sent.map((s) => s.type).filter((t) => t !== "(before run)" && t !== "stream");
+    assert.deepEqual(types, ["(hold)", "execute_result", "execute_reply", "(release)"]);
   });
 });

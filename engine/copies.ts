@@ -1,0 +1,43 @@
+/**
+ * The controller's copies of direct tasks (engine/direct.ts): the request as it arrived, its
+ * outputs and its reply. The client has them already, so they travel off the reply's path,
+ * several to one ZeroMQ send, yet within a bound:
+ *
+ *   - every copy waiting leaves before a task starts (`flush` from the task queue), so the
+ *     controller knows of each direct task before it runs, and can stop or signal it;
+ *   - before anything else the engine sends the controller, so the controller hears everything
+ *     from this engine in the order it was sent;
+ *   - and no copy waits longer than `COPY_FLUSH_MS`: a timer, or, while a task holds the thread,
+ *     the next copy added past that age.
+ */
+import type { Frames } from "../protocol/socket";
+
+/** The longest a copy waits for company (ms). */
+export const COPY_FLUSH_MS = 2;
+
+export class ControllerCopies {
+  private waiting: Frames[] = [];
+  private since = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly send: (messages: readonly Frames[]) => void) {}
+
+  add(frames: Frames): void {
+    if (this.waiting.length === 0) {
+      this.since = performance.now();
+      this.timer = setTimeout(() => this.flush(), COPY_FLUSH_MS);
+      this.timer.unref();
+    }
+    this.waiting.push(frames);
+    if (performance.now() - this.since >= COPY_FLUSH_MS) this.flush();
+  }
+
+  flush(): void {
+    if (this.waiting.length === 0) return;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const messages = this.waiting;
+    this.waiting = [];
+    this.send(messages);
+  }
+}
