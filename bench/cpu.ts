@@ -64,6 +64,8 @@ export async function cpuPer(
 
 /** One row per process and thread kind: `(cpu) <what>: <process> <thread>`. */
 export function putCpu(what: string, split: Record<string, CpuSplit>): void {
+  const all = Object.values(split).reduce((a, s) => a + s.main + s.io + s.other, 0);
+  put(`(cpu) ${what}: every process and thread per task`, all, "us", "lower");
   for (const [proc, s] of Object.entries(split)) {
     put(`(cpu) ${what}: ${proc} main thread per task`, s.main, "us", "lower");
     put(`(cpu) ${what}: ${proc} ZeroMQ I/O per task`, s.io, "us", "lower");
