@@ -121,14 +121,6 @@ export class DirectSocket {
     return this.socket.readable;
   }
 
-  cork(): void {
-    this.outbox.cork();
-  }
-
-  uncork(): void {
-    this.outbox.uncork();
-  }
-
   /** Sends again after a vm call was terminated (see Outbox.send). */
   pump(): void {
     this.outbox.pump();

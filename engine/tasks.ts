@@ -38,8 +38,6 @@ export interface TaskReplies {
   busy?(on: boolean): void;
   /** A task is about to start: what the controller must know first leaves now (engine/copies.ts). */
   beforeRun?(): void;
-  /** Hold sends (true) until released (false): a task's last messages leave as one. */
-  hold?(on: boolean): void;
 }
 
 interface StartedApply {
@@ -235,25 +233,19 @@ export class TaskQueue {
       );
       const count = this.executor.executionCount;
       this.capture.flush();
-      // The result and the reply leave together: one send, not two.
-      this.replies.hold?.(true);
-      try {
-        if (value !== undefined && !task.content.silent) {
-          this.replies.send(
-            "execute_result",
-            { execution_count: count, data: mimeBundle(value), metadata: {} },
-            task.header,
-          );
-        }
+      if (value !== undefined && !task.content.silent) {
         this.replies.send(
-          "execute_reply",
-          { status: "ok", execution_count: count, user_expressions: {} },
+          "execute_result",
+          { execution_count: count, data: mimeBundle(value), metadata: {} },
           task.header,
-          this.replyMeta(started),
         );
-      } finally {
-        this.replies.hold?.(false);
       }
+      this.replies.send(
+        "execute_reply",
+        { status: "ok", execution_count: count, user_expressions: {} },
+        task.header,
+        this.replyMeta(started),
+      );
     } catch (e) {
       this.fail(task, e, started);
     } finally {

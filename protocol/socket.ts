@@ -67,29 +67,15 @@ export class Outbox {
   send(frames: Frames): void {
     if (this.closed) return;
     this.queue.push(frames);
-    if (this.corked === 0) this.pump();
+    this.pump();
   }
 
   /** Several messages at once: small ones to one peer leave as one (see `pump`). */
   sendAll(messages: readonly Frames[]): void {
     if (this.closed || messages.length === 0) return;
     this.queue.push(...messages);
-    if (this.corked === 0) this.pump();
+    this.pump();
   }
-
-  /**
-   * While corked, messages queue without leaving; `uncork` sends them, joined where they can be:
-   * a task's result and its reply cost one ZeroMQ send instead of two. Nests.
-   */
-  cork(): void {
-    this.corked++;
-  }
-
-  uncork(): void {
-    if (this.corked > 0 && --this.corked === 0) this.pump();
-  }
-
-  private corked = 0;
 
   /**
    * Sends the head of the queue unless a send is in flight; called again by each completion.
@@ -97,7 +83,7 @@ export class Outbox {
    * (Dask's batched sends): a burst of tasks or replies costs one ZeroMQ send and one receive.
    */
   pump(): void {
-    if (this.inFlight || this.closed || this.socket.closed || this.corked > 0) return;
+    if (this.inFlight || this.closed || this.socket.closed) return;
     const head = this.queue[0];
     if (!head) return;
     const taken = this.joinable(head);

@@ -8,7 +8,7 @@ import type { ContentOf, Header, MsgType } from "../../../protocol/messages";
 import { deserialize } from "../../../protocol/serialize";
 
 interface Sent {
-  type: MsgType | "(before run)" | "(hold)" | "(release)";
+  type: MsgType | "(before run)";
   metadata?: Record<string, unknown>;
   content: Record<string, unknown>;
   parent: string;
@@ -41,9 +41,6 @@ class FakeReplies implements TaskReplies {
   }
   beforeRun(): void {
     this.sent.push({ type: "(before run)", content: {}, parent: "", buffers: [] });
-  }
-  hold(on: boolean): void {
-    this.sent.push({ type: on ? "(hold)" : "(release)", content: {}, parent: "", buffers: [] });
   }
   unread(): boolean {
     return false;
@@ -161,28 +158,5 @@ describe("engine TaskQueue", () => {
     const firstRun = replies.sent.findIndex((s) => s.type === "(before run)");
     const firstReply = replies.sent.findIndex((s) => s.type === "apply_reply");
     assert.ok(firstRun >= 0 && firstRun < firstReply, "the queue flushes before it runs anything");
-  });
-
-  test("an execute's result and reply are held and released together", async () => {
-    const { queue, replies } = setup();
-    const execute: EngineTask = {
-      identities: [],
-      header: { msg_id: "exec-1", msg_type: "execute_request", session: "s", username: "u", date: "", version: "5.3" },
-      parent_header: {},
-      metadata: {},
-      content: {
-        code: "Promise.resolve({ value: 2 })", // what the transpile step makes of `1 + 1`
-        silent: false,
-        store_history: false,
-        user_expressions: {},
-        allow_stdin: false,
-        stop_on_error: true,
-      },
-      buffers: [],
-    };
-    queue.push(execute);
-    await replies.settled(1);
-    const types = replies.sent.map((s) => s.type).filter((t) => t !== "(before run)" && t !== "stream");
-    assert.deepEqual(types, ["(hold)", "execute_result", "execute_reply", "(release)"]);
   });
 });
