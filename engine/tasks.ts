@@ -161,7 +161,10 @@ export class TaskQueue {
     if (runnable.length === 0) return;
     const opts = runOptions(runnable.length === 1 ? runnable[0]!.task : undefined);
     const { reached, unfinished } = this.executor.startAll(
-      runnable.map((r) => () => {
+      runnable.map((r, i) => () => {
+        // Inside a batch too, what the controller must know leaves before each task starts: the
+        // next one may hold the thread for good (a busy loop), and queries wait for those copies.
+        if (i > 0) this.replies.beforeRun?.();
         r.started = new Date().toISOString();
         this.runningId = r.task.header.msg_id;
         return this.capture.run(r.task.header, r.start);

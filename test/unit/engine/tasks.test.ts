@@ -42,8 +42,10 @@ class FakeReplies implements TaskReplies {
   beforeRun(): void {
     this.sent.push({ type: "(before run)", content: {}, parent: "", buffers: [] });
   }
+  /** How many times `unread` says more is waiting: the queue then reads it first, as one batch. */
+  unreadFor = 0;
   unread(): boolean {
-    return false;
+    return this.unreadFor-- > 0;
   }
   replies(): Sent[] {
     return this.sent.filter((s) => s.type === "apply_reply" || s.type === "execute_reply");
@@ -148,9 +150,10 @@ describe("engine TaskQueue", () => {
 
   test("replies are numbered in the order they leave; the controller's copies go before each task starts", async () => {
     const { queue, replies } = setup();
-    const tasks = [apply("() => 1"), apply("async () => 2"), apply("() => 3")];
+    const tasks = [apply("() => 1"), apply("() => 2"), apply("async () => 3"), apply("() => 4")];
+    replies.unreadFor = 1; // the four arrive as one burst: 1-3 start in one batch
     for (const t of tasks) queue.push(t);
-    await replies.settled(3);
+    await replies.settled(4);
     assert.deepEqual(
       replies.replies().map((r) => [r.parent, r.metadata?.seq]),
       tasks.map((t, i) => [t.header.msg_id, i + 1]),
@@ -158,5 +161,9 @@ describe("engine TaskQueue", () => {
     const firstRun = replies.sent.findIndex((s) => s.type === "(before run)");
     const firstReply = replies.sent.findIndex((s) => s.type === "apply_reply");
     assert.ok(firstRun >= 0 && firstRun < firstReply, "the queue flushes before it runs anything");
+    // Within a batch too: between one reply and the next task's, the copies were flushed.
+    const kinds = replies.sent.map((x) => x.type).filter((k) => k === "(before run)" || k === "apply_reply");
+    for (let i = kinds.indexOf("apply_reply"); i >= 0 && i < kinds.length - 1; i = kinds.indexOf("apply_reply", i + 1))
+      assert.equal(kinds[i + 1], "(before run)", `a flush after reply ${kinds.slice(0, i + 1).join(",")}`);
   });
 });
