@@ -2,7 +2,9 @@
 export { Client, type ConnectOptions, getActiveClient } from "./client/client";
 export { Cluster, type ClusterInfo, type ClusterOptions, type EngineSetOptions } from "./cluster/cluster";
 export type { EngineKind, EngineSetInfo } from "./protocol/messages";
-export { connectionFile } from "./protocol/connection";
+export { connectionFile, readConnectionFile } from "./protocol/connection";
+export { MonitorFeed } from "./client/monitor-feed";
+export type { MonitorUpdate, MonitoredEngine, MonitoredTask } from "./protocol/messages";
 export {
   BroadcastView,
   DirectView,

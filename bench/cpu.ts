@@ -7,7 +7,9 @@
 import * as fs from "node:fs";
 import { spawnSync } from "node:child_process";
 import { Cluster } from "../cluster/cluster";
-import { put, quick } from "./metrics";
+import { MonitorFeed } from "../client/monitor-feed";
+import { connectionFile, readConnectionFile } from "../protocol/connection";
+import { median, put, quick } from "./metrics";
 
 const CLOCK_TICKS = Number(spawnSync("getconf", ["CLK_TCK"]).stdout?.toString().trim()) || 100;
 
@@ -97,6 +99,58 @@ export async function cpuBudget(): Promise<void> {
       await cpuPer(pids, items.length, async () => {
         await lview.map((x: number) => x, items, { chunksize: 1 });
       }),
+    );
+  } finally {
+    await cluster.stop();
+  }
+}
+
+/**
+ * What the monitor stream costs the controller: an LB map of no-op tasks (chunksize 1, the
+ * busiest the controller gets) with nobody watching and with one watcher, rounds alternating in
+ * the same cluster, the controller's CPU per task (every thread) and the throughput of each.
+ */
+export async function monitorOverhead(): Promise<void> {
+  const cluster = await Cluster.start({ n: 2, profile: "bench_monitor" });
+  const rc = cluster.client;
+  try {
+    const lview = rc.loadBalancedView();
+    const items = Array.from({ length: quick ? 1000 : 4000 }, (_, i) => i);
+    await lview.map((x: number) => x, items.slice(0, 200));
+    const runs = { alone: [] as number[], watched: [] as number[] };
+    const rates = { alone: [] as number[], watched: [] as number[] };
+    for (let round = 0; round < (quick ? 2 : 5); round++) {
+      for (const kind of ["alone", "watched"] as const) {
+        const feed =
+          kind === "watched"
+            ? MonitorFeed.open(readConnectionFile(connectionFile("client", "bench_monitor")))
+            : undefined;
+        const reading = feed
+          ? (async () => {
+              for await (const u of feed) if (u.tasks.length < 0) break;
+            })().catch(() => undefined)
+          : undefined;
+        if (feed) await feed.next(10_000);
+        const t0 = performance.now();
+        const split = await cpuPer({ controller: cluster.pid }, items.length, async () => {
+          await lview.map((x: number) => x, items, { chunksize: 1 });
+        });
+        rates[kind].push(items.length / ((performance.now() - t0) / 1000));
+        const c = split.controller!;
+        runs[kind].push(c.main + c.io + c.other);
+        feed?.close();
+        await reading;
+      }
+    }
+    put("(monitor) LB map chunksize 1 throughput, nobody watching", median(rates.alone), "tasks/s", "higher");
+    put("(monitor) LB map chunksize 1 throughput, one watcher", median(rates.watched), "tasks/s", "higher");
+    put("(monitor) controller CPU per task, nobody watching", median(runs.alone), "us", "lower");
+    put("(monitor) controller CPU per task, one watcher", median(runs.watched), "us", "lower");
+    put(
+      "(monitor) controller CPU added by one watcher, LB map chunksize 1",
+      (median(runs.watched) / median(runs.alone) - 1) * 100,
+      "%",
+      "lower",
     );
   } finally {
     await cluster.stop();

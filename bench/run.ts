@@ -12,7 +12,7 @@ import { PACKAGE_ROOT } from "../paths";
 import { loadBalance, smallCluster, startup } from "./core";
 import { chaosRun, kernel, memoryAtRest, scale, soak } from "./extra";
 import { floor } from "./floor";
-import { cpuBudget } from "./cpu";
+import { cpuBudget, monitorOverhead } from "./cpu";
 import { flood, unordered } from "./sturdy";
 import { type Metric, ours, quick } from "./metrics";
 import { fmt, formatTable, referenceName, targetCell } from "./targets";
@@ -58,6 +58,7 @@ const WORKLOADS: Record<string, () => Promise<unknown>> = {
   kernel,
   floor,
   cpu: cpuBudget,
+  monitor: monitorOverhead,
   unordered,
   flood,
   ipp: () => Promise.resolve(),

@@ -1,4 +1,4 @@
-/** `tsparallel cluster start|engines|stop|list|remove`. */
+/** `tsparallel cluster start|engines|stop|list|remove|top`. */
 import * as os from "node:os";
 import { parseArgs } from "node:util";
 import * as path from "node:path";
@@ -21,9 +21,11 @@ export async function main(argv: string[]): Promise<void> {
       return list(rest);
     case "remove":
       return remove(rest);
+    case "top":
+      return (await import("./top")).main(rest);
     default:
       throw new TsParallelError(
-        `unknown cluster command ${JSON.stringify(sub ?? "")}: use \`tsparallel cluster start|engines|stop|list|remove\``,
+        `unknown cluster command ${JSON.stringify(sub ?? "")}: use \`tsparallel cluster start|engines|stop|list|remove|top\``,
       );
   }
 }

@@ -28,6 +28,11 @@ import { EngineSets } from "./engine-sets";
 import { checkSpec } from "../cluster/launchers/spec";
 import { collectWhenIdle } from "./idle-gc";
 
+/** How often the monitor stream publishes a reading while someone watches (ms): four a second. */
+const MONITOR_MS = 250;
+/** Readings queued per watcher before the newest are dropped for it. */
+const MONITOR_HWM = 16;
+
 export interface ControllerOptions extends Partial<HubOptions> {
   profile?: string;
   /** Interface to bind; 127.0.0.1 unless asked (ipyparallel's default too). */
@@ -63,6 +68,8 @@ export class Controller {
   private readonly heartbeat = new zmq.Router();
   private heartbeatRole: HeartbeatRole | undefined;
   private readonly notification = new zmq.Publisher();
+  /** The monitor stream: an XPUB, so the controller knows whether anyone watches (controller/monitor.ts). */
+  private readonly monitorSocket = new zmq.XPublisher({ verbosity: "allSubsUnsubs" });
   readonly engineSets: EngineSets;
   /** The connection file being reused (`--reuse`): same ports and key as before. */
   private readonly previous: ConnectionInfo | undefined;
@@ -147,8 +154,10 @@ export class Controller {
     if (this.opts.curve && !secret.curve) secret.curve = zmq.curveKeyPair();
     const curve = this.opts.curve || previous?.curve_serverkey ? secret.curve : undefined;
     const host = ip.includes(":") ? `[${ip}]` : ip;
-    const bind = async (s: zmq.Router | zmq.Publisher, port?: number): Promise<number> => {
+    const bind = async (s: zmq.Router | zmq.Publisher | zmq.XPublisher, port?: number): Promise<number> => {
       serverSocket(s, curve);
+      // A watcher that cannot keep up loses readings; the controller never holds them for it.
+      if (s === this.monitorSocket) s.sendHighWaterMark = MONITOR_HWM;
       if (ip.includes(":")) s.ipv6 = true;
       await s.bind(`tcp://${host}:${port ?? "*"}`);
       return Number(/:(\d+)$/.exec(s.lastEndpoint ?? "")?.[1]);
@@ -159,6 +168,7 @@ export class Controller {
       engines: await bind(this.engines, previous?.ports.engines),
       ping: await bind(this.ping, previous?.ports.ping),
       heartbeat: await bind(this.heartbeat, previous?.ports.heartbeat),
+      monitor: await bind(this.monitorSocket, previous?.ports.monitor),
     };
     const connectIp = ip === "0.0.0.0" || ip === "*" ? guessAddress() : ip === "::" ? "::1" : ip;
     this.info = {
@@ -204,7 +214,9 @@ export class Controller {
         this.hub.heartbeatNotice();
       }, period),
       collectWhenIdle(() => this.handled),
+      this.publishMonitor(),
     );
+    this.loops.push(this.countWatchers());
     if (this.opts.engines) await this.engineSets.add(this.opts.engines, firstSet);
     this.log(`listening on ${this.info.ip} ports ${JSON.stringify(ports)}${curve ? " (CURVE)" : ""}`);
     const exposure = exposedWithoutCurve(ip, !!curve);
@@ -218,10 +230,36 @@ export class Controller {
     for (const t of this.timers) clearInterval(t);
     await this.engineSets.stopAll();
     await this.heartbeatRole?.stop();
-    for (const s of [this.clients, this.engines, this.ping, this.heartbeat, this.notification]) s.close();
+    for (const s of [this.clients, this.engines, this.ping, this.heartbeat, this.notification, this.monitorSocket])
+      s.close();
     await Promise.allSettled(this.loops);
     this.database?.close();
     this.resolveDone();
+  }
+
+  /**
+   * The monitor's readings, `MONITOR_MS` apart, while someone subscribes: one signed message each
+   * (CURVE like every socket when the cluster uses it), nothing at all when nobody watches.
+   */
+  private publishMonitor(): NodeJS.Timeout {
+    const out = new Outbox(this.monitorSocket);
+    const timer = setInterval(() => {
+      if (this.hub.monitor.watching) out.send(this.session.encode("monitor_update", this.hub.monitorUpdate()).frames);
+    }, MONITOR_MS);
+    timer.unref();
+    return timer;
+  }
+
+  /** Subscriptions and their ends, as the XPUB reports them: whether anyone watches. */
+  private async countWatchers(): Promise<void> {
+    try {
+      for await (const [frame] of this.monitorSocket) {
+        if (frame?.[0] === 1) this.hub.monitor.watchers++;
+        else if (frame?.[0] === 0) this.hub.monitor.watchers = Math.max(0, this.hub.monitor.watchers - 1);
+      }
+    } catch {
+      // the socket closed
+    }
   }
 
   /** A message handler that also counts the message, for the idle collector. */

@@ -42,6 +42,7 @@ import { TaskLedger } from "./ledger";
 import { TaskStops } from "./stops";
 import { HeartMonitor } from "./heart-monitor";
 import { RecordQueries, type Refusal, isRefusal, renamed } from "./queries";
+import { Monitor } from "./monitor";
 
 /** Most frames in one coalesced `batch` of broadcast replies: under the wire's 4,096 per message. */
 const BATCH_FRAMES = 4000;
@@ -86,6 +87,8 @@ export class Hub {
   readonly ledger = new TaskLedger<Parked>((id) => this.records.getLive(id));
   readonly heart: HeartMonitor;
   readonly queries: RecordQueries;
+  /** The monitor stream's readings (monitor.ts); the controller publishes them. */
+  readonly monitor = new Monitor();
   private readonly stops: TaskStops;
   private readonly hostname = os.hostname();
   /** When each client (by identity) was last heard from, for `dropOrphans`. */
@@ -215,7 +218,7 @@ export class Hub {
     }
     const route: Route = msg.metadata.route ?? { kind: "task" };
     if (route.kind === "broadcast") return this.broadcast(msg, env, client, route.targets);
-    const record = newRecord(msg.header, msg.metadata.label, client, route);
+    const record = newRecord(msg, msg.header, client, route);
     record.envelope = route.kind === "task" ? detachEnvelope(env) : undefined; // direct tasks never move
     record.retriesLeft = route.kind === "task" ? (route.retries ?? 0) : 0;
     // A request whose buffers went through shared memory cannot be sent again: its files are
@@ -257,7 +260,7 @@ export class Hub {
     for (const id of targets) {
       const header = { ...msg.header, msg_id: `${groupId}:${id}` };
       const route = { kind: "direct", engine: id } satisfies Route;
-      const record = newRecord(header, msg.metadata.label, client, route);
+      const record = newRecord(msg, header, client, route);
       record.broadcast = groupId;
       this.records.add(record);
       const engine = this.registry.get(id);
@@ -332,6 +335,7 @@ export class Hub {
     apply_reply: (msg, env, engine) => this.taskReplied(engine, msg, env),
     execute_reply: (msg, env, engine) => this.taskReplied(engine, msg, env),
     engine_dropped: (msg, _env, engine) => void (engine.directDropped = msg.content.dropped),
+    engine_stats: (msg, _env, engine) => this.monitor.engineStats(engine.id, msg.content.cpu, msg.content.rss),
     stream: (msg, env) => {
       const record = this.records.get(parentId(msg));
       if (record) this.records.appendOutput(record, msg.content.name, msg.content.text);
@@ -368,7 +372,7 @@ export class Hub {
   private directTask(engine: EngineEntry, msg: MessageOf<"apply_request" | "execute_request">, env: Envelope): void {
     if (this.records.get(msg.header.msg_id)) return;
     const route: Route = { kind: "direct", engine: engine.id };
-    const record = newRecord(msg.header, msg.metadata.label, Buffer.from(msg.header.session), route);
+    const record = newRecord(msg, msg.header, Buffer.from(msg.header.session), route);
     record.direct = true;
     record.request = msg.metadata.bulk ? undefined : detachEnvelope(env);
     this.records.add(record);
@@ -426,8 +430,10 @@ export class Hub {
       if (!msg.metadata.bulk) record.reply = reply;
       if (record.direct) this.toInterested(record, reply, true);
       else this.deliver(record, reply);
-      const status = msg.content.status;
-      this.records.finish(record, status === "ok" ? "done" : status === "aborted" ? "aborted" : "failed");
+      const c = msg.content;
+      if (c.status === "error") record.error = `${c.ename}: ${c.evalue}`.split("\n")[0]!;
+      this.records.finish(record, c.status === "ok" ? "done" : c.status === "aborted" ? "aborted" : "failed");
+      this.monitor.finished(record);
       this.archive?.save(record);
       this.scheduler.dependencyFinished();
       this.scheduler.schedule();
@@ -487,6 +493,7 @@ export class Hub {
     const engine = this.registry.remove(id);
     if (!engine) return;
     this.ports.log(`engine ${id} lost: ${reason}`);
+    this.monitor.engineGone(id);
     this.ports.lost?.(engine);
     this.publish("unregistration_notification", { ...this.registry.describe(engine), reason, seq: this.registry.seq });
     const { tasks, ready } = this.ledger.engineLost(engine);
@@ -562,7 +569,9 @@ export class Hub {
       },
     }).frames;
     record.reply = splitFrames(frames.slice(1)); // without the identity: re-addressed when fetched
+    record.error = `${ename}: ${evalue}`.split("\n")[0]!;
     this.records.finish(record, state);
+    this.monitor.finished(record);
     this.archive?.save(record);
     this.deliver(record, record.reply);
     this.scheduler.dependencyFinished();
@@ -587,6 +596,17 @@ export class Hub {
     T extends MsgType & ("registration_notification" | "unregistration_notification" | "controller_heartbeat"),
   >(type: T, content: ContentOf<T>): void {
     this.ports.notify(this.session.encode(type, content).frames);
+  }
+
+  /** The monitor's reading now. */
+  monitorUpdate(): ContentOf<"monitor_update"> {
+    return this.monitor.update({
+      engines: () => this.registry.all(),
+      queue: (id) => this.ledger.queue(id),
+      runningSince: (id) => this.ledger.runningSince(id),
+      record: (id) => this.records.get(id),
+      unassigned: () => this.scheduler.unassigned,
+    });
   }
 
   heartbeatNotice(): void {

@@ -38,6 +38,8 @@ export class TaskLedger<Q = unknown> {
   private readonly earlyStops = new Map<string, { opts: StopOptions; at: number }>();
   private readonly broadcasts = new Map<string, BroadcastGroup>();
   private readonly parked = new Set<Parked<Q>>();
+  /** Per engine id, when the task at the head of its queue got there (ms): how long it has run, near enough. */
+  private readonly headSince = new Map<number, number>();
   /** Per engine uuid, the newest reply sequence number recorded (engines number their replies). */
   private readonly recordedSeq = new Map<string, number>();
 
@@ -53,6 +55,18 @@ export class TaskLedger<Q = unknown> {
     return this.queues.get(engineId)?.[0];
   }
 
+  /** When the running task of `engineId` reached the head of its queue (ms), if it has one. */
+  runningSince(engineId: number): number | undefined {
+    return this.headSince.get(engineId);
+  }
+
+  /** After the queue of `engineId` changed at `at`: a new head starts its clock. */
+  private headChanged(engineId: number, at: number, q: readonly string[]): void {
+    if (at !== 0) return;
+    if (q.length > 0) this.headSince.set(engineId, Date.now());
+    else this.headSince.delete(engineId);
+  }
+
   private queueOf(engineId: number): string[] {
     let q = this.queues.get(engineId);
     if (!q) this.queues.set(engineId, (q = []));
@@ -65,7 +79,9 @@ export class TaskLedger<Q = unknown> {
     record.engineId = engine.id;
     record.dispatchSeq = ++engine.dispatched;
     if (record.route.kind === "task") engine.lbLoad++;
-    this.queueOf(engine.id).push(record.msgId);
+    const q = this.queueOf(engine.id);
+    q.push(record.msgId);
+    this.headChanged(engine.id, q.length - 1, q);
   }
 
   /**
@@ -80,6 +96,7 @@ export class TaskLedger<Q = unknown> {
     const at = q.findIndex((id) => (this.live(id)?.dispatchSeq ?? 0) > queuedAfter);
     if (at < 0) q.push(record.msgId);
     else q.splice(at, 0, record.msgId);
+    this.headChanged(engine.id, at < 0 ? q.length - 1 : at, q);
   }
 
   /**
@@ -89,7 +106,10 @@ export class TaskLedger<Q = unknown> {
   replied(engine: EngineEntry, msgId: string, ranMs: number): TaskRecord | undefined {
     const q = this.queues.get(engine.id);
     const at = q ? q.indexOf(msgId) : -1;
-    if (at >= 0) q!.splice(at, 1);
+    if (at >= 0) {
+      q!.splice(at, 1);
+      this.headChanged(engine.id, at, q!);
+    }
     const record = this.live(msgId);
     if (!record) return undefined;
     if (record.route.kind === "task") engine.lbLoad = Math.max(0, engine.lbLoad - 1);
@@ -104,7 +124,10 @@ export class TaskLedger<Q = unknown> {
     if (record.engineId === undefined) return;
     const q = this.queues.get(record.engineId);
     const at = q ? q.indexOf(record.msgId) : -1;
-    if (at >= 0) q!.splice(at, 1);
+    if (at >= 0) {
+      q!.splice(at, 1);
+      this.headChanged(record.engineId, at, q!);
+    }
   }
 
   /**
@@ -114,6 +137,7 @@ export class TaskLedger<Q = unknown> {
   engineLost(engine: EngineEntry): { tasks: Array<{ record: TaskRecord; running: boolean }>; ready: Q[] } {
     const q = this.queues.get(engine.id) ?? [];
     this.queues.delete(engine.id);
+    this.headSince.delete(engine.id);
     const tasks: Array<{ record: TaskRecord; running: boolean }> = [];
     q.forEach((msgId, position) => {
       const record = this.live(msgId);

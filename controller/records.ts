@@ -8,7 +8,7 @@
  * stays bounded however many tasks run (the 200,000-task soak in the benchmark measures this).
  */
 import type { Envelope } from "../protocol/wire";
-import type { Header, Route } from "../protocol/messages";
+import type { Header, MessageOf, Route } from "../protocol/messages";
 
 export type TaskState = "waiting" | "pending" | "assigned" | "done" | "failed" | "aborted";
 
@@ -39,6 +39,10 @@ export interface TaskRecord {
   timer?: NodeJS.Timeout;
   /** A label given at submission (`{ label: "stage-2" }`), for history queries. */
   label?: string;
+  /** The applied function's name (the monitor shows it when there is no label). */
+  name?: string;
+  /** The first line of its error, when it failed (the monitor shows it). */
+  error?: string;
   /** The request and the reply, as signed frames, kept after the task for getResult/resubmit. */
   request?: Envelope;
   reply?: Envelope;
@@ -177,7 +181,12 @@ export class Records {
 }
 
 /** A pending task's record, before any routing: envelope and retries are the caller's to set. */
-export function newRecord(header: Header, label: string | undefined, client: Buffer, route: Route): TaskRecord {
+export function newRecord(
+  request: MessageOf<"apply_request" | "execute_request">,
+  header: Header,
+  client: Buffer,
+  route: Route,
+): TaskRecord {
   const record: TaskRecord = {
     msgId: header.msg_id,
     msgType: header.msg_type as TaskRecord["msgType"],
@@ -195,6 +204,7 @@ export function newRecord(header: Header, label: string | undefined, client: Buf
     blacklist: new Set(),
     header,
   };
-  if (label !== undefined) record.label = label;
+  if (request.metadata.label !== undefined) record.label = request.metadata.label;
+  if ("call" in request.content && request.content.call.name) record.name = request.content.call.name;
   return record;
 }

@@ -21,7 +21,7 @@ export interface Curve {
   secretKey: string;
 }
 
-export function serverSocket<T extends zmq.Router | zmq.Publisher>(socket: T, curve?: Curve): T {
+export function serverSocket<T extends zmq.Router | zmq.Publisher | zmq.XPublisher>(socket: T, curve?: Curve): T {
   socket.sendHighWaterMark = 0; // like ipyparallel: never drop or block on a burst of tasks
   socket.linger = 0;
   const limits = receiveLimits();

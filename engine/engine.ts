@@ -40,6 +40,9 @@ import { TsParallelError } from "../protocol/errors";
 import { DirectSocket, type DirectTask } from "./direct";
 import { ControllerCopies } from "./copies";
 
+/** How often the engine reads its own CPU and memory for the monitor (ms). */
+const STATS_MS = 1000;
+
 export interface EngineOptions {
   /** Give up when the controller stays unreachable this long (ms). */
   controllerTimeout?: number;
@@ -194,6 +197,7 @@ export class Engine {
           this.controller = got.content.controller;
           this.lostSince = undefined;
           this.startHeart(got.content.heartbeat_period);
+          this.startStats();
           return;
         }
         if (got && got.content.status === "error")
@@ -234,6 +238,24 @@ export class Engine {
       (e) => this.onController(e),
     );
   }
+
+  /** Once a second, the engine's own CPU and memory for the controller's monitor (engine_stats). */
+  private startStats(): void {
+    if (this.statsTimer) return;
+    let cpu = process.cpuUsage();
+    let at = performance.now();
+    this.statsTimer = setInterval(() => {
+      const now = performance.now();
+      const used = process.cpuUsage(cpu);
+      const percent = ((used.user + used.system) / 1000 / Math.max(now - at, 1)) * 100;
+      cpu = process.cpuUsage();
+      at = now;
+      this.send("engine_stats", { cpu: Math.round(percent * 10) / 10, rss: process.memoryUsage.rss() });
+    }, STATS_MS);
+    this.statsTimer.unref();
+  }
+
+  private statsTimer: NodeJS.Timeout | undefined;
 
   private async stopHeart(): Promise<void> {
     this.watch?.close();
@@ -352,6 +374,7 @@ export class Engine {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearInterval(this.statsTimer);
     this.capture.flush();
     this.copies.flush();
     await delay(50); // let the outbox hand the last replies to ZeroMQ

@@ -14,7 +14,15 @@ export interface ConnectionInfo {
   transport: "tcp";
   /** Address to connect to. */
   ip: string;
-  ports: { clients: number; notification: number; engines: number; ping: number; heartbeat: number };
+  ports: {
+    clients: number;
+    notification: number;
+    engines: number;
+    ping: number;
+    heartbeat: number;
+    /** The monitor stream (`tsparallel cluster top`, the dashboard); absent in older files. */
+    monitor?: number;
+  };
   key: string;
   signature_scheme: "hmac-sha256";
   /** Controller's CURVE public key (z85) when encryption is on. */
@@ -94,9 +102,9 @@ export function parseConnectionInfo(text: string, source: string): ConnectionInf
     throw new ConnectionFileError(
       `connection file ${file}: "ip" is ${JSON.stringify(i.ip.slice(0, 80))}, not an IP address or host name; restart the cluster to rewrite it`,
     );
-  const badPort = PORTS.find((k) => {
+  const badPort = [...PORTS, ...(i.ports.monitor === undefined ? [] : ["monitor" as const])].find((k) => {
     const port = i.ports![k];
-    return !Number.isInteger(port) || port < 1 || port > 65535;
+    return !Number.isInteger(port) || port! < 1 || port! > 65535;
   });
   if (badPort)
     throw new ConnectionFileError(

@@ -316,6 +316,10 @@ export interface ContentMap {
   registration_notification: EngineDescription & { seq: number };
   unregistration_notification: EngineDescription & { reason: string; seq: number };
   controller_heartbeat: { controller: string; period: number };
+  /** An engine's own reading of itself, once a second: CPU (% of one core since the last) and RSS (bytes). */
+  engine_stats: { cpu: number; rss: number };
+  /** What the controller's monitor stream publishes, a few times a second (controller/monitor.ts). */
+  monitor_update: MonitorUpdate;
 }
 
 export interface ApplyContent {
@@ -333,6 +337,50 @@ export interface QueueStatus {
 }
 
 export type MimeBundle = Record<string, unknown>;
+
+/** One engine as the monitor shows it. */
+export interface MonitoredEngine {
+  id: number;
+  hostname: string;
+  pid: number;
+  engine_set: string | null;
+  state: "idle" | "busy";
+  /** As the engine last read itself (engine_stats); null before its first reading. */
+  cpu: number | null;
+  rss: number | null;
+  /** Tasks it holds (the running one included), and those it finished, ok and failed. */
+  queued: number;
+  done: number;
+  failed: number;
+  /** The task at the head of its queue: msg id, label or function name, and since when (ISO). */
+  running: { msg_id: string; label: string; since: string } | null;
+}
+
+/** One finished task, as the monitor's task stream draws it. */
+export interface MonitoredTask {
+  msg_id: string;
+  engine_id: number | null;
+  label: string;
+  submitted: string;
+  started: string | null;
+  completed: string;
+  status: "done" | "failed" | "aborted";
+  /** The first line of the error, for a failed task. */
+  error?: string;
+}
+
+export interface MonitorUpdate {
+  /** When the controller took this reading, and the interval since the previous one (ms). */
+  at: string;
+  interval_ms: number;
+  engines: MonitoredEngine[];
+  /** Tasks that finished since the previous update, oldest first; `dropped` more did not fit. */
+  tasks: MonitoredTask[];
+  dropped: number;
+  /** Load-balanced tasks not yet assigned, and tasks held by engines. */
+  unassigned: number;
+  queued: number;
+}
 
 export type MsgType = keyof ContentMap;
 export type ContentOf<T extends MsgType> = ContentMap[T];
@@ -431,6 +479,8 @@ const MSG_TYPES: ReadonlySet<string> = new Set<keyof ContentMap>([
   "registration_notification",
   "unregistration_notification",
   "controller_heartbeat",
+  "engine_stats",
+  "monitor_update",
 ]);
 
 /**
@@ -494,6 +544,7 @@ export type EngineToController =
   | "apply_reply"
   | "execute_reply"
   | "engine_dropped"
+  | "engine_stats"
   | "stream"
   | "display_data"
   | "update_display_data"

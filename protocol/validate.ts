@@ -162,6 +162,8 @@ const CHECKS: Partial<Record<MsgType, Check>> = {
     typeof c.dropped === "object" && c.dropped !== null && Object.values(c.dropped).every(isInt)
       ? undefined
       : "dropped must count messages by reason",
+  engine_stats: (c) =>
+    typeof c.cpu === "number" && c.cpu >= 0 && isInt(c.rss) && c.rss >= 0 ? undefined : "needs cpu (%) and rss (bytes)",
   unregistration_request: (c) => (isInt(c.id) ? undefined : "id must be an engine id"),
   // Each inner message has at least its signature and four JSON parts.
   batch: (c) =>

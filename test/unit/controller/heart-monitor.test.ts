@@ -3,24 +3,9 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { HeartMonitor } from "../../../controller/heart-monitor";
 import type { EngineEntry } from "../../../controller/registry";
+import { engineEntry } from "../../helpers/records";
 
-const entry = (id: number, beating = true): EngineEntry => ({
-  id,
-  uuid: `u${id}`,
-  pid: 100 + id,
-  hostname: "h",
-  identity: Buffer.from(`u${id}`),
-  cwd: "/",
-  registeredAt: 0,
-  lastBeat: 0,
-  heardAtPing: 0,
-  beating,
-  lbLoad: 0,
-  completed: 0,
-  avgTaskMs: undefined,
-  lastAssigned: 0,
-  dispatched: 0,
-});
+const entry = (id: number, beating = true): EngineEntry => engineEntry(id, { beating });
 
 test("an engine is lost after `misses` pings the canary answered and it did not; an exited one at once", () => {
   const heart = new HeartMonitor(3, 1000);

@@ -6,26 +6,9 @@ import type { TaskRecord } from "../../../controller/records";
 import type { EngineEntry } from "../../../controller/registry";
 import type { Route } from "../../../protocol/messages";
 import type { Envelope } from "../../../protocol/wire";
+import { engineEntry, taskRecord } from "../../helpers/records";
 
-function engine(id: number): EngineEntry {
-  return {
-    id,
-    uuid: `uuid-${id}`,
-    pid: 1,
-    hostname: "h",
-    identity: Buffer.from(`uuid-${id}`),
-    cwd: "/",
-    registeredAt: 0,
-    lastBeat: 0,
-    heardAtPing: 0,
-    beating: true,
-    lbLoad: 0,
-    completed: 0,
-    avgTaskMs: undefined,
-    lastAssigned: 0,
-    dispatched: 0,
-  };
-}
+const engine = (id: number): EngineEntry => engineEntry(id);
 
 function setup(): {
   ledger: TaskLedger<string>;
@@ -35,20 +18,7 @@ function setup(): {
   const live = new Map<string, TaskRecord>();
   const ledger = new TaskLedger<string>((id) => live.get(id));
   const task = (msgId: string, route: Route = { kind: "task" }): TaskRecord => {
-    const r: TaskRecord = {
-      msgId,
-      msgType: "apply_request",
-      client: Buffer.from("c"),
-      route,
-      state: "pending",
-      engineId: undefined,
-      submitted: 0,
-      stdout: "",
-      stderr: "",
-      envelope: undefined,
-      retriesLeft: 0,
-      blacklist: new Set(),
-    };
+    const r = taskRecord(msgId, { route });
     live.set(msgId, r);
     return r;
   };

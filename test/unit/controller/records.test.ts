@@ -1,23 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { Records, type TaskRecord } from "../../../controller/records";
+import { taskRecord } from "../../helpers/records";
 
-function record(msgId: string): TaskRecord {
-  return {
-    msgId,
-    msgType: "apply_request",
-    client: Buffer.from("c"),
-    route: { kind: "task" },
-    state: "pending",
-    engineId: undefined,
-    submitted: Date.now(),
-    stdout: "",
-    stderr: "",
-    envelope: undefined,
-    retriesLeft: 0,
-    blacklist: new Set(),
-  };
-}
+const record = (msgId: string): TaskRecord => taskRecord(msgId, { submitted: Date.now() });
 
 describe("Records", () => {
   test("a finished record stays findable, but no longer live", () => {

@@ -6,6 +6,7 @@ import type { TaskRecord } from "../../../controller/records";
 import type { EngineEntry } from "../../../controller/registry";
 import { leastload } from "../../../controller/schemes";
 import { type SchedulerHost, TaskScheduler } from "../../../controller/task-scheduler";
+import { engineEntry, taskRecord } from "../../helpers/records";
 
 /** A host that records every decision the scheduler makes; engines take tasks until told to finish. */
 class FakeHost implements SchedulerHost {
@@ -41,42 +42,13 @@ class FakeHost implements SchedulerHost {
   }
 
   addEngine(id: number): EngineEntry {
-    const e: EngineEntry = {
-      id,
-      uuid: `e${id}`,
-      pid: 1000 + id,
-      hostname: "here",
-      identity: Buffer.from(`e${id}`),
-      cwd: "/",
-      registeredAt: 0,
-      lastBeat: 0,
-      heardAtPing: 0,
-      beating: true,
-      lbLoad: 0,
-      completed: 0,
-      avgTaskMs: undefined,
-      lastAssigned: 0,
-      dispatched: 0,
-    };
+    const e = engineEntry(id, { uuid: `e${id}`, identity: Buffer.from(`e${id}`), pid: 1000 + id });
     this.engineList.push(e);
     return e;
   }
 
   task(msgId: string, client = "A", route: Partial<Extract<Route, { kind: "task" }>> = {}): TaskRecord {
-    const r: TaskRecord = {
-      msgId,
-      msgType: "apply_request",
-      client: Buffer.from(client),
-      route: { kind: "task", ...route },
-      state: "pending",
-      engineId: undefined,
-      submitted: 0,
-      stdout: "",
-      stderr: "",
-      envelope: undefined,
-      retriesLeft: 0,
-      blacklist: new Set(),
-    };
+    const r = taskRecord(msgId, { client: Buffer.from(client), route: { kind: "task", ...route } });
     this.records.set(msgId, r);
     return r;
   }
