@@ -1,5 +1,6 @@
 /** The tsparallel library: `import { Client, Cluster, Reference } from "tsparallel"`. Nothing else is public. */
-export { Client, type ConnectOptions, getActiveClient } from "./client/client";
+export { Client, type ConnectOptions } from "./client/client";
+export { getActiveClient } from "./client/activation";
 export { Cluster, type ClusterInfo, type ClusterOptions, type EngineSetOptions } from "./cluster/cluster";
 export type { EngineKind, EngineSetInfo } from "./protocol/messages";
 export { connectionFile, readConnectionFile } from "./protocol/connection";

@@ -6,6 +6,7 @@
 import { randomUUID } from "node:crypto";
 import * as util from "node:util";
 import { type Chart, vegaLite } from "./charts";
+import { taskStreamSpec } from "./report";
 import { getDisplayHook } from "./display";
 import { CompositeError, TimeoutError } from "./errors";
 import { nonInteractive, progressBundle, progressText } from "./progress";
@@ -284,27 +285,17 @@ export class AsyncResult<T = unknown> implements Promise<T>, AsyncIterable<unkno
       throw new TimeoutError("no task has finished yet: await the result before drawing its timeline");
     const t0 = -latest(ran, (m) => -m.started!.getTime());
     const values = ran.map((m) => ({
-      engine: m.engineId,
+      engine: m.engineId!,
       start: (m.started!.getTime() - t0) / 1000,
       end: (m.completed!.getTime() - t0) / 1000,
       order: m.order,
+      label: m.label ?? this.label,
+      failed: m.status === "error",
     }));
-    return vegaLite({
-      $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-      title: opts.title ?? `${this.label}: ${ran.length} tasks on ${new Set(values.map((v) => v.engine)).size} engines`,
-      width: opts.width ?? 560,
-      height: { step: 22 },
-      background: "white",
-      data: { values },
-      mark: { type: "bar", stroke: "white", strokeWidth: 0.5 },
-      encoding: {
-        y: { field: "engine", type: "ordinal", title: "engine" },
-        x: { field: "start", type: "quantitative", title: "seconds since the first task started" },
-        x2: { field: "end" },
-        color: { field: "order", type: "quantitative", title: "task order", scale: { scheme: "viridis" } },
-        tooltip: [{ field: "order" }, { field: "engine" }, { field: "start" }, { field: "end" }],
-      },
-    });
+    // The same picture as the task stream of a performance report (client/report.ts).
+    const title =
+      opts.title ?? `${this.label}: ${ran.length} tasks on ${new Set(values.map((v) => v.engine)).size} engines`;
+    return vegaLite(taskStreamSpec(values, { title, ...(opts.width ? { width: opts.width } : {}) }));
   }
 
   /** `<AsyncResult(execute): 3/4 done>`, as a cell shows a non-blocking `%px`. */

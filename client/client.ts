@@ -4,6 +4,7 @@
  * engine (un)registrations and the controller's heartbeat.
  */
 import * as os from "node:os";
+import * as path from "node:path";
 import * as util from "node:util";
 import { EventEmitter } from "node:events";
 import * as zmq from "zeromq";
@@ -27,11 +28,12 @@ import { type Tunnel, openTunnel } from "./tunnel";
 import { AsyncResult } from "./async-result";
 import { type Targets, resolveTargets } from "./targets";
 import { BroadcastView, DirectView, LoadBalancedView, type LoadBalancedOptions } from "./views";
-import { activeObject, activeViewObject, setActiveObject } from "./active";
+import { setActiveObject } from "./active";
 import { TaskTable } from "./task-table";
 import { EngineTable } from "./engine-table";
 import { SharedMemoryPolicy } from "./shared-memory";
 import { QueryChannel, type QueryType, type ReplyOf } from "./query-channel";
+import { REPORT_KEYS, writeReport } from "./report";
 import type { ConnectOptions, QueueStatusReport, TaskRequestType, ViewHost } from "./host";
 
 /**
@@ -321,6 +323,20 @@ export class Client extends EventEmitter implements ViewHost {
     return (await this.query("db_request", { query: wire, ...(keys ? { keys } : {}) })).records;
   }
 
+  /**
+   * Saves a performance report of the tasks submitted since `since` (default: every task the
+   * controller remembers) as one self-contained HTML file (client/report.ts); `%pxreport` too.
+   */
+  async performanceReport(
+    file: string,
+    opts: { since?: Date | string } = {},
+  ): Promise<{ file: string; tasks: number }> {
+    const since = opts.since === undefined ? undefined : new Date(opts.since);
+    if (since && Number.isNaN(since.getTime())) throw new RangeError(`since is not a date: ${String(opts.since)}`);
+    const records = await this.dbQuery(since ? { submitted: { $gte: since.toISOString() } } : {}, REPORT_KEYS);
+    return { file: path.resolve(file), tasks: (await writeReport(file, records)).length };
+  }
+
   /** Resets the engines' namespaces (all, or `targets`). */
   async clear(targets: Targets = "all"): Promise<void> {
     await this.view(targets).clear();
@@ -565,24 +581,6 @@ export class Client extends EventEmitter implements ViewHost {
     }, period);
     this.watchdog.unref();
   }
-}
-
-/**
- * The client `%px` runs on. The active client may come from another copy of this library
- * (a notebook's own node_modules), so it is typed here rather than checked with instanceof.
- */
-export function getActiveClient(): Client | undefined {
-  return activeObject() as Client | undefined;
-}
-
-/** The view `%px<suffix>` runs on, set by `view.activate(suffix)`. */
-export function getActiveView(suffix = ""): DirectView | undefined {
-  return activeViewObject(suffix) as DirectView | undefined;
-}
-
-/** `%px` forgets `host` (and its views) if it is the active one. */
-export function deactivate(host: ViewHost): void {
-  setActiveObject(undefined, host);
 }
 
 function asError(e: unknown): Error {

@@ -74,7 +74,24 @@ const HELP: Record<string, string> = {
   "%pxconfig":
     "-t/--targets T, -b/--block, -a/--noblock, --stream/--no-stream, --progress-after S, --verbose/--no-verbose, --signal-on-interrupt SIG",
   "%pxresult": "--group-outputs engine|order|type, -e, -r, -o/--out NAME",
+  "%pxreport": "FILE, --since DATE",
 };
+
+/** `%pxreport FILE [--since DATE]`: where the performance report goes, and from when. */
+export function parseReportArgs(args: string): { file: string; since: string | undefined } {
+  const [file, ...rest] = splitCommand(args, "the line");
+  if (!file || file.startsWith("-"))
+    throw new UsageError(
+      `%pxreport: give the report's file first, as in %pxreport report.html (options: ${HELP["%pxreport"]})`,
+    );
+  const v = parseWords("%pxreport", rest, { since: { type: "string" } });
+  const since = typeof v.since === "string" ? v.since : undefined;
+  if (since !== undefined && Number.isNaN(Date.parse(since)))
+    throw new UsageError(
+      `%pxreport: --since ${JSON.stringify(since)} is not a date; give one such as 2026-12-03T10:00`,
+    );
+  return { file, since };
+}
 
 /** `%%px` flags over the current defaults; the defaults themselves are not changed. */
 export function parseCellFlags(args: string, defaults: PxOptions): CellFlags {
@@ -101,8 +118,17 @@ type Values = Record<string, string | boolean | undefined>;
 
 function parse(magic: string, args: string, options: NonNullable<ParseArgsConfig["options"]>): Values {
   try {
+    return parseWords(magic, splitCommand(args, "the line"), options);
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    throw new UsageError(`${magic}: ${(e as Error).message}`);
+  }
+}
+
+function parseWords(magic: string, words: string[], options: NonNullable<ParseArgsConfig["options"]>): Values {
+  try {
     const { values, positionals } = parseArgs({
-      args: splitCommand(args, "the line"),
+      args: words,
       options,
       strict: true,
       allowPositionals: true,

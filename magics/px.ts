@@ -12,7 +12,8 @@
  */
 import * as os from "node:os";
 import type { AsyncResult } from "../client/async-result";
-import { Client, deactivate, getActiveClient, getActiveView } from "../client/client";
+import { Client } from "../client/client";
+import { deactivate, getActiveClient, getActiveView } from "../client/activation";
 import type { ViewHost } from "../client/host";
 import { CompositeError, RemoteError, TsParallelError } from "../client/errors";
 import { progressBundle } from "../client/progress";
@@ -27,12 +28,13 @@ import {
   UsageError,
   parseCellFlags,
   parseConfigFlags,
+  parseReportArgs,
   parseResultFlags,
 } from "./args";
 import type { CellError, CellIO, CellOutcome, LocalCells } from "./cell-io";
 import { type Rendered, renderDisplay, renderOutputs, renderResult, streamText, verboseLine } from "../client/render";
 
-const NAMES = /^(pxresult|pxconfig|autopx|px|result)(_\w+)?$/;
+const NAMES = /^(pxresult|pxconfig|pxreport|autopx|px|result)(_\w+)?$/;
 const NO_CLUSTER =
   "start one with `tsparallel cluster start -n 4` (or `await Cluster.start({ n: 4 })` in a cell), then run this cell again";
 
@@ -63,6 +65,15 @@ export class ParallelMagics {
         case "pxconfig":
           this.config.set(suffix, parseConfigFlags(args, this.options(suffix)));
           return { ok: true };
+        case "pxreport": {
+          const { file, since } = parseReportArgs(args);
+          const host = (await this.view(suffix)).client as Partial<Client>;
+          if (typeof host.performanceReport !== "function")
+            throw new UsageError("%pxreport: the active client has no performanceReport; update tsparallel");
+          const report = await host.performanceReport(file, since ? { since } : {});
+          io.stream("stdout", `Performance report of ${report.tasks} tasks written to ${report.file}\n`);
+          return { ok: true };
+        }
         case "autopx":
           this.autopx = this.autopx === undefined ? suffix : undefined;
           io.stream("stdout", `%autopx ${this.autopx === undefined ? "disabled" : "enabled"}\n`);
@@ -110,7 +121,7 @@ export class ParallelMagics {
     const m = NAMES.exec(name);
     if (!m)
       throw new UsageError(
-        `unknown magic ${sigil}${name}: the tsparallel kernel knows %px, %%px, %pxresult, %pxconfig and %autopx`,
+        `unknown magic ${sigil}${name}: the tsparallel kernel knows %px, %%px, %pxresult, %pxconfig, %pxreport and %autopx`,
       );
     return [m[1]!, m[2] ?? ""];
   }

@@ -136,6 +136,31 @@ test("local cells keep what a failed cell bound, run top-level loops on plain bi
   assert.equal(alive, true);
 });
 
+test("%pxreport saves the cluster's performance report; without a file it says what to give", async () => {
+  await clusters.start(2, { profile: "default" });
+  const file = path.join(testRoot, `pxreport-${process.pid}.html`);
+  const { results: r } = await runCells(
+    [{ code: '%%px\nconsole.log("work"); 6 * 7' }, { code: `%pxreport ${file}` }, { code: "%pxreport" }],
+    testRoot,
+  );
+  ok(r[0], "%%px");
+  assert.match(
+    textOf(ok(r[1], "%pxreport FILE")),
+    /^Performance report of \d+ tasks written to .*pxreport-\d+\.html\n$/,
+  );
+  const json = /id="tsparallel-tasks">([^<]*)</.exec(fs.readFileSync(file, "utf8"))?.[1];
+  const tasks = JSON.parse(json!) as Array<{ engineId: number; status: string }>;
+  assert.deepEqual(
+    tasks
+      .filter((t) => t.status === "done")
+      .map((t) => t.engineId)
+      .sort(),
+    [0, 1],
+    "the %%px on both engines",
+  );
+  assert.match(String(failed(r[2], "%pxreport alone").reply.evalue), /give the report's file first/);
+});
+
 test("%px, %%px flags, %pxresult, %pxconfig, %autopx and activated views, streamed from 2 engines", async () => {
   await clusters.start(2, { profile: "default" });
   const { results: r, alive } = await runCells(

@@ -1,6 +1,13 @@
 import { strict as assert } from "node:assert";
 import { test } from "node:test";
-import { DEFAULT_PX, UsageError, parseCellFlags, parseConfigFlags, parseResultFlags } from "../../../magics/args";
+import {
+  DEFAULT_PX,
+  UsageError,
+  parseCellFlags,
+  parseConfigFlags,
+  parseReportArgs,
+  parseResultFlags,
+} from "../../../magics/args";
 
 test("%%px flags override the defaults for one cell; %pxconfig makes new defaults", () => {
   const f = parseCellFlags("-t ::2 --noblock --no-stream -e -o ar --progress-after 0.5 --local", DEFAULT_PX);
@@ -37,4 +44,15 @@ test("bad flags are one-line usage errors that name the problem", () => {
   assert.throws(() => parseCellFlags("--progress-after soon", DEFAULT_PX), /takes seconds/);
   assert.throws(() => parseCellFlags("-o 1x", DEFAULT_PX), /variable name/);
   assert.throws(() => parseConfigFlags("--local", DEFAULT_PX), /%pxconfig: unknown option --local/);
+});
+
+test("%pxreport takes a file first and an optional --since date, or says what is wrong", () => {
+  assert.deepEqual(parseReportArgs("out/report.html"), { file: "out/report.html", since: undefined });
+  assert.deepEqual(parseReportArgs(`"my report.html" --since 2026-12-03T10:00`), {
+    file: "my report.html",
+    since: "2026-12-03T10:00",
+  });
+  assert.throws(() => parseReportArgs(""), /^UsageError: %pxreport: give the report's file first/);
+  assert.throws(() => parseReportArgs("r.html --since yesterday"), /--since "yesterday" is not a date/);
+  assert.throws(() => parseReportArgs("r.html --until x"), /^UsageError: %pxreport: unknown option --until/);
 });
