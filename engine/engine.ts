@@ -38,7 +38,6 @@ import { Heart } from "../protocol/heart";
 import { type ControllerEvent, ControllerWatch } from "./heart";
 import { TsParallelError } from "../protocol/errors";
 import { DirectSocket, type DirectTask } from "./direct";
-import { ControllerCopies } from "./copies";
 
 /** How often the engine reads its own CPU and memory for the monitor (ms). */
 const STATS_MS = 1000;
@@ -60,8 +59,6 @@ export class Engine {
   private readonly session: Session;
   private readonly socket: zmq.Dealer;
   private readonly outbox: Outbox;
-  /** The controller's copies of direct tasks, sent off the reply's path (engine/copies.ts). */
-  private readonly copies: ControllerCopies;
   private readonly capture: OutputCapture;
   private readonly executor: Executor;
   private readonly tasks: TaskQueue;
@@ -99,12 +96,6 @@ export class Engine {
     this.socket = new zmq.Dealer({ routingId: this.uuid, linger: 0, sendHighWaterMark: 0, ...receiveLimits() });
     withCurve(this.socket, this.curveKeys);
     this.outbox = new Outbox(this.socket, { coalesce: this.session.coalesce });
-    // Joined into one batch only when there are several: a batch costs one more signature and
-    // parse at each end, about what a second plain send costs (measured with bench/cpu.ts).
-    this.copies = new ControllerCopies((messages) => {
-      if (messages.length >= 3) return this.outbox.sendAll(messages);
-      for (const m of messages) this.outbox.send(m);
-    });
     this.capture = new OutputCapture({
       stream: (parent, name, text) => this.send("stream", { name, text }, parent),
       data: (parent, buffers) => this.send("data_pub", {}, parent, undefined, buffers),
@@ -131,7 +122,6 @@ export class Engine {
         this.direct?.pump();
       },
       busy: (on) => this.sigint?.busy(on),
-      beforeRun: () => this.copies.flush(),
     });
   }
 
@@ -321,7 +311,7 @@ export class Engine {
   /** A client's task: the controller gets the request for its records first, then it queues. */
   private onDirectTask({ msg, env }: DirectTask): void {
     const copy = this.session.resign(env, msg.header, { ...msg.metadata, queuedAfter: this.fromController });
-    this.copies.add(Session.forward([], copy));
+    this.outbox.send(Session.forward([], copy));
     this.tasks.push(msg);
   }
 
@@ -360,14 +350,12 @@ export class Engine {
       metadata: metadata ?? { engine: this.uuid },
       ...(buffers ? { buffers } : {}),
     });
-    // A direct task's output and reply go to its client first, and to the controller's records
-    // as copies, off the reply's path; the rest goes after any copies waiting, in order.
+    // A direct task's output and reply go to its client first, then to the controller's records:
+    // the controller's copy is off the reply's path. (Holding the copies back to join them in
+    // one send was measured: two small messages joined cost more than two sends, and a burst's
+    // copies are joined by the outbox anyway while a send is in flight.)
     const peer = parent?.msg_id === undefined ? undefined : this.direct?.peerOf(parent.msg_id);
-    if (peer) {
-      this.direct!.send(peer, frames);
-      return this.copies.add(frames);
-    }
-    this.copies.flush();
+    if (peer) this.direct!.send(peer, frames);
     this.outbox.send(frames);
   }
 
@@ -376,7 +364,6 @@ export class Engine {
     this.closed = true;
     clearInterval(this.statsTimer);
     this.capture.flush();
-    this.copies.flush();
     await delay(50); // let the outbox hand the last replies to ZeroMQ
     await this.stopHeart();
     this.outbox.close();

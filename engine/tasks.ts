@@ -36,8 +36,6 @@ export interface TaskReplies {
   resume?(): void;
   /** The queue started (true) or finished (false) draining: interrupts matter only meanwhile. */
   busy?(on: boolean): void;
-  /** A task is about to start: what the controller must know first leaves now (engine/copies.ts). */
-  beforeRun?(): void;
 }
 
 interface StartedApply {
@@ -113,7 +111,6 @@ export class TaskQueue {
           polled = performance.now();
         }
         const first = this.queue[0]!;
-        this.replies.beforeRun?.();
         if (isMsg(first, "execute_request")) await this.execute(this.queue.shift() as MessageOf<"execute_request">);
         else await this.applies(this.takeApplies());
         if (performance.now() - polled > BATCH_MS) this.markUnpolled();
@@ -161,10 +158,7 @@ export class TaskQueue {
     if (runnable.length === 0) return;
     const opts = runOptions(runnable.length === 1 ? runnable[0]!.task : undefined);
     const { reached, unfinished } = this.executor.startAll(
-      runnable.map((r, i) => () => {
-        // Inside a batch too, what the controller must know leaves before each task starts: the
-        // next one may hold the thread for good (a busy loop), and queries wait for those copies.
-        if (i > 0) this.replies.beforeRun?.();
+      runnable.map((r) => () => {
         r.started = new Date().toISOString();
         this.runningId = r.task.header.msg_id;
         return this.capture.run(r.task.header, r.start);

@@ -70,13 +70,6 @@ export class Outbox {
     this.pump();
   }
 
-  /** Several messages at once: small ones to one peer leave as one (see `pump`). */
-  sendAll(messages: readonly Frames[]): void {
-    if (this.closed || messages.length === 0) return;
-    this.queue.push(...messages);
-    this.pump();
-  }
-
   /**
    * Sends the head of the queue unless a send is in flight; called again by each completion.
    * Small messages to the same peer that queued up behind it leave with it, as one batch
