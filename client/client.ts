@@ -17,12 +17,15 @@ import { type ConnectionInfo, connectionFile, endpoint, isAlive, readConnectionF
 import {
   type AnyMessage,
   type ContentOf,
+  type ControllerNotice,
   type EngineSetInfo,
+  type Handlers,
+  dispatch,
   type RequestMetadata,
   isMsg,
   parentId,
 } from "../protocol/messages";
-import { EngineError, NoEnginesError, TimeoutError, TsParallelError } from "./errors";
+import { EngineError, NoEnginesError, TimeoutError, TsParallelError, asError } from "./errors";
 import type { SubmittedTask } from "./task";
 import { type Tunnel, openTunnel } from "./tunnel";
 import { AsyncResult } from "./async-result";
@@ -505,10 +508,9 @@ export class Client extends EventEmitter implements ViewHost {
   }
 
   /**
-   * An engine was lost: the controller fails the tasks it knew of on it, and sent us those
-   * failures before the notice. Tasks it never heard of (sent straight to the engine, which died
-   * before forwarding them) are still ours to fail: a query after the notice, answered after those
-   * failures on the same socket, tells which of them the controller has no reply for.
+   * An engine was lost: the controller failed the tasks it knew of on it before the notice. Those
+   * it never heard of (the engine died before forwarding them) are ours to fail: a query after the
+   * notice, answered after those failures on the same socket, names the ones it has no reply for.
    */
   private engineGone(id: number, uuid: string, reason: string, failOrphans: boolean): void {
     this.direct.drop(uuid);
@@ -534,20 +536,26 @@ export class Client extends EventEmitter implements ViewHost {
   }
 
   private onNotification(msg: AnyMessage | undefined): void {
-    if (!msg) return;
-    if (isMsg(msg, "registration_notification")) {
+    if (msg) dispatch(this.notices, msg);
+  }
+
+  /** The controller's notifications (its PUB's role), one handler each. */
+  private readonly notices: Handlers<ControllerNotice, []> = {
+    registration_notification: (msg) => {
       this.engineTable.registered(msg.content);
       this.emit("registration", msg.content);
-    } else if (isMsg(msg, "unregistration_notification")) {
+    },
+    unregistration_notification: (msg) => {
       const sameEngine = this.engineTable.unregistered(msg.content);
       this.engineGone(msg.content.id, msg.content.uuid, msg.content.reason, sameEngine);
       this.emit("unregistration", msg.content);
-    } else if (isMsg(msg, "controller_heartbeat")) {
+    },
+    controller_heartbeat: (msg) => {
       this.silence?.heard();
       if (this.controller && msg.content.controller !== this.controller)
         this.controllerRestarted(msg.content.controller);
-    }
-  }
+    },
+  };
 
   /**
    * A new controller answers on the same connection file: it never saw our in-flight tasks,
@@ -581,10 +589,6 @@ export class Client extends EventEmitter implements ViewHost {
     }, period);
     this.watchdog.unref();
   }
-}
-
-function asError(e: unknown): Error {
-  return e instanceof Error ? e : new TsParallelError(String(e));
 }
 
 /** A signal's name from its number on this platform (sendSignal(2) is SIGINT). */

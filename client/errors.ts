@@ -137,3 +137,8 @@ const LIBRARY_ERRORS: {
   InvalidDependency: DependencyError,
   ImpossibleDependency: DependencyError,
 };
+
+/** Anything thrown, as an Error (a non-Error throw becomes a TsParallelError of its text). */
+export function asError(e: unknown): Error {
+  return e instanceof Error ? e : new TsParallelError(String(e));
+}

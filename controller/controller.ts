@@ -283,7 +283,7 @@ export class Controller {
     const db = (this.database = TaskDatabase.open(file, this.opts.reuse === true, this.log, this.opts.dbPolicy));
     // Metadata of the newest records; their payloads, and older records, stay in the file.
     for (const r of db.recent(RECORDS_IN_MEMORY)) this.hub.records.restore(r);
-    this.hub.archive = db;
+    this.hub.queries.archive = db;
     this.log(`task database: ${file}`);
   }
 }

@@ -35,7 +35,7 @@ import {
 import { processExists } from "../protocol/connection";
 import { type LibraryErrorName, libraryErrorContent } from "../protocol/errors";
 import { type EngineEntry, Registry } from "./registry";
-import { Records, type TaskArchive, type TaskRecord, isFinished, newRecord } from "./records";
+import { Records, type TaskRecord, isFinished, newRecord } from "./records";
 import { TaskScheduler } from "./task-scheduler";
 import { SCHEMES, type SchemeName } from "./schemes";
 import { TaskLedger } from "./ledger";
@@ -91,8 +91,6 @@ export class Hub {
   readonly monitor = new Monitor();
   private readonly stops: TaskStops;
   private readonly hostname = os.hostname();
-  /** When each client (by identity) was last heard from, for `dropOrphans`. */
-  private readonly clientSeen = new Map<string, number>();
   /** Task msg ids clients have sent (see submit). */
   private readonly submitted = new ReplayGuard();
 
@@ -124,15 +122,6 @@ export class Hub {
     this.queries = new RecordQueries(this.records, this.registry, this.ledger, () => this.scheduler.unassigned);
   }
 
-  /** Set by the controller when a task database is on (database.ts). */
-  set archive(archive: TaskArchive | undefined) {
-    this.queries.archive = archive;
-  }
-
-  get archive(): TaskArchive | undefined {
-    return this.queries.archive;
-  }
-
   // ---------------------------------------------------------------- clients
 
   onClientMessage(msg: AnyMessage, env: Envelope): void {
@@ -147,7 +136,7 @@ export class Hub {
   }
 
   private handleClientMessage(msg: AnyMessage, env: Envelope, client: Buffer): void {
-    if (this.options.dropOrphans) this.clientSeen.set(client.toString("latin1"), Date.now());
+    if (this.options.dropOrphans) this.stops.seen(client);
     // Session.parse has checked each request's shape (protocol/validate.ts).
     if (dispatch(this.clientHandlers, msg, env, client)) return;
     this.refuse(msg, {
@@ -434,7 +423,7 @@ export class Hub {
       if (c.status === "error") record.error = `${c.ename}: ${c.evalue}`.split("\n")[0]!;
       this.records.finish(record, c.status === "ok" ? "done" : c.status === "aborted" ? "aborted" : "failed");
       this.monitor.finished(record);
-      this.archive?.save(record);
+      this.queries.archive?.save(record);
       this.scheduler.dependencyFinished();
       this.scheduler.schedule();
     }
@@ -471,22 +460,10 @@ export class Hub {
     for (const { engine, reason } of this.heart.lost(this.registry.all(), exited)) this.engineLost(engine.id, reason);
   }
 
-  /**
-   * With `dropOrphans`, the load-balanced tasks still queued for a client silent for
-   * `ORPHAN_PERIODS` heartbeat periods fail with TaskAborted: nobody will read them, and they
-   * would hold the engines from everyone else. Clients send `client_alive` every period.
-   */
+  /** With `dropOrphans`: the queued tasks of clients gone silent fail (stops.ts, dropOrphans). */
   checkClients(): void {
-    if (!this.options.dropOrphans) return;
-    const limit = Date.now() - this.options.heartbeatPeriod * ORPHAN_PERIODS;
-    for (const [key, seen] of this.clientSeen) {
-      if (seen > limit) continue;
-      this.clientSeen.delete(key);
-      const dropped = this.scheduler.removeClient(Buffer.from(key, "latin1"));
-      if (dropped.length > 0) this.ports.log(`dropping ${dropped.length} queued tasks of a client gone silent`);
-      for (const r of dropped)
-        this.failTask(r, "TaskAborted", `task ${r.msgId} was dropped: its client is gone`, "aborted");
-    }
+    const log = (line: string): void => this.ports.log(line);
+    if (this.options.dropOrphans) this.stops.dropOrphans(this.options.heartbeatPeriod * ORPHAN_PERIODS, log);
   }
 
   engineLost(id: number, reason: string): void {
@@ -572,7 +549,7 @@ export class Hub {
     record.error = `${ename}: ${evalue}`.split("\n")[0]!;
     this.records.finish(record, state);
     this.monitor.finished(record);
-    this.archive?.save(record);
+    this.queries.archive?.save(record);
     this.deliver(record, record.reply);
     this.scheduler.dependencyFinished();
   }

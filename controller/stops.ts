@@ -121,6 +121,30 @@ export class TaskStops {
       );
     return { status: "ok", restarted: targets };
   }
+
+  /** When each client (by identity) was last heard from, for `dropOrphans`. */
+  private readonly clientSeen = new Map<string, number>();
+
+  seen(client: Buffer): void {
+    this.clientSeen.set(client.toString("latin1"), Date.now());
+  }
+
+  /**
+   * The load-balanced tasks still queued for a client silent for `silentMs` fail with
+   * TaskAborted: nobody will read them, and they would hold the engines from everyone else.
+   * Clients send `client_alive` every heartbeat period.
+   */
+  dropOrphans(silentMs: number, log: (line: string) => void): void {
+    const limit = Date.now() - silentMs;
+    for (const [key, seen] of this.clientSeen) {
+      if (seen > limit) continue;
+      this.clientSeen.delete(key);
+      const dropped = this.deps.scheduler.removeClient(Buffer.from(key, "latin1"));
+      if (dropped.length > 0) log(`dropping ${dropped.length} queued tasks of a client gone silent`);
+      for (const r of dropped)
+        this.deps.fail(r, "TaskAborted", `task ${r.msgId} was dropped: its client is gone`, "aborted");
+    }
+  }
 }
 
 function engineError(evalue: string): { status: "error"; ename: string; evalue: string; traceback: string[] } {

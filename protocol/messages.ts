@@ -575,6 +575,9 @@ export type ControllerReply =
   | "stats_reply"
   | "hub_error";
 
+/** What the controller publishes to clients (its notification PUB's role). */
+export type ControllerNotice = "registration_notification" | "unregistration_notification" | "controller_heartbeat";
+
 /** One handler per message type in `T`, each given its own message type and `A`. */
 export type Handlers<T extends MsgType, A extends unknown[]> = { [K in T]: (msg: MessageOf<K>, ...args: A) => void };
 
