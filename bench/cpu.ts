@@ -125,12 +125,13 @@ export async function monitorOverhead(): Promise<void> {
           kind === "watched"
             ? MonitorFeed.open(readConnectionFile(connectionFile("client", "bench_monitor")))
             : undefined;
+        if (feed) await feed.next(10_000); // subscribed: the controller now collects
+        // A watcher reads every reading, as cluster top does.
         const reading = feed
           ? (async () => {
-              for await (const u of feed) if (u.tasks.length < 0) break;
+              for await (const update of feed) void update;
             })().catch(() => undefined)
           : undefined;
-        if (feed) await feed.next(10_000);
         const t0 = performance.now();
         const split = await cpuPer({ controller: cluster.pid }, items.length, async () => {
           await lview.map((x: number) => x, items, { chunksize: 1 });

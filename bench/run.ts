@@ -71,7 +71,11 @@ async function main(): Promise<void> {
   const notes: string[] = [];
   for (const [name, run] of Object.entries(WORKLOADS)) {
     if (only && !only.has(name)) continue;
-    const got = name === "ipp" ? ipyparallel(ippSections(only)) : await run();
+    // A workload that fails is a note of the run, not the end of it.
+    const got =
+      name === "ipp"
+        ? ipyparallel(ippSections(only))
+        : await run().catch((e: unknown) => `workload ${name} failed: ${e instanceof Error ? e.message : String(e)}`);
     if (typeof got === "string") notes.push(got);
     else if (got && typeof got === "object") Object.assign(ref, got);
   }

@@ -39,7 +39,7 @@ export class MonitorFeed implements AsyncIterable<MonitorUpdate> {
     return new MonitorFeed(info, info.ports.monitor);
   }
 
-  /** The next reading; rejects with TimeoutError after `timeout` ms. */
+  /** The next reading; rejects with TimeoutError after `timeout` ms. Not while iterating the feed. */
   async next(timeout = 10_000): Promise<MonitorUpdate> {
     const deadline = Date.now() + timeout;
     this.socket.receiveTimeout = timeout;
