@@ -46,10 +46,6 @@ export class TaskTable {
     return this.live.get(msgId) ?? this.finished.get(msgId);
   }
 
-  isLive(msgId: string): boolean {
-    return this.live.has(msgId);
-  }
-
   ids(): string[] {
     return [...this.live.keys()];
   }

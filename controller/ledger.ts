@@ -8,7 +8,7 @@
  */
 import type { Envelope } from "../protocol/wire";
 import type { EngineEntry } from "./registry";
-import { type TaskRecord, isFinished } from "./records";
+import type { TaskRecord } from "./records";
 
 export interface StopOptions {
   /** Interrupt a running task too (an interrupt), or only drop queued ones (an abort). */
@@ -235,9 +235,4 @@ export class TaskLedger<Q = unknown> {
     }
     return ready;
   }
-}
-
-/** Whether a record is still live (not finished): the hub's test before acting on a task. */
-export function isLive(record: TaskRecord | undefined): record is TaskRecord {
-  return record !== undefined && !isFinished(record.state);
 }
