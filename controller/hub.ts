@@ -421,9 +421,7 @@ export class Hub {
       else this.deliver(record, reply);
       const c = msg.content;
       if (c.status === "error") record.error = `${c.ename}: ${c.evalue}`.split("\n")[0]!;
-      this.records.finish(record, c.status === "ok" ? "done" : c.status === "aborted" ? "aborted" : "failed");
-      this.monitor.finished(record);
-      this.queries.archive?.save(record);
+      this.finished(record, c.status === "ok" ? "done" : c.status === "aborted" ? "aborted" : "failed");
       this.scheduler.dependencyFinished();
       this.scheduler.schedule();
     }
@@ -529,6 +527,13 @@ export class Hub {
     for (const w of record.watchers ?? []) this.ports.toClient(Session.forward([w], env));
   }
 
+  /** A task ended, with its engine's reply or one made here: recorded, archived, shown. */
+  private finished(record: TaskRecord, state: "done" | "failed" | "aborted"): void {
+    this.records.finish(record, state);
+    this.monitor.finished(record);
+    this.queries.archive?.save(record);
+  }
+
   /** Fabricate a failed reply for a task that will never reach (or come back from) an engine. */
   failTask(record: TaskRecord, ename: LibraryErrorName, evalue: string, state: "failed" | "aborted" = "failed"): void {
     if (isFinished(record.state)) return;
@@ -547,9 +552,7 @@ export class Hub {
     }).frames;
     record.reply = splitFrames(frames.slice(1)); // without the identity: re-addressed when fetched
     record.error = `${ename}: ${evalue}`.split("\n")[0]!;
-    this.records.finish(record, state);
-    this.monitor.finished(record);
-    this.queries.archive?.save(record);
+    this.finished(record, state);
     this.deliver(record, record.reply);
     this.scheduler.dependencyFinished();
   }
