@@ -10,6 +10,7 @@ const USAGE = `usage: tsparallel <command>
   cluster engines -n N [--profile P] [--engines KIND …]   add an engine set to a running cluster
   cluster stop [--profile P]          stop a cluster (controller and every engine set)
   cluster list [--json]               list clusters, their engine sets and engine counts
+  cluster top [--profile P] [--once] [--json]   engines, tasks and progress, live (q quits)
   controller [--profile P] [--ip A] [--engines N] [--launcher KIND …] [--scheme S] [--hwm N] [--reuse] [--drop-orphans] [--db sqlite[:PATH]]
   engine [--profile P | --file engine.json]
 

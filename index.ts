@@ -5,7 +5,7 @@ export { Cluster, type ClusterInfo, type ClusterOptions, type EngineSetOptions }
 export type { EngineKind, EngineSetInfo } from "./protocol/messages";
 export { connectionFile, readConnectionFile } from "./protocol/connection";
 export { MonitorFeed } from "./client/monitor-feed";
-export type { MonitorUpdate, MonitoredEngine, MonitoredTask } from "./protocol/messages";
+export type { MonitorUpdate, MonitoredEngine, MonitoredProgress, MonitoredTask } from "./protocol/messages";
 export {
   BroadcastView,
   DirectView,

@@ -6,7 +6,7 @@
 import { randomUUID } from "node:crypto";
 import * as util from "node:util";
 import { type Chart, vegaLite } from "./charts";
-import { taskStreamSpec } from "./report";
+import { taskStreamSpec } from "./task-stream";
 import { getDisplayHook } from "./display";
 import { CompositeError, TimeoutError } from "./errors";
 import { nonInteractive, progressBundle, progressText } from "./progress";
@@ -291,8 +291,9 @@ export class AsyncResult<T = unknown> implements Promise<T>, AsyncIterable<unkno
       order: m.order,
       label: m.label ?? this.label,
       failed: m.status === "error",
+      msgId: this.tasks[m.order]!.msgId,
     }));
-    // The same picture as the task stream of a performance report (client/report.ts).
+    // The same picture as the performance report's and the dashboard's (client/task-stream.ts).
     const title =
       opts.title ?? `${this.label}: ${ran.length} tasks on ${new Set(values.map((v) => v.engine)).size} engines`;
     return vegaLite(taskStreamSpec(values, { title, ...(opts.width ? { width: opts.width } : {}) }));

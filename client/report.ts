@@ -8,6 +8,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { type Chart, vegaLite } from "./charts";
+import { taskStreamSpec } from "./task-stream";
 
 /** One task as the report embeds it (ISO times; `started` null for a task that never ran). */
 export interface ReportTask {
@@ -41,35 +42,6 @@ export function reportTasks(records: ReadonlyArray<Record<string, unknown>>): Re
     });
   }
   return out.sort((a, b) => Date.parse(a.submitted) - Date.parse(b.submitted));
-}
-
-/** A bar per task on its engine's row over time, coloured by label, failures red: the task stream. */
-export function taskStreamSpec(
-  tasks: ReadonlyArray<{ engine: number; start: number; end: number; label: string; order: number; failed: boolean }>,
-  opts: { title: string; width?: number },
-): Record<string, unknown> {
-  // One label (a map): colour by order, as the views tutorial's plot; several: by label.
-  const labels = new Set(tasks.map((t) => t.label)).size;
-  const color =
-    labels > 1
-      ? { field: "label", type: "nominal", title: "label", scale: { scheme: "tableau10" } }
-      : { field: "order", type: "quantitative", title: "task order", scale: { scheme: "viridis" } };
-  return {
-    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-    title: opts.title,
-    width: opts.width ?? 560,
-    height: { step: 22 },
-    background: "white",
-    data: { values: tasks },
-    mark: { type: "bar", stroke: "white", strokeWidth: 0.5 },
-    encoding: {
-      y: { field: "engine", type: "ordinal", title: "engine" },
-      x: { field: "start", type: "quantitative", title: "seconds since the first task started" },
-      x2: { field: "end" },
-      color: { condition: { test: "datum.failed", value: "#d62728" }, ...color },
-      tooltip: [{ field: "label" }, { field: "order" }, { field: "engine" }, { field: "start" }, { field: "end" }],
-    },
-  };
 }
 
 interface Summary {
@@ -131,6 +103,7 @@ export async function taskStream(tasks: readonly ReportTask[], title: string): P
     label: t.label ?? "(none)",
     order,
     failed: t.status !== "done",
+    msgId: t.msgId,
   }));
   return vegaLite(taskStreamSpec(values, { title }));
 }

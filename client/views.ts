@@ -5,7 +5,7 @@
  */
 import * as util from "node:util";
 import { type AnyFunction, functionSource, packApply } from "../protocol/apply";
-import type { ApplyContent, ContentOf, RequestMetadata, Route } from "../protocol/messages";
+import type { ApplyContent, ContentOf, ProgressTag, RequestMetadata, Route } from "../protocol/messages";
 import { transpile } from "../transpile/transpile";
 import { AsyncResult, type ResultHost } from "./async-result";
 import type { QueueStatusReport, TaskRequestType, ViewHost } from "./host";
@@ -15,6 +15,17 @@ import { type Targets, partition } from "./targets";
 import type { SubmittedTask } from "./task";
 import type { ReferenceMarker } from "./reference";
 import { type ImapOptions, ImapResult } from "./imap";
+
+/**
+ * AsyncResults made in this process, counted: each result's tasks carry its number and size, so
+ * the controller's monitor can show its progress. Unique per client session, as a session
+ * belongs to one process.
+ */
+let progressCount = 0;
+
+function progressTag(size: number): ProgressTag {
+  return { id: ++progressCount, size: Math.max(1, size) };
+}
 
 /** Any argument may be a Reference resolved on the engine. */
 type ReferenceArgs<A extends unknown[]> = { [K in keyof A]: A[K] | ReferenceMarker };
@@ -157,12 +168,13 @@ export class DirectView<S extends boolean = boolean> extends View {
     const n = Math.min(...seqs.map((s) => s.length));
     const call = this.mapCall(f, seqs.length);
     const parts = partition(n, Math.min(ids.length, Math.max(n, 1))).filter(([a, b]) => b > a);
+    const progress = progressTag(parts.length);
     const tasks = parts.map(([a, b], k) =>
       this.submitOne(
         call,
         seqs.map((s) => s.slice(a, b)),
         ids[k]!,
-        parts.length,
+        progress,
       ),
     );
     return new AsyncResult(this, tasks, { chunked: true, label: f.name || "map" });
@@ -211,10 +223,11 @@ export class DirectView<S extends boolean = boolean> extends View {
     } = ArrayBuffer.isView(seq) || Array.isArray(seq) ? (seq as never) : Array.from(seq as Iterable<unknown>);
     const call: ApplyContent["call"] = { kind: "builtin", name: "push" };
     const chunks = partition(items.length, ids.length);
+    const progress = progressTag(chunks.length);
     const tasks = chunks.map(([a, b], k) => {
       const chunk = items.subarray ? items.subarray(a, b) : Array.prototype.slice.call(items, a, b);
       const value = opts.flatten && b - a === 1 ? (chunk as ArrayLike<unknown>)[0] : chunk;
-      return this.submitOne(call, [{ [name]: value }], ids[k]!, chunks.length);
+      return this.submitOne(call, [{ [name]: value }], ids[k]!, progress);
     });
     return new AsyncResult<void>(this, tasks, { label: "scatter", finish: () => undefined });
   }
@@ -223,7 +236,8 @@ export class DirectView<S extends boolean = boolean> extends View {
   gather<T = unknown>(name: string, opts: { targets?: Targets } = {}): AsyncResult<T> {
     const view = this.withTargets(opts.targets);
     const { ids } = this.client.targetIds(view.targets);
-    const tasks = ids.map((id) => this.submitOne({ kind: "builtin", name: "pull" }, [name], id, ids.length));
+    const progress = progressTag(ids.length);
+    const tasks = ids.map((id) => this.submitOne({ kind: "builtin", name: "pull" }, [name], id, progress));
     return new AsyncResult(this, tasks, { label: "gather", finish: (parts) => concat(parts) as T });
   }
 
@@ -277,8 +291,16 @@ export class DirectView<S extends boolean = boolean> extends View {
     buffers: Buffer[],
     ids: number[],
   ): SubmittedTask[] {
+    const progress = progressTag(ids.length);
     return ids.map((id) =>
-      this.client.submit(type, content, this.meta({ kind: "direct", engine: id }, extra), buffers, id, ids.length),
+      this.client.submit(
+        type,
+        content,
+        this.meta({ kind: "direct", engine: id }, { ...extra, progress }),
+        buffers,
+        id,
+        ids.length,
+      ),
     );
   }
 
@@ -298,16 +320,16 @@ export class DirectView<S extends boolean = boolean> extends View {
     return new AsyncResult<T>(this, tasks, { scalar, label, ...(finish ? { finish } : {}) });
   }
 
-  /** One engine's part of a request to `fanout` engines. */
-  private submitOne(call: ApplyContent["call"], args: unknown[], id: number, fanout: number): SubmittedTask {
+  /** One engine's part of a request to `progress.size` engines. */
+  private submitOne(call: ApplyContent["call"], args: unknown[], id: number, progress: ProgressTag): SubmittedTask {
     const packed = packApply(call, args);
     return this.client.submit(
       "apply_request",
       packed.content,
-      this.meta({ kind: "direct", engine: id }),
+      this.meta({ kind: "direct", engine: id }, { progress }),
       packed.buffers,
       id,
-      fanout,
+      progress.size,
     );
   }
 }
@@ -334,7 +356,7 @@ export class BroadcastView<S extends boolean = boolean> extends DirectView<S> {
     return this.client.submitBroadcast(
       type,
       content,
-      this.meta({ kind: "broadcast", targets: ids }, extra),
+      this.meta({ kind: "broadcast", targets: ids }, { ...extra, progress: progressTag(ids.length) }),
       buffers,
       ids,
     );
@@ -383,7 +405,8 @@ export class LoadBalancedView extends View {
   apply<A extends unknown[], R>(f: (...a: A) => R, ...args: ReferenceArgs<A>): AsyncResult<Awaited<R>> {
     this.requireEngines();
     const packed = packApply(this.applyCall(f), args);
-    const task = this.client.submit("apply_request", packed.content, this.meta(), packed.buffers, undefined);
+    const meta = { ...this.meta(), progress: progressTag(1) };
+    const task = this.client.submit("apply_request", packed.content, meta, packed.buffers, undefined);
     return new AsyncResult(this, [task], { scalar: true, label: f.name || "apply" });
   }
 
@@ -401,7 +424,7 @@ export class LoadBalancedView extends View {
     const chunksize = opts.chunksize ?? 1;
     const n = Math.min(...seqs.map((s) => s.length));
     const call = this.mapCall(f, seqs.length);
-    const meta = this.meta();
+    const meta = { ...this.meta(), progress: progressTag(Math.ceil(n / chunksize)) };
     const tasks: SubmittedTask[] = [];
     for (let a = 0; a < n; a += chunksize) {
       const packed = packApply(

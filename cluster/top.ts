@@ -1,8 +1,10 @@
 /**
- * `tsparallel cluster top [--profile P] [--once]`: the cluster's engines and their work, live, in
- * a terminal (an HPC login node has no JupyterLab). It reads the controller's monitor stream
- * (client/monitor-feed.ts) and redraws in place (log-update) a table (cli-table3); `q` or Ctrl-C
- * quits. `--once`, or output that is not a terminal, prints one reading and exits, for scripts.
+ * `tsparallel cluster top [--profile P] [--once] [--json]`: the cluster's engines and their work,
+ * live, in a terminal (an HPC login node has no JupyterLab). It reads the controller's monitor
+ * stream (client/monitor-feed.ts) and redraws in place (log-update) a table (cli-table3); `q` or
+ * Ctrl-C quits. `--once`, or output that is not a terminal, prints one reading and exits, for
+ * scripts. `--json` prints every reading as one line of JSON until killed (with `--once`, one):
+ * the JupyterLab dashboard's server side relays these lines to the browser.
  */
 import * as os from "node:os";
 import { parseArgs } from "node:util";
@@ -10,11 +12,9 @@ import * as readline from "node:readline";
 import Table from "cli-table3";
 import { connectionFile, isAlive, readConnectionFile } from "../protocol/connection";
 import type { MonitorUpdate } from "../protocol/messages";
+import { MonitorHistory, etaSeconds } from "../client/monitor-history";
 import { TsParallelError } from "../protocol/errors";
 import { MonitorFeed } from "../client/monitor-feed";
-
-/** Tasks per second over the last readings, kept for the header line. */
-const THROUGHPUT_WINDOW = 8;
 
 export async function main(argv: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -22,6 +22,7 @@ export async function main(argv: string[]): Promise<void> {
     options: {
       profile: { type: "string", default: "default" },
       once: { type: "boolean", default: false },
+      json: { type: "boolean", default: false },
       timeout: { type: "string", default: "10000" },
     },
   });
@@ -35,6 +36,7 @@ export async function main(argv: string[]): Promise<void> {
     );
   const feed = MonitorFeed.open(info);
   try {
+    if (values.json) return await jsonLines(feed, timeout, values.once);
     if (values.once || !process.stdout.isTTY) {
       process.stdout.write(renderTop(await feed.next(timeout), values.profile, undefined) + "\n");
       return;
@@ -45,12 +47,22 @@ export async function main(argv: string[]): Promise<void> {
   }
 }
 
+/** Readings as JSON lines; a controller silent for `timeout` ms ends it with its one-line error. */
+async function jsonLines(feed: MonitorFeed, timeout: number, once: boolean): Promise<void> {
+  do {
+    const line = JSON.stringify(await feed.next(timeout)) + "\n";
+    // A reader slower than the stream: wait for it rather than buffer readings without bound.
+    if (!process.stdout.write(line)) await new Promise((resolve) => process.stdout.once("drain", resolve));
+  } while (!once);
+}
+
 async function live(feed: MonitorFeed, profile: string, timeout: number): Promise<void> {
   // log-update is an ES module: loaded when needed (Node loads it from CommonJS too).
   const { default: logUpdate } = await import("log-update");
   const first = await feed.next(timeout);
-  const rate = new Throughput();
-  logUpdate(renderTop(first, profile, rate.add(first)));
+  const history = new MonitorHistory();
+  const rate = (u: MonitorUpdate): number => history.add(u).rate.tasksPerSecond;
+  logUpdate(renderTop(first, profile, rate(first)));
   readline.emitKeypressEvents(process.stdin);
   process.stdin.setRawMode?.(true);
   const quit = new Promise<void>((resolve) =>
@@ -59,25 +71,12 @@ async function live(feed: MonitorFeed, profile: string, timeout: number): Promis
     }),
   );
   const draw = (async () => {
-    for await (const update of feed) logUpdate(renderTop(update, profile, rate.add(update)));
+    for await (const update of feed) logUpdate(renderTop(update, profile, rate(update)));
   })();
   await Promise.race([quit, draw]);
   logUpdate.done();
   process.stdin.setRawMode?.(false);
   process.stdin.pause();
-}
-
-/** Tasks per second over the last few readings. */
-export class Throughput {
-  private readonly window: Array<{ tasks: number; ms: number }> = [];
-
-  add(u: MonitorUpdate): number {
-    this.window.push({ tasks: u.tasks.length + u.dropped, ms: u.interval_ms });
-    if (this.window.length > THROUGHPUT_WINDOW) this.window.shift();
-    const tasks = this.window.reduce((a, w) => a + w.tasks, 0);
-    const ms = this.window.reduce((a, w) => a + w.ms, 0);
-    return ms > 0 ? (tasks * 1000) / ms : 0;
-  }
 }
 
 /** One reading as text: a header line and one row per engine. Pure, for the tests. */
@@ -114,9 +113,22 @@ export function renderTop(u: MonitorUpdate, profile: string, tasksPerSecond: num
     ]);
   }
   const lastError = failed.at(-1);
+  const progress = u.progress.map((p) => {
+    const ended = p.done + p.failed;
+    const eta = etaSeconds(p, now);
+    return [
+      `${p.label} #${p.id} (${p.client}): ${ended}/${p.size}`,
+      ...(p.failed > 0 ? [`${p.failed} failed`] : []),
+      p.finished ? "done" : eta === undefined ? "" : `ETA ${formatSeconds(eta)}`,
+    ]
+      .filter(Boolean)
+      .join(" · ");
+  });
   return [
     header,
     table.toString(),
+    ...progress,
+    ...(u.progress_more > 0 ? [`…and ${u.progress_more} more results in flight`] : []),
     ...(lastError ? [`last failure: ${lastError.msg_id} on engine ${lastError.engine_id}: ${lastError.error}`] : []),
   ].join("\n");
 }

@@ -166,7 +166,11 @@ export class Hub {
       }),
     queue_request: (msg) => this.reply(msg, "queue_reply", this.queries.queueStatus(msg.content.targets)),
     signal_request: (msg) => this.reply(msg, "signal_reply", this.stops.signalEngines(msg.content)),
-    restart_request: (msg) => this.reply(msg, "restart_reply", this.stops.restartEngines(msg.content)),
+    restart_request: (msg) => {
+      const answer = this.stops.restartEngines(msg.content);
+      if (answer.status === "ok") for (const id of answer.restarted) this.monitor.restarting(id);
+      this.reply(msg, "restart_reply", answer);
+    },
     task_interrupt_request: (msg) => this.answer(msg, "task_interrupt_reply", this.stops.interrupt(msg.content)),
     task_abort_request: (msg) =>
       this.reply(msg, "task_abort_reply", {
@@ -213,7 +217,7 @@ export class Hub {
     // A request whose buffers went through shared memory cannot be sent again: its files are
     // removed once it settles. Its record keeps no request, as a purged one (no resubmit).
     record.request = msg.metadata.bulk ? undefined : (record.envelope ?? detachEnvelope(env));
-    this.records.add(record);
+    this.recorded(record);
     if (route.kind === "task") {
       this.scheduler.submit(record);
       return this.scheduler.schedule();
@@ -251,7 +255,7 @@ export class Hub {
       const route = { kind: "direct", engine: id } satisfies Route;
       const record = newRecord(msg, header, client, route);
       record.broadcast = groupId;
-      this.records.add(record);
+      this.recorded(record);
       const engine = this.registry.get(id);
       if (!engine) {
         this.failUnregistered(record, id);
@@ -364,7 +368,7 @@ export class Hub {
     const record = newRecord(msg, msg.header, Buffer.from(msg.header.session), route);
     record.direct = true;
     record.request = msg.metadata.bulk ? undefined : detachEnvelope(env);
-    this.records.add(record);
+    this.recorded(record);
     this.ledger.placeDirect(record, engine, msg.metadata.queuedAfter ?? Infinity);
     const early = this.ledger.takeEarlyStop(record.msgId);
     if (early) this.stops.stop([record.msgId], early);
@@ -468,7 +472,7 @@ export class Hub {
     const engine = this.registry.remove(id);
     if (!engine) return;
     this.ports.log(`engine ${id} lost: ${reason}`);
-    this.monitor.engineGone(id);
+    this.monitor.engineGone(engine);
     this.ports.lost?.(engine);
     this.publish("unregistration_notification", { ...this.registry.describe(engine), reason, seq: this.registry.seq });
     const { tasks, ready } = this.ledger.engineLost(engine);
@@ -525,6 +529,12 @@ export class Hub {
   private toInterested(record: TaskRecord, env: Envelope, submitterHasIt = false): void {
     if (!submitterHasIt) this.ports.toClient(Session.forward([record.client], env));
     for (const w of record.watchers ?? []) this.ports.toClient(Session.forward([w], env));
+  }
+
+  /** A new task's record, kept and counted (the monitor's progress). */
+  private recorded(record: TaskRecord): void {
+    this.records.add(record);
+    this.monitor.submitted(record);
   }
 
   /** A task ended, with its engine's reply or one made here: recorded, archived, shown. */

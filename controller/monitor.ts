@@ -5,12 +5,33 @@
  * coalesced, a few times a second, in one signed message: a cluster running thousands of tasks a
  * second pays for a few hundred small objects per reading, not a message per task.
  */
-import type { MonitorUpdate, MonitoredTask } from "../protocol/messages";
+import type { MonitorUpdate, MonitoredEngine, MonitoredProgress, MonitoredTask } from "../protocol/messages";
 import type { TaskRecord } from "./records";
 import type { EngineEntry } from "./registry";
 
 /** Most finished tasks one reading carries; more are counted as dropped. */
 export const TASKS_PER_UPDATE = 5000;
+/** Most AsyncResults one reading lists (the rest are counted), and lost engines it keeps listing. */
+export const PROGRESS_PER_UPDATE = 50;
+export const LOST_KEPT = 256;
+/** An ended AsyncResult stays listed this long, so its bar is seen full. */
+export const ENDED_SHOWN_MS = 10_000;
+/** An AsyncResult with nothing running and no news this long is forgotten (its client stopped submitting). */
+export const ABANDONED_MS = 10 * 60_000;
+
+/** One AsyncResult's counts, by client session and tag id. */
+interface ProgressCount {
+  client: string;
+  id: number;
+  label: string;
+  size: number;
+  submitted: number;
+  ended: number;
+  failed: number;
+  started: number;
+  lastNews: number;
+  finished: number | undefined;
+}
 
 /** What the monitor needs of the hub, read at each reading. */
 export interface MonitorSource {
@@ -29,6 +50,16 @@ export class Monitor {
   /** Per engine id: its own last reading, and how many of its tasks failed. */
   private readonly stats = new Map<number, { cpu: number; rss: number }>();
   private readonly failures = new Map<number, number>();
+  /**
+   * Per AsyncResult, counted whether or not anyone watches, so a dashboard opened halfway through
+   * a map shows it right: one map lookup per task, and entries leave when their tasks have ended.
+   */
+  private readonly progress = new Map<string, ProgressCount>();
+  /** Engines lost, as last seen, by id (a Map keeps them oldest first); and ids being restarted. */
+  private readonly lost = new Map<number, MonitoredEngine>();
+  private readonly restarts = new Set<number>();
+  /** Engine ids registered at the last reading: one that is new there replaces a restarting one. */
+  private liveIds: Set<number> | undefined;
   /** Subscribers right now (XPUB tells): nothing is collected while there are none. */
   watchers = 0;
 
@@ -40,15 +71,62 @@ export class Monitor {
     this.stats.set(engineId, { cpu, rss });
   }
 
-  engineGone(engineId: number): void {
-    this.stats.delete(engineId);
-    this.failures.delete(engineId);
+  /**
+   * An engine left the registry: it stays listed as lost until its id returns, or as restarting
+   * until an engine of its set registers in its place.
+   */
+  engineGone(e: EngineEntry): void {
+    const failed = this.failures.get(e.id) ?? 0;
+    this.lost.delete(e.id);
+    this.lost.set(e.id, {
+      ...engineRow(e, failed),
+      state: this.restarts.delete(e.id) ? "restarting" : "lost",
+    });
+    if (this.lost.size > LOST_KEPT) this.lost.delete(this.lost.keys().next().value!);
+    this.stats.delete(e.id);
+    this.failures.delete(e.id);
+  }
+
+  /** The controller asked this engine's launcher to restart it. */
+  restarting(engineId: number): void {
+    this.restarts.add(engineId);
+  }
+
+  /** A task was recorded: its AsyncResult's count goes up. */
+  submitted(r: TaskRecord): void {
+    if (!r.progress || !r.header) return;
+    const key = `${r.header.session}/${r.progress.id}`;
+    let p = this.progress.get(key);
+    if (!p) {
+      p = {
+        client: `${r.header.username}@${r.header.session.slice(0, 8)}`,
+        id: r.progress.id,
+        label: taskLabel(r),
+        size: r.progress.size,
+        submitted: 0,
+        ended: 0,
+        failed: 0,
+        started: r.submitted,
+        lastNews: r.submitted,
+        finished: undefined,
+      };
+      this.progress.set(key, p);
+    }
+    p.submitted++;
+    p.lastNews = r.submitted;
   }
 
   /** A task ended (replied, failed, aborted). */
-  finished(r: TaskRecord): void {
+  finished(r: TaskRecord, now = Date.now()): void {
     if (r.state === "failed" && r.engineId !== undefined)
       this.failures.set(r.engineId, (this.failures.get(r.engineId) ?? 0) + 1);
+    const p = r.progress && r.header ? this.progress.get(`${r.header.session}/${r.progress.id}`) : undefined;
+    if (p) {
+      p.ended++;
+      if (r.state !== "done") p.failed++;
+      p.lastNews = now;
+      if (p.ended >= p.size) p.finished = now;
+    }
     if (!this.watching) return;
     if (this.tasks.length >= TASKS_PER_UPDATE) {
       this.dropped++;
@@ -71,34 +149,31 @@ export class Monitor {
   /** The reading now; the tasks it carries are not carried again. */
   update(source: MonitorSource, now = Date.now()): MonitorUpdate {
     let queued = 0;
-    const engines = [...source.engines()]
-      .sort((a, b) => a.id - b.id)
-      .map((e) => {
-        const queue = source.queue(e.id);
-        queued += queue.length;
-        const head = queue[0] === undefined ? undefined : source.record(queue[0]);
-        const own = this.stats.get(e.id);
-        const failed = this.failures.get(e.id) ?? 0;
-        return {
-          id: e.id,
-          hostname: e.hostname,
-          pid: e.pid,
-          engine_set: e.engineSet ?? null,
-          state: queue.length > 0 ? ("busy" as const) : ("idle" as const),
-          cpu: own?.cpu ?? null,
-          rss: own?.rss ?? null,
-          queued: queue.length,
-          done: Math.max(0, e.completed - failed),
-          failed,
-          running: head
-            ? {
-                msg_id: head.msgId,
-                label: taskLabel(head),
-                since: new Date(source.runningSince(e.id) ?? head.submitted).toISOString(),
-              }
-            : null,
-        };
-      });
+    const returned = new Set<number>();
+    const live = [...source.engines()].map((e): MonitoredEngine => {
+      if (this.lost.delete(e.id)) returned.add(e.id); // registered again under its id
+      const queue = source.queue(e.id);
+      queued += queue.length;
+      const head = queue[0] === undefined ? undefined : source.record(queue[0]);
+      const own = this.stats.get(e.id);
+      return {
+        ...engineRow(e, this.failures.get(e.id) ?? 0),
+        state: queue.length > 0 ? "busy" : "idle",
+        cpu: own?.cpu ?? null,
+        rss: own?.rss ?? null,
+        queued: queue.length,
+        running: head
+          ? {
+              msg_id: head.msgId,
+              label: taskLabel(head),
+              since: new Date(source.runningSince(e.id) ?? head.submitted).toISOString(),
+            }
+          : null,
+      };
+    });
+    this.replaceRestarted(live, returned);
+    const engines = [...live, ...this.lost.values()].sort((a, b) => a.id - b.id);
+    const { progress, more } = this.progressNow(now);
     const update: MonitorUpdate = {
       at: new Date(now).toISOString(),
       interval_ms: now - this.last,
@@ -107,12 +182,76 @@ export class Monitor {
       dropped: this.dropped,
       unassigned: source.unassigned(),
       queued,
+      progress,
+      progress_more: more,
     };
     this.tasks = [];
     this.dropped = 0;
     this.last = now;
     return update;
   }
+
+  /**
+   * A restarted engine comes back under a new id: each engine new since the last reading takes
+   * the place of the oldest restarting row of its engine set, which leaves the list.
+   */
+  private replaceRestarted(live: readonly MonitoredEngine[], returned: ReadonlySet<number>): void {
+    for (const e of live) {
+      if (!this.liveIds || this.liveIds.has(e.id) || returned.has(e.id)) continue;
+      for (const [id, row] of this.lost)
+        if (row.state === "restarting" && row.engine_set === e.engine_set) {
+          this.lost.delete(id);
+          break;
+        }
+    }
+    this.liveIds = new Set(live.map((e) => e.id));
+  }
+
+  /** The AsyncResults to show, oldest first; ended and abandoned ones are let go. */
+  private progressNow(now: number): { progress: MonitoredProgress[]; more: number } {
+    const progress: MonitoredProgress[] = [];
+    let more = 0;
+    for (const [key, p] of this.progress) {
+      const idle = p.ended >= p.submitted && now - p.lastNews > ABANDONED_MS;
+      if ((p.finished !== undefined && now - p.finished > ENDED_SHOWN_MS) || idle) {
+        this.progress.delete(key);
+        continue;
+      }
+      if (progress.length >= PROGRESS_PER_UPDATE) {
+        more++;
+        continue;
+      }
+      progress.push({
+        client: p.client,
+        id: p.id,
+        label: p.label,
+        size: p.size,
+        submitted: p.submitted,
+        done: p.ended - p.failed,
+        failed: p.failed,
+        started: new Date(p.started).toISOString(),
+        finished: p.finished === undefined ? null : new Date(p.finished).toISOString(),
+      });
+    }
+    return { progress, more };
+  }
+}
+
+/** An engine's row without its load (what a lost engine keeps). */
+function engineRow(e: EngineEntry, failed: number): MonitoredEngine {
+  return {
+    id: e.id,
+    hostname: e.hostname,
+    pid: e.pid,
+    engine_set: e.engineSet ?? null,
+    state: "lost",
+    cpu: null,
+    rss: null,
+    queued: 0,
+    done: Math.max(0, e.completed - failed),
+    failed,
+    running: null,
+  };
 }
 
 /** What a task is called on a dashboard: its label, else its function's name, else its kind. */

@@ -8,7 +8,7 @@
  * stays bounded however many tasks run (the 200,000-task soak in the benchmark measures this).
  */
 import type { Envelope } from "../protocol/wire";
-import type { Header, MessageOf, Route } from "../protocol/messages";
+import type { Header, MessageOf, ProgressTag, Route } from "../protocol/messages";
 
 export type TaskState = "waiting" | "pending" | "assigned" | "done" | "failed" | "aborted";
 
@@ -41,6 +41,8 @@ export interface TaskRecord {
   label?: string;
   /** The applied function's name (the monitor shows it when there is no label). */
   name?: string;
+  /** The AsyncResult it is one of, as its client tagged it (the monitor's progress). */
+  progress?: ProgressTag;
   /** The first line of its error, when it failed (the monitor shows it). */
   error?: string;
   /** The request and the reply, as signed frames, kept after the task for getResult/resubmit. */
@@ -205,6 +207,7 @@ export function newRecord(
     header,
   };
   if (request.metadata.label !== undefined) record.label = request.metadata.label;
+  if (request.metadata.progress !== undefined) record.progress = request.metadata.progress;
   if ("call" in request.content && request.content.call.name) record.name = request.content.call.name;
   return record;
 }

@@ -6,6 +6,8 @@
  * narrows one message, and a `Handlers` table (one function per type, `dispatch`) narrows each
  * handler's message (the zeromq.js `EventOfType` idea, instead of jupyterlab's overloads).
  */
+import type { MonitorUpdate } from "./monitor";
+
 /** Jupyter's error content; also what `RemoteError` is rebuilt from. */
 export interface ErrorContent {
   status: "error";
@@ -127,7 +129,18 @@ export interface RequestMetadata {
   bulkReply?: number;
   /** Set by an engine forwarding a direct task: how many tasks from the controller it had received first. */
   queuedAfter?: number;
+  /** The AsyncResult this task is one of (the dashboard's progress bars). */
+  progress?: ProgressTag;
   [key: string]: unknown;
+}
+
+/**
+ * Which of its client's AsyncResults a task belongs to: a number the client counts up, and how
+ * many tasks that result has. The controller counts them done per (client session, id).
+ */
+export interface ProgressTag {
+  id: number;
+  size: number;
 }
 
 /**
@@ -338,49 +351,7 @@ export interface QueueStatus {
 
 export type MimeBundle = Record<string, unknown>;
 
-/** One engine as the monitor shows it. */
-export interface MonitoredEngine {
-  id: number;
-  hostname: string;
-  pid: number;
-  engine_set: string | null;
-  state: "idle" | "busy";
-  /** As the engine last read itself (engine_stats); null before its first reading. */
-  cpu: number | null;
-  rss: number | null;
-  /** Tasks it holds (the running one included), and those it finished, ok and failed. */
-  queued: number;
-  done: number;
-  failed: number;
-  /** The task at the head of its queue: msg id, label or function name, and since when (ISO). */
-  running: { msg_id: string; label: string; since: string } | null;
-}
-
-/** One finished task, as the monitor's task stream draws it. */
-export interface MonitoredTask {
-  msg_id: string;
-  engine_id: number | null;
-  label: string;
-  submitted: string;
-  started: string | null;
-  completed: string;
-  status: "done" | "failed" | "aborted";
-  /** The first line of the error, for a failed task. */
-  error?: string;
-}
-
-export interface MonitorUpdate {
-  /** When the controller took this reading, and the interval since the previous one (ms). */
-  at: string;
-  interval_ms: number;
-  engines: MonitoredEngine[];
-  /** Tasks that finished since the previous update, oldest first; `dropped` more did not fit. */
-  tasks: MonitoredTask[];
-  dropped: number;
-  /** Load-balanced tasks not yet assigned, and tasks held by engines. */
-  unassigned: number;
-  queued: number;
-}
+export type { MonitorUpdate, MonitoredEngine, MonitoredProgress, MonitoredTask } from "./monitor";
 
 export type MsgType = keyof ContentMap;
 export type ContentOf<T extends MsgType> = ContentMap[T];

@@ -69,7 +69,14 @@ function taskMetadata(metadata: Record<string, unknown>): string | undefined {
   if (!optional(metadata.bulkReply, (p) => isInt(p) && p > 0)) return "metadata.bulkReply must be a pid";
   if (!optional(metadata.queuedAfter, (n) => isInt(n) && n >= 0))
     return "metadata.queuedAfter must count the tasks queued before";
+  if (!optional(metadata.progress, isProgressTag))
+    return "metadata.progress must be {id, size}, whole numbers naming the client's AsyncResult";
   return undefined;
+}
+
+function isProgressTag(t: unknown): boolean {
+  const tag = t as { id?: unknown; size?: unknown } | null;
+  return typeof tag === "object" && tag !== null && isInt(tag.id) && isInt(tag.size) && tag.size >= 1;
 }
 
 /** A task reply's metadata (messages.ts, ReplyMetadata). */

@@ -37,6 +37,9 @@ type Action =
   | { action: "stop"; profile: string }
   | { action: "remove"; profile: string };
 
+/** The command that opens a cluster's dashboard (dashboard.tsx), with `{ profile }`. */
+export const DASHBOARD_COMMAND = "tsparallel:open-dashboard";
+
 const settings = ServerConnection.makeSettings();
 const API = URLExt.join(settings.baseUrl, "tsparallel", "clusters");
 
@@ -46,6 +49,11 @@ async function call<T>(init: RequestInit = {}): Promise<T> {
   const body = (await response.json().catch(() => ({}))) as { message?: string } & T;
   if (!response.ok) throw new Error(body.message ?? `${response.status} ${response.statusText}`);
   return body;
+}
+
+/** Every profile's cluster, as `tsparallel cluster list --json` says. */
+export async function listClusters(): Promise<ClusterRow[]> {
+  return (await call<{ clusters: ClusterRow[] }>()).clusters;
 }
 
 const clustersIcon = new LabIcon({
@@ -65,7 +73,10 @@ export function connectionCode(profile: string): string {
   return `import { Client } from "tsparallel";\nconst rc = await Client.connect({ profile: ${JSON.stringify(profile)} });\nrc.ids`;
 }
 
-function Panel(props: { insert(profile: string): string | undefined }): React.ReactElement {
+function Panel(props: {
+  insert(profile: string): string | undefined;
+  openDashboard(profile: string): void;
+}): React.ReactElement {
   const [clusters, setClusters] = React.useState<ClusterRow[] | undefined>();
   const [busy, setBusy] = React.useState<string | undefined>();
   const [message, setMessage] = React.useState<{ text: string; error: boolean } | undefined>();
@@ -78,7 +89,7 @@ function Panel(props: { insert(profile: string): string | undefined }): React.Re
 
   const refresh = React.useCallback(async () => {
     try {
-      setClusters((await call<{ clusters: ClusterRow[] }>()).clusters);
+      setClusters(await listClusters());
     } catch (e) {
       setMessage({ text: (e as Error).message, error: true });
     }
@@ -203,6 +214,9 @@ function Panel(props: { insert(profile: string): string | undefined }): React.Re
                     `adding engines to ${c.profile}`,
                   )}
                   {button("Stop", "jp-mod-warn", { action: "stop", profile: c.profile }, `stopping ${c.profile}`)}
+                  <button className="jp-mod-styled" onClick={() => props.openDashboard(c.profile)}>
+                    Dashboard
+                  </button>
                   <button
                     className="jp-mod-styled"
                     onClick={() => {
@@ -243,7 +257,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
       panel.content.activeCell?.editor?.focus();
       return undefined;
     };
-    const widget = ReactWidget.create(<Panel insert={insert} />);
+    const openDashboard = (profile: string): void => void app.commands.execute(DASHBOARD_COMMAND, { profile });
+    const widget = ReactWidget.create(<Panel insert={insert} openDashboard={openDashboard} />);
     widget.id = "tsparallel-clusters";
     widget.title.icon = clustersIcon;
     widget.title.caption = "Clusters";

@@ -8,6 +8,7 @@ import { IConnectionStatus, IServiceManager } from "@jupyterlab/services";
 import { PluginRegistry } from "@lumino/coreutils";
 import "./styles";
 import clustersPlugin from "./clusters";
+import dashboardPlugin from "./dashboard";
 import cellExecutorPlugin, { REPLACED_EXECUTOR } from "./cell-executor";
 
 type PluginModule = { default: JupyterFrontEndPlugin<unknown> | JupyterFrontEndPlugin<unknown>[] };
@@ -70,6 +71,7 @@ async function main(): Promise<void> {
     ...extensions.flatMap((m) => pluginsOf(m as PluginModule)),
     cellExecutorPlugin,
     clustersPlugin,
+    dashboardPlugin,
   ]);
   const connectionStatus = await pluginRegistry.resolveOptionalService(IConnectionStatus);
   const serviceManager = await pluginRegistry.resolveRequiredService(IServiceManager);

@@ -7,7 +7,8 @@
  * Screenshots go to test-output/.
  */
 import { strict as assert } from "node:assert";
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { promisify } from "node:util";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -16,6 +17,9 @@ import { connectionFile, isAlive, readConnectionFile } from "../../protocol/conn
 import { killQuietly, testRoot, until } from "../helpers/cluster";
 import { pidsWithArg } from "../helpers/procs";
 import { CLI_PATH, PACKAGE_ROOT } from "../../paths";
+import { Client } from "../../client/client";
+
+const execFileAsync = promisify(execFile);
 
 const OUTPUT = path.join(PACKAGE_ROOT, "test-output");
 const CLUSTERS = path.join(testRoot, "lab-clusters"); // TSPARALLEL_DIR of the server and its clusters
@@ -72,6 +76,18 @@ async function menu(page: Page, top: string, item: string): Promise<void> {
     .locator(".lm-Menu-itemLabel", { hasText: new RegExp(`^${item}$`) })
     .first()
     .click();
+}
+
+/** Settings › Theme › JupyterLab Dark (or Light), once the page has it. */
+async function chooseTheme(page: Page, theme: "Dark" | "Light"): Promise<void> {
+  await menu(page, "Settings", "Theme");
+  await page.locator(".lm-Menu-itemLabel", { hasText: new RegExp(`^JupyterLab ${theme}$`) }).click();
+  const light = theme === "Light";
+  await until(
+    async () => (await page.locator(`body[data-jp-theme-light='${light}']`).count()) === 1,
+    20_000,
+    `the ${theme.toLowerCase()} theme`,
+  );
 }
 
 /** The active cell's editor: click it, type, optionally run it with Shift+Enter. */
@@ -429,6 +445,126 @@ describe("JupyterLab from `tsparallel start`", () => {
     assert.equal(await traceback.locator("a").count(), 0, "no links JupyterLab would try to fetch");
     assert.ok((await traceback.locator("span[class*='ansi-red']").count()) > 0, "coloured");
     await shot(page, "composite-error");
+  });
+
+  test("the Dashboard opens from the Clusters panel: every engine, a labelled 500-task map's 500 marks and 500/500, a SIGKILLed engine lost, both themes", async () => {
+    const profile = `dash${process.pid % 100000}`;
+    const env = { ...process.env, TSPARALLEL_DIR: CLUSTERS };
+    const cli = (...args: string[]) => execFileAsync(process.execPath, [CLI_PATH, ...args], { env, timeout: 120_000 });
+    await cli("cluster", "start", "-n", "4", "--profile", profile, "--daemon");
+    const rc = await Client.connect({
+      file: path.join(CLUSTERS, `profile_${profile}`, "security", "client.json"),
+      activate: false,
+    });
+    try {
+      await showSidePanel(page, "tsparallel-clusters");
+      const row = page.locator(`#tsparallel-clusters li[data-profile="${profile}"]`);
+      await until(async () => /running\s+4 engines/.test(await row.innerText().catch(() => "")), 60_000, "4 engines");
+      await row.getByRole("button", { name: "Dashboard" }).click();
+      const dash = page.locator(`.tsp-Dashboard[data-profile="${profile}"]`);
+      const states = dash.locator("[data-state]");
+      await until(async () => (await states.count()) === 4, 30_000, "the dashboard to list 4 engines");
+      const engines = (await rc.engines()).map((e) => e.id);
+      for (const id of engines) assert.equal(await dash.locator(`[data-engine="${id}"]`).count(), 1, `engine ${id}`);
+      await until(
+        async () => (await dash.locator(".tsp-Dashboard-tasks[data-ready]").count()) === 1,
+        30_000,
+        "the task stream",
+      );
+
+      const busy = (x: number): number => {
+        const end = Date.now() + 10;
+        while (Date.now() < end);
+        return x * 2;
+      };
+      const map = rc
+        .loadBalancedView()
+        .with({ label: "stage-2" })
+        .map(
+          busy,
+          Array.from({ length: 500 }, (_, i) => i),
+        );
+      // Halfway, the bar moves: a reading shows it in flight.
+      await until(
+        async () =>
+          Number(
+            (await dash
+              .locator('.tsp-Dashboard-progress[data-label="stage-2"]')
+              .getAttribute("data-ended")
+              .catch(() => null)) ?? 0,
+          ) > 0,
+        30_000,
+        "the map's progress bar",
+      );
+      await shot(page, "dashboard-running");
+      assert.equal((await map.get()).length, 500);
+      // The issue's deadline: the stream and the bar have it all within 2 s of the map's end.
+      const marks = dash.locator(".tsp-Dashboard-tasks svg .mark-rect path");
+      await until(
+        async () =>
+          (await marks.count()) === 500 &&
+          (await dash
+            .locator('.tsp-Dashboard-progress[data-label="stage-2"][data-ended="500"][data-size="500"]')
+            .count()) === 1,
+        2_000,
+        "500 marks and 500/500 within 2 s of the map's end",
+      ).catch(async (e: unknown) => {
+        await shot(page, "dashboard-failed");
+        throw e;
+      });
+      assert.equal(await dash.locator('.tsp-Dashboard-tasks svg .mark-rect path[aria-label*="stage-2"]').count(), 500);
+      assert.match(await dash.locator(".tsp-Dashboard-progress").first().innerText(), /500\/500/);
+      await dash.locator(".tsp-Dashboard-tasks").scrollIntoViewIfNeeded();
+      await shot(page, "dashboard-light");
+
+      const victim = (await rc.engines()).find((e) => e.id === engines[1])!;
+      process.kill(victim.pid, "SIGKILL");
+      await until(
+        async () => (await dash.locator(`[data-engine="${victim.id}"][data-state="lost"]`).count()) === 1,
+        2_000,
+        `engine ${victim.id} shown lost within 2 s of its SIGKILL`,
+      );
+      await dash.locator(".tsp-Dashboard-engines").scrollIntoViewIfNeeded();
+      await shot(page, "dashboard-lost");
+
+      // The dark theme: the charts are drawn again in its colours, with every mark.
+      // Vega draws an SVG's background as its style's background colour.
+      const background = () =>
+        dash
+          .locator(".tsp-Dashboard-tasks svg")
+          .first()
+          .getAttribute("style")
+          .catch(() => null);
+      const light = await background();
+      assert.ok(light, "the task stream has a background colour");
+      await chooseTheme(page, "Dark");
+      await until(
+        async () => (await background()) !== light && (await marks.count()) === 500,
+        20_000,
+        "the charts in dark colours",
+      );
+      await shot(page, "dashboard-dark");
+      await chooseTheme(page, "Light");
+    } finally {
+      rc.close();
+      await cli("cluster", "stop", "--profile", profile).catch(() => undefined);
+    }
+    // The cluster gone, the dashboard says so in one line and its reader exits.
+    const dash = page.locator(`.tsp-Dashboard[data-profile="${profile}"]`);
+    await until(
+      async () => (await dash.locator(".tsp-Dashboard-status.tsp-ended").count()) === 1,
+      30_000,
+      "the ended stream",
+    );
+    await until(
+      () => pidsWithArg(profile).filter((pid) => pid !== process.pid).length === 0,
+      30_000,
+      "the dashboard's reader, the controller and the engines to exit",
+    );
+    await page
+      .locator(".lm-DockPanel-tabBar .lm-TabBar-tab", { hasText: `Dashboard: ${profile}` })
+      .locator(".lm-TabBar-tabCloseIcon")
+      .click();
   });
 
   test("the browser console has no warning or error that our code or build causes", () => {

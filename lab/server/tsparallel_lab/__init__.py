@@ -7,6 +7,11 @@ Two API handlers sit beside it, behind the same token:
 - /tsparallel/clusters: the Clusters panel's backend. It runs the tsparallel CLI (`cluster list
   --json`, `cluster start --daemon`, `cluster engines`, `cluster stop`, `cluster remove`), which does all the work
   and says what went wrong in one line; here only the inputs are checked and the line passed on.
+- /tsparallel/monitor/<profile>: the Dashboard's one websocket. One `tsparallel cluster top
+  --json` per open dashboard subscribes to the controller's monitor stream and prints each reading
+  as a JSON line, which is sent on as one websocket message. The stream is signed and may be
+  CURVE-encrypted: reading it through the CLI keeps its checks in one place (the TypeScript
+  protocol/), where a second reader here would need them written again.
 - /api/me and /api/events/subscribe: the identity and the event stream JupyterLab 4 asks for,
   which Jupyter Server 1.x does not have. This server emits no events: the socket stays quiet.
 
@@ -124,6 +129,60 @@ class ClustersHandler(APIHandler):
         self.finish(json.dumps({"message": message}))
 
 
+class MonitorHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
+    """Relays one cluster's monitor readings to one dashboard; stops its reader when either ends."""
+
+    proc = None
+    relay = None
+
+    async def get(self, *args, **kwargs):
+        if self.get_current_user() is None:
+            raise web.HTTPError(403)
+        await super().get(*args, **kwargs)
+
+    async def open(self, profile):
+        if not PROFILE.match(profile):
+            self.send_error_line(f"profile {profile!r} is not a profile name: use letters, digits, _ . and -")
+            return self.close()
+        self.proc = await asyncio.create_subprocess_exec(
+            os.environ.get("TSPARALLEL_NODE", "node"),
+            os.environ["TSPARALLEL_CLI"],
+            "cluster", "top", "--json", "--profile", profile,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            limit=1 << 26,  # a reading lists up to 5,000 tasks: one line can be megabytes
+        )
+        self.relay = asyncio.ensure_future(self.forward(self.proc))
+
+    async def forward(self, proc):
+        try:
+            while line := await proc.stdout.readline():
+                await self.write_message(line.decode())
+        except Exception:  # the socket closed under us: on_close stops the reader
+            return
+        await proc.wait()
+        err = [l for l in (await proc.stderr.read()).decode().splitlines() if l.strip()]
+        reason = re.sub(r"^tsparallel: ", "", err[-1]) if err else "the monitor stream ended"
+        self.send_error_line(reason)
+        self.close()
+
+    def send_error_line(self, message):
+        try:
+            self.write_message(json.dumps({"error": message}))
+        except Exception:
+            pass
+
+    def on_message(self, message):
+        pass
+
+    def on_close(self):
+        if self.proc and self.proc.returncode is None:
+            self.proc.kill()
+        if self.relay:
+            self.relay.cancel()
+
+
 class MeHandler(APIHandler):
     @web.authenticated
     def get(self):
@@ -170,6 +229,7 @@ class TsParallelLab(LabServerApp):
         self.handlers.extend(
             [
                 ("/tsparallel/clusters", ClustersHandler),
+                (r"/tsparallel/monitor/([^/]+)", MonitorHandler),
                 ("/api/me", MeHandler),
                 ("/api/events/subscribe", EventsHandler),
             ]

@@ -1,7 +1,15 @@
 /** The monitor's readings on plain records: nothing collected unwatched, each task carried once. */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { Monitor, TASKS_PER_UPDATE, taskLabel } from "../../../controller/monitor";
+import {
+  ABANDONED_MS,
+  ENDED_SHOWN_MS,
+  LOST_KEPT,
+  Monitor,
+  PROGRESS_PER_UPDATE,
+  TASKS_PER_UPDATE,
+  taskLabel,
+} from "../../../controller/monitor";
 import type { TaskRecord } from "../../../controller/records";
 import type { EngineEntry } from "../../../controller/registry";
 import { renderTop } from "../../../cluster/top";
@@ -87,4 +95,102 @@ test("a task is named by its label, else its function, else its kind", () => {
   assert.equal(taskLabel(record("a", { label: "L", name: "f" })), "L");
   assert.equal(taskLabel(record("a", { name: "f" })), "f");
   assert.equal(taskLabel(record("a", { msgType: "execute_request" })), "execute");
+});
+
+test("an AsyncResult's tasks are counted per client and tag, watched or not, and shown a while after they end", () => {
+  const m = new Monitor();
+  const t0 = Date.parse("2026-12-03T10:00:00Z");
+  const tagged = (
+    id: string,
+    session: string,
+    progress: { id: number; size: number },
+    over: Partial<TaskRecord> = {},
+  ) =>
+    record(id, {
+      progress,
+      label: "stage-2",
+      submitted: t0,
+      header: { msg_id: id, msg_type: "apply_request", session, username: "ada", date: "", version: "5.3" },
+      ...over,
+    });
+  const mine = [0, 1, 2].map((i) => tagged(`m${i}`, "session-aaaaaaaa", { id: 1, size: 3 }));
+  const theirs = tagged("o0", "session-bbbbbbbb", { id: 1, size: 2 }); // the same number, another client
+  for (const r of [...mine, theirs]) m.submitted(r);
+  m.finished(mine[0]!, t0 + 1000);
+  m.finished({ ...mine[1]!, state: "failed" }, t0 + 2000);
+  const src = source([engine(0)], {}, {});
+  const u = m.update(src, t0 + 2000);
+  assert.deepEqual(
+    u.progress.map((p) => [p.client, p.id, p.label, p.size, p.submitted, p.done, p.failed, p.finished]),
+    [
+      ["ada@session-", 1, "stage-2", 3, 3, 1, 1, null],
+      ["ada@session-", 1, "stage-2", 2, 1, 0, 0, null],
+    ],
+  );
+  m.finished(mine[2]!, t0 + 3000);
+  const ended = m.update(src, t0 + 3000).progress[0]!;
+  assert.equal(ended.finished, new Date(t0 + 3000).toISOString());
+  assert.equal(m.update(src, t0 + 3000 + ENDED_SHOWN_MS - 1).progress.length, 2, "still shown, full");
+  assert.equal(m.update(src, t0 + 3000 + ENDED_SHOWN_MS + 1).progress.length, 1, "then let go");
+  // A client that stopped submitting halfway: forgotten once nothing of it has moved for long.
+  m.finished(theirs, t0 + 4000);
+  assert.equal(m.update(src, t0 + 4000 + ABANDONED_MS + 1).progress.length, 0);
+});
+
+test("a reading lists at most PROGRESS_PER_UPDATE results and counts the rest", () => {
+  const m = new Monitor();
+  for (let i = 0; i < PROGRESS_PER_UPDATE + 3; i++)
+    m.submitted(
+      record(`t${i}`, {
+        progress: { id: i, size: 2 },
+        header: { msg_id: `t${i}`, msg_type: "apply_request", session: "s", username: "u", date: "", version: "5.3" },
+      }),
+    );
+  const u = m.update(source([], {}, {}));
+  assert.equal(u.progress.length, PROGRESS_PER_UPDATE);
+  assert.equal(u.progress_more, 3);
+  assert.deepEqual(
+    u.progress.slice(0, 2).map((p) => p.id),
+    [0, 1],
+    "oldest first",
+  );
+});
+
+test("a lost engine stays listed as lost, a restarted one as restarting, until its id registers again", () => {
+  const m = new Monitor();
+  m.finished(record("f", { state: "failed", engineId: 1 }));
+  m.engineGone(engine(1, 4));
+  m.restarting(2);
+  m.engineGone(engine(2, 1));
+  const u = m.update(source([engine(0)], {}, {}));
+  assert.deepEqual(
+    u.engines.map((e) => [e.id, e.state, e.done, e.failed, e.cpu, e.queued]),
+    [
+      [0, "idle", 0, 0, null, 0],
+      [1, "lost", 3, 1, null, 0],
+      [2, "restarting", 1, 0, null, 0],
+    ],
+  );
+  const back = m.update(source([engine(0), engine(1)], {}, {}));
+  assert.deepEqual(
+    back.engines.map((e) => [e.id, e.state]),
+    [
+      [0, "idle"],
+      [1, "idle"],
+      [2, "restarting"],
+    ],
+    "engine 1 registered again under its own id: it replaces nobody",
+  );
+  const replaced = m.update(source([engine(0), engine(1), engine(3)], {}, {}));
+  assert.deepEqual(
+    replaced.engines.map((e) => [e.id, e.state]),
+    [
+      [0, "idle"],
+      [1, "idle"],
+      [3, "idle"],
+    ],
+    "engine 3, new in local-0, took restarting engine 2's place",
+  );
+  for (let id = 10; id < 10 + LOST_KEPT + 5; id++) m.engineGone(engine(id));
+  assert.equal(m.update(source([], {}, {})).engines.length, LOST_KEPT, "the newest lost engines are kept");
 });
