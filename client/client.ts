@@ -18,6 +18,7 @@ import {
   type AnyMessage,
   type ContentOf,
   type ControllerNotice,
+  type DirectEndpoint,
   type EngineSetInfo,
   type Handlers,
   dispatch,
@@ -484,6 +485,11 @@ export class Client extends EventEmitter implements ViewHost {
     if (why === undefined) return this.session.encode(type, content as never, { msgId, ...bulk }).frames;
     this.tasks.fail(tasks, () => new TsParallelError(why));
     return undefined;
+  }
+
+  /** @internal An engine's uuid and direct socket (communicators connect engines through them). */
+  engineLink(id: number): { uuid: string; direct?: DirectEndpoint } | undefined {
+    return this.engineTable.get(id);
   }
 
   /** @internal Ids for a targets spec, or NoEnginesError. */

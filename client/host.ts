@@ -4,7 +4,7 @@
  * against a fake host.
  */
 import type { ConnectionInfo } from "../protocol/connection";
-import type { ContentOf, QueueStatus, RequestMetadata } from "../protocol/messages";
+import type { ContentOf, DirectEndpoint, QueueStatus, RequestMetadata } from "../protocol/messages";
 import type { SubmittedTask } from "./task";
 import type { Targets } from "./targets";
 
@@ -34,6 +34,8 @@ export interface ViewHost {
     buffers: Buffer[],
     ids: number[],
   ): SubmittedTask[];
+  /** An engine's uuid and direct socket, as it registered them (undefined for an unknown id). */
+  engineLink(id: number): { uuid: string; direct?: DirectEndpoint } | undefined;
   /** Engine ids for a targets spec right now; throws NoEnginesError when none are registered. */
   targetIds(spec: Targets): { ids: number[]; scalar: boolean };
   /** Drops queued tasks by msg id; running ones are interrupted. Resolves to the ids it affected. */

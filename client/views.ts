@@ -3,10 +3,12 @@
  * target, the payload serialized once); a LoadBalancedView lets the controller's scheduler
  * pick the engine per task.
  */
+import { randomUUID } from "node:crypto";
 import * as util from "node:util";
 import { type AnyFunction, functionSource, packApply } from "../protocol/apply";
 import type { ApplyContent, ContentOf, ProgressTag, RequestMetadata, Route } from "../protocol/messages";
 import { transpile } from "../transpile/transpile";
+import { TsParallelError } from "./errors";
 import { AsyncResult, type ResultHost } from "./async-result";
 import type { QueueStatusReport, TaskRequestType, ViewHost } from "./host";
 import type { ExecuteReply } from "./execute-reply";
@@ -25,6 +27,14 @@ let progressCount = 0;
 
 function progressTag(size: number): ProgressTag {
   return { id: ++progressCount, size: Math.max(1, size) };
+}
+
+/** A communicator as the client sees it: its id, size, and the engine of each rank. */
+export interface CommInfo {
+  id: string;
+  size: number;
+  /** Engine ids by rank. */
+  engines: number[];
 }
 
 /** Any argument may be a Reference resolved on the engine. */
@@ -261,6 +271,50 @@ export class DirectView<S extends boolean = boolean> extends View {
     if (specs.length === 0 || specs.some((s) => typeof s !== "string" || s.length === 0))
       throw new TypeError('require takes module names or paths, e.g. view.require("lodash", "./helpers")');
     return this.send<PerEngine<S, string[]>>({ kind: "builtin", name: "require" }, [specs], "require");
+  }
+
+  /**
+   * Forms a communicator over exactly this view's engines (ranks in target order; for "all" on
+   * engines mpiexec started, their MPI ranks) and resolves once every member reaches every other.
+   * On each member the global `comm` (or `import { comm } from "tsparallel/engine"`) is then
+   * its own end: `comm.rank`, `comm.send`, `comm.allreduce`… (engine/comm.ts).
+   *
+   * ```ts
+   * await rc.view().comm();
+   * %px const total = await comm.allreduce(local, "sum");
+   * ```
+   */
+  async comm(): Promise<CommInfo> {
+    let { ids } = this.client.targetIds(this.targets);
+    if (this.targets === "all") {
+      const info = await this.withTargets(ids).send<Array<{ mpiRank: number | null }>>(
+        { kind: "builtin", name: "info" },
+        [],
+        "info",
+      );
+      const ranks = info.map((i) => i.mpiRank);
+      if (ranks.every((r) => r !== null) && new Set(ranks).size === ranks.length)
+        ids = ids
+          .map((id, k) => ({ id, r: ranks[k]! }))
+          .sort((a, b) => a.r - b.r)
+          .map((x) => x.id);
+    }
+    const members = ids.map((engineId) => {
+      const link = this.client.engineLink(engineId);
+      if (!link?.direct)
+        throw new TsParallelError(
+          `engine ${engineId} has no direct socket (TSPARALLEL_ENGINE_DIRECT=off?), which communicators connect through: start its engines without that setting`,
+        );
+      return {
+        engineId,
+        uuid: link.uuid,
+        endpoint: link.direct.endpoint,
+        ...(link.direct.curveKey ? { curveKey: link.direct.curveKey } : {}),
+      };
+    });
+    const id = randomUUID();
+    await this.withTargets(ids).send({ kind: "builtin", name: "comm_open" }, [{ id, members }], "comm");
+    return { id, size: ids.length, engines: ids };
   }
 
   /** Makes this view the target of `%px` (or `%px<suffix>`, e.g. `%px_even`). */

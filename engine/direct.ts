@@ -8,7 +8,8 @@
  *
  * Messages are checked as on every socket (signature, replay, limits, shape) by a session of
  * their own, whose drop counters the engine reports to the controller (`engine_dropped`), so
- * `rc.stats()` accounts for hostile traffic here too. Only execute and apply requests are taken.
+ * `rc.stats()` accounts for hostile traffic here too. Only execute and apply requests are taken,
+ * and other engines' `comm_msg`s (engine/peers.ts: the engines' links end here).
  */
 import * as os from "node:os";
 import * as zmq from "zeromq";
@@ -82,11 +83,16 @@ export class DirectSocket {
     admit: (task: DirectTask) => boolean,
     onTask: (task: DirectTask) => void,
     report: (dropped: Record<string, number>) => void,
+    onComm: (msg: MessageOf<"comm_msg">) => void,
   ): void {
     void receiveLoop(
       this.socket,
       (frames) => {
         for (const { msg, env } of this.session.receive(frames)) {
+          if (isMsg(msg, "comm_msg")) {
+            onComm(msg); // another engine's, for a communicator (peers.ts)
+            continue;
+          }
           if (!isMsg(msg, "execute_request") && !isMsg(msg, "apply_request")) {
             this.session.dropped["unknown-type"]++; // control messages come from the controller only
             continue;

@@ -38,6 +38,7 @@ import { Heart } from "../protocol/heart";
 import { type ControllerEvent, ControllerWatch } from "./heart";
 import { TsParallelError } from "../protocol/errors";
 import { DirectSocket, type DirectTask } from "./direct";
+import { type CommOpen, Peers } from "./peers";
 
 /** How often the engine reads its own CPU and memory for the monitor (ms). */
 const STATS_MS = 1000;
@@ -85,6 +86,8 @@ export class Engine {
   private readonly log: (line: string) => void;
   /** This engine's CURVE keys, shared by its sockets, when the controller encrypts. */
   private readonly curveKeys: CurveClientKeys | undefined;
+  /** Its links to other engines, and the communicators it is in (`comm`). */
+  private readonly peers: Peers;
 
   constructor(
     private readonly info: ConnectionInfo,
@@ -108,10 +111,15 @@ export class Engine {
               parent,
             ),
     });
-    this.executor = new Executor(opts.cwd ?? process.cwd(), {
-      display: makeDisplay(this.capture),
-      publishData: (data: unknown) => this.capture.publishData(data),
-    });
+    this.peers = new Peers(this.uuid, this.session, this.curveKeys);
+    this.executor = new Executor(
+      opts.cwd ?? process.cwd(),
+      {
+        display: makeDisplay(this.capture),
+        publishData: (data: unknown) => this.capture.publishData(data),
+      },
+      { comm_open: (args) => this.peers.open(args[0] as CommOpen) },
+    );
     this.tasks = new TaskQueue(this.executor, this.capture, {
       send: (type, content, parent, metadata, buffers) => this.send(type, content, parent, metadata, buffers),
       identity: () => ({ engineId: this.id ?? -1, uuid: this.uuid }),
@@ -141,6 +149,7 @@ export class Engine {
     process.on("uncaughtException", (e) => this.strayError(e, "uncaught exception"));
     process.on("unhandledRejection", (e) => this.strayError(e, "unhandled promise rejection"));
     this.sigint = onSigint(() => {
+      this.peers.interrupt();
       if (!this.executor.interrupt()) this.log("SIGINT while idle: ignored");
     });
     this.direct = await DirectSocket.open(this.info, this.log);
@@ -148,6 +157,7 @@ export class Engine {
       (task) => this.admitDirect(task),
       (task) => this.onDirectTask(task),
       (dropped) => this.send("engine_dropped", { dropped }),
+      (msg) => this.peers.deliver(msg),
     );
     this.socket.connect(endpoint(this.info, this.info.ports.engines));
     void receiveLoop(
@@ -327,6 +337,7 @@ export class Engine {
       }
       return this.tasks.push(msg);
     }
+    if (isMsg(msg, "peer_lost")) return this.peers.peerLost(msg.content.uuid, msg.content.reason);
     if (isMsg(msg, "abort_request")) {
       this.tasks.abort(msg.content.msg_ids);
       return this.send("abort_reply", { status: "ok", aborted: msg.content.msg_ids }, msg.header);
@@ -369,6 +380,7 @@ export class Engine {
     this.outbox.close();
     this.socket.close();
     this.direct?.close();
+    this.peers.close();
   }
 }
 

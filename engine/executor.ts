@@ -6,6 +6,7 @@
  * Synchronous code runs under `vm` with `breakOnSigint` (an interrupt stops a busy loop) and,
  * with a time limit, vm's `timeout`; the asynchronous rest races an interrupt/timeout promise.
  */
+import * as engineModule from "./index";
 import * as vm from "node:vm";
 import { createRequire, SourceMap } from "node:module";
 import * as path from "node:path";
@@ -64,9 +65,11 @@ export class Executor {
   constructor(
     readonly cwd: string,
     globals: Record<string, unknown>,
+    /** Builtins the engine answers itself (`comm_open`), beside push, pull, clear, info, require. */
+    private readonly engineBuiltins: Record<string, (args: unknown[]) => unknown> = {},
   ) {
     const g = globalThis as Record<string, unknown>;
-    g.require = createRequire(path.join(cwd, "__engine__.js"));
+    g.require = engineRequire(createRequire(path.join(cwd, "__engine__.js")));
     // tslab compiles references to earlier cells' names as `exports.x`: on an engine those
     // are engine globals, so `exports` is the global object (functions sent from tslab work).
     g.exports = globalThis;
@@ -205,10 +208,11 @@ export class Executor {
         this.functionCache.clear();
         return undefined;
       case "info":
-        return { pid: process.pid, cwd: this.cwd, executionCount: this.executionCount };
+        return { pid: process.pid, cwd: this.cwd, executionCount: this.executionCount, mpiRank: mpiRank() };
       case "require":
         return (args[0] as string[]).map((spec) => this.requireGlobal(spec));
       default:
+        if (Object.hasOwn(this.engineBuiltins, name)) return this.engineBuiltins[name]!(args);
         throw new TaskError("ValueError", `unknown engine builtin ${name}`, []);
     }
   }
@@ -316,6 +320,27 @@ export function traceback(e: Error, opts: RunOptions): string[] {
   }
   if (excerpt) out.splice(1, 0, excerpt);
   return out;
+}
+
+/**
+ * The engines' `require`, from their working directory, except `tsparallel/engine`: that is this
+ * engine's own module (its `comm`), whether or not the working directory has tsparallel installed.
+ */
+function engineRequire(fromCwd: NodeJS.Require): NodeJS.Require {
+  const own = ((spec: string): unknown =>
+    spec === "tsparallel/engine" ? engineModule : fromCwd(spec)) as NodeJS.Require;
+  return Object.assign(own, {
+    resolve: fromCwd.resolve,
+    cache: fromCwd.cache,
+    main: fromCwd.main,
+    extensions: fromCwd.extensions,
+  });
+}
+
+/** This process's rank when mpiexec started it (Open MPI, MPICH and Slurm's PMI say so), else null. */
+export function mpiRank(env = process.env): number | null {
+  const rank = env.OMPI_COMM_WORLD_RANK ?? env.PMI_RANK ?? env.PMIX_RANK;
+  return rank !== undefined && /^\d+$/.test(rank) ? Number(rank) : null;
 }
 
 /** The global a required module is bound to: its last path segment as an identifier. */

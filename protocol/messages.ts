@@ -331,6 +331,10 @@ export interface ContentMap {
   controller_heartbeat: { controller: string; period: number };
   /** An engine's own reading of itself, once a second: CPU (% of one core since the last) and RSS (bytes). */
   engine_stats: { cpu: number; rss: number };
+  /** Engine to engine, for a communicator (engine/comm.ts): its id, the sender's rank, a tag; the value in the buffers. */
+  comm_msg: { comm: string; from: number; tag: string };
+  /** Controller to engines: a registered engine was lost, so the communicators it was in fail. */
+  peer_lost: { uuid: string; engine_id: number; reason: string };
   /** What the controller's monitor stream publishes, a few times a second (controller/monitor.ts). */
   monitor_update: MonitorUpdate;
 }
@@ -339,7 +343,7 @@ export interface ApplyContent {
   /** What to call: user function source (evaluated in the engine namespace) or an engine builtin. */
   call: { kind: "source"; source: string; name: string } | { kind: "builtin"; name: BuiltinName };
 }
-export type BuiltinName = "push" | "pull" | "clear" | "info" | "require";
+export type BuiltinName = "push" | "pull" | "clear" | "info" | "require" | "comm_open";
 
 export interface QueueStatus {
   queue: number;
@@ -416,6 +420,8 @@ const MSG_TYPES: ReadonlySet<string> = new Set<keyof ContentMap>([
   "registration_reply",
   "unregistration_request",
   "engine_dropped",
+  "comm_msg",
+  "peer_lost",
   "reregistration_request",
   "connection_request",
   "connection_reply",

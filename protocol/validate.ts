@@ -172,6 +172,14 @@ const CHECKS: Partial<Record<MsgType, Check>> = {
   engine_stats: (c) =>
     typeof c.cpu === "number" && c.cpu >= 0 && isInt(c.rss) && c.rss >= 0 ? undefined : "needs cpu (%) and rss (bytes)",
   unregistration_request: (c) => (isInt(c.id) ? undefined : "id must be an engine id"),
+  comm_msg: (c) =>
+    typeof c.comm === "string" && isInt(c.from) && c.from >= 0 && typeof c.tag === "string"
+      ? undefined
+      : "comm_msg needs comm (an id), from (a rank) and tag",
+  peer_lost: (c) =>
+    typeof c.uuid === "string" && isInt(c.engine_id) && typeof c.reason === "string"
+      ? undefined
+      : "peer_lost needs the engine's uuid, id and the reason",
   // Each inner message has at least its signature and four JSON parts.
   batch: (c) =>
     isIntArray(c.counts) && c.counts.every((n) => n >= 5)

@@ -14,6 +14,10 @@ class FakeHost implements ViewHost {
   readonly submitted: Array<{ type: TaskRequestType; metadata: RequestMetadata; engineId: number | undefined }> = [];
   constructor(private readonly engines: number[]) {}
 
+  engineLink(id: number): { uuid: string } | undefined {
+    return this.engines.includes(id) ? { uuid: `uuid-${id}` } : undefined;
+  }
+
   submit<T extends TaskRequestType>(
     type: T,
     content: ContentOf<T>,
