@@ -180,6 +180,14 @@ const { Client } = require(${JSON.stringify(PACKAGE_ROOT)});
   const rc = await Client.connect({ profile: ${JSON.stringify(profile)}, sshServer: "${A.name}", sshCommand: ${JSON.stringify(ssh)} });
   const hosts = await rc.view().apply(() => require("node:os").networkInterfaces().eth0[0].address);
   console.log("HOSTS " + JSON.stringify(hosts) + " DIRECT " + rc.directTasks);
+  // Engines on B and C talk to each other, CURVE-encrypted: an 800 KB allreduce round the ring.
+  await rc.view().comm();
+  const sums = await rc.view().apply(async () => {
+    const c = globalThis.comm;
+    const v = await c.allreduce(new Float64Array(100000).fill(c.rank + 1), "sum");
+    return [c.rank, c.size, v[0], v[99999]];
+  });
+  console.log("COMM " + JSON.stringify(sums));
   const lv = rc.loadBalancedView().with({ retries: 3 });
   const items = Array.from({ length: 60 }, (_, i) => i);
   const ar = lv.map((x) => { const end = Date.now() + 60; while (Date.now() < end); return x * 2; }, items);
@@ -207,6 +215,7 @@ const { Client } = require(${JSON.stringify(PACKAGE_ROOT)});
         /HOSTS \["10\.213\.7\.[23]","10\.213\.7\.[23]","10\.213\.7\.[23]","10\.213\.7\.[23]"\] DIRECT 0/,
         "through the tunnel, nothing goes direct",
       );
+      assert.match(out, /COMM \[\[0,4,10,10\],\[1,4,10,10\],\[2,4,10,10\],\[3,4,10,10\]\]/, "engines across hosts");
       const killed = engineOn(B.ns);
       for (const pid of killed) killQuietly(pid);
       let timer: NodeJS.Timeout | undefined;

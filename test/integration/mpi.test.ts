@@ -19,6 +19,15 @@ test("--engines mpi: mpiexec starts 3 engines whose ids are their ranks; stop en
     );
     const ranks: number[] = await cluster.client.view().apply(() => Number(process.env.OMPI_COMM_WORLD_RANK));
     assert.deepEqual(ranks, [0, 1, 2], "engine id = MPI rank");
+    // A communicator over all of them ranks each engine by its MPI rank.
+    await cluster.client.view().comm();
+    const commRanks: Array<[number, number]> = await cluster.client
+      .view()
+      .apply(() => [
+        (globalThis as unknown as { comm: { rank: number } }).comm.rank,
+        Number(process.env.OMPI_COMM_WORLD_RANK),
+      ]);
+    for (const [rank, mpiRank] of commRanks) assert.equal(rank, mpiRank, "comm.rank = MPI rank");
     for (const pid of pids) {
       const chain = ancestry(pid);
       assert.ok(
