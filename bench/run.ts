@@ -14,6 +14,7 @@ import { chaosRun, kernel, memoryAtRest, scale, soak } from "./extra";
 import { floor } from "./floor";
 import { cpuBudget, monitorOverhead } from "./cpu";
 import { flood, unordered } from "./sturdy";
+import { commCollectives } from "./comm";
 import { type Metric, ours, quick } from "./metrics";
 import { fmt, formatTable, referenceName, targetCell } from "./targets";
 
@@ -61,6 +62,7 @@ const WORKLOADS: Record<string, () => Promise<unknown>> = {
   monitor: monitorOverhead,
   unordered,
   flood,
+  comm: commCollectives,
   ipp: () => Promise.resolve(),
 };
 

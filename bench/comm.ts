@@ -1,0 +1,143 @@
+/**
+ * The comm workload: allreduce of 8 bytes and of 8 MB and bcast of 8 MB on 4 engines, timed on
+ * the engines themselves, beside the same with mpi4py on Open MPI (bench/comm_mpi4py.py, run by
+ * mpiexec on the same cores in the same run) and beside the route through the client (pull every
+ * engine's array, sum here, push the sum back). The 8 MB allreduce is timed both ways our
+ * communicator can take: the ring it picks for large typed arrays, and the trees it takes for
+ * small values, to show the choice is right.
+ */
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { Cluster } from "../cluster/cluster";
+import type { Communicator } from "../engine/comm";
+import { PACKAGE_ROOT } from "../paths";
+import { median, put, quick, timed } from "./metrics";
+
+type Reference = Record<string, { value: number; unit: string }>;
+
+/**
+ * Seconds per operation, the median over rounds (all ranks start each round together) of the
+ * slowest rank: a bcast's root is done once its sends are queued, its last receiver is not.
+ */
+async function onEngines(
+  rc: Cluster["client"],
+  op: "small" | "ring" | "tree" | "bcast",
+  repeat: number,
+  rounds: number,
+): Promise<number> {
+  const perRank = (await rc.view().apply(
+    async (kind: string, repeat: number, rounds: number) => {
+      const comm = (globalThis as unknown as { comm: Communicator }).comm;
+      const big = new Float64Array(1 << 20).fill(comm.rank + 1);
+      const small = new Float64Array([comm.rank]);
+      const addInto = (a: unknown, b: unknown): unknown => {
+        const x = a as Float64Array;
+        const y = b as Float64Array;
+        for (let i = 0; i < x.length; i++) x[i] = x[i]! + y[i]!;
+        return x;
+      };
+      const run = (): Promise<unknown> =>
+        kind === "small"
+          ? comm.allreduce(small, "sum")
+          : kind === "ring"
+            ? comm.allreduce(big, "sum")
+            : kind === "tree"
+              ? comm.allreduce(big.slice(), addInto) // a function: the trees, as for small values
+              : comm.bcast(comm.rank === 0 ? big : undefined, 0);
+      const times: number[] = [];
+      for (let r = 0; r < rounds; r++) {
+        await comm.barrier();
+        const t0 = performance.now();
+        for (let i = 0; i < repeat; i++) await run();
+        times.push((performance.now() - t0) / 1000 / repeat);
+      }
+      return times.sort((a, b) => a - b)[Math.floor(times.length / 2)]!;
+    },
+    op,
+    repeat,
+    rounds,
+  )) as number[];
+  return Math.max(...perRank);
+}
+
+function mpi4py(): Reference | string {
+  const probe = spawnSync("/usr/bin/python3", ["-c", "import mpi4py, numpy"], { encoding: "utf8" });
+  if (probe.status !== 0) return "mpi4py not installed (apt-get install python3-mpi4py): comm reference skipped";
+  if (!fs.existsSync("/usr/bin/mpiexec"))
+    return "mpiexec not installed (apt-get install openmpi-bin): comm reference skipped";
+  const out = path.join(os.tmpdir(), `comm-mpi4py-${process.pid}.json`);
+  const run = spawnSync(
+    "/usr/bin/mpiexec",
+    [
+      "-n",
+      "4",
+      "--oversubscribe",
+      // 4 ranks on 2 cores: a waiting rank must give its core up, as our engines' event loops do.
+      "--mca",
+      "mpi_yield_when_idle",
+      "1",
+      "/usr/bin/python3",
+      path.join(PACKAGE_ROOT, "bench", "comm_mpi4py.py"),
+      out,
+      ...(quick ? ["--quick"] : []),
+    ],
+    {
+      stdio: ["ignore", "ignore", "inherit"],
+      timeout: 5 * 60_000,
+      env: { ...process.env, OMPI_ALLOW_RUN_AS_ROOT: "1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: "1" },
+    },
+  );
+  if (run.status !== 0 || !fs.existsSync(out)) return `mpi4py reference failed (${String(run.status)})`;
+  return JSON.parse(fs.readFileSync(out, "utf8")) as Reference;
+}
+
+export async function commCollectives(): Promise<Reference | string> {
+  const cluster = await Cluster.start({ n: 4, profile: "bench_comm" });
+  const rc = cluster.client;
+  let clientRoute: number;
+  try {
+    await rc.view().comm();
+    const rounds = quick ? 3 : 7;
+    await onEngines(rc, "small", 10, 1); // warm: links up, code compiled
+    put(
+      "(comm, vs mpi4py) allreduce 8 bytes, 4 engines",
+      (await onEngines(rc, "small", quick ? 20 : 100, rounds)) * 1000,
+      "ms",
+      "lower",
+    );
+    const ring = await onEngines(rc, "ring", quick ? 2 : 5, rounds);
+    put("(comm, vs mpi4py) allreduce 8 MB, 4 engines", ring * 1000, "ms", "lower");
+    put(
+      "(comm) allreduce 8 MB, 4 engines, trees (reduce + bcast) instead of the ring",
+      (await onEngines(rc, "tree", quick ? 2 : 5, rounds)) * 1000,
+      "ms",
+      "lower",
+    );
+    put(
+      "(comm, vs mpi4py) bcast 8 MB, 4 engines",
+      (await onEngines(rc, "bcast", quick ? 2 : 5, rounds)) * 1000,
+      "ms",
+      "lower",
+    );
+    // The route without a communicator: every array to the client, the sum back to every engine.
+    await rc.view().execute("globalThis.part = new Float64Array(1 << 20).fill(1)");
+    const times: number[] = [];
+    for (let r = 0; r < rounds; r++) {
+      const [s] = await timed(async () => {
+        const parts = (await rc.view().pull("part")) as Float64Array[];
+        const sum = parts[0]!.slice();
+        for (const p of parts.slice(1)) for (let i = 0; i < sum.length; i++) sum[i] = sum[i]! + p[i]!;
+        await rc.view().push({ total: sum });
+      });
+      times.push(s);
+    }
+    clientRoute = median(times);
+    put("(comm) allreduce 8 MB, 4 engines, through the client (pull, sum, push)", clientRoute * 1000, "ms", "lower");
+    put("(comm) allreduce 8 MB: speedup of comm over the route through the client", clientRoute / ring, "×", "higher");
+  } finally {
+    await cluster.stop();
+  }
+  return mpi4py();
+}
