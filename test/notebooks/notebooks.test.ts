@@ -1,5 +1,5 @@
 /**
- * The five tutorial notebooks, executed headless through the tsparallel kernel by Debian's
+ * The tutorial notebooks, executed headless through the tsparallel kernel by Debian's
  * nbconvert (nbclient) against the real clusters they start, with their key outputs checked;
  * then the timeline and a Vega-Lite chart are rendered to PNG in headless chromium.
  */
@@ -75,6 +75,8 @@ test("001 introduction: views, data movement, magics with [stdout:N] from every 
   assert.match(t, /Out\[0:\d+\]: \[ 1, 4, 9 \]/);
   assert.match(t, /Out\[3:\d+\]: 'slept on \d+'/, "%pxresult after --noblock");
   assert.match(t, /\[ 10, 40, 90, 160 \]/, "parallel map");
+  for (const id of [0, 1, 2, 3])
+    assert.match(t, new RegExp(`\\[stdout:${id}\\] rank ${id}: my chunk adds up to \\d+, all of them to 120`), "comm");
   assert.match(t, /7 items by engine: 2\/2\/2\/1/, "one contiguous task per engine");
   assert.match(t, /\[ 13, -1, 13, -1 \]/, "execute on even and odd engines");
   assert.match(t, /client\.json \(mode 600\)/, "the connection file, private");
@@ -203,6 +205,25 @@ const COUNT_COLOURS = `(async () => {
   for (let k = 0; k < px.length; k += 4) seen.add((px[k] << 16) | (px[k + 1] << 8) | px[k + 2]);
   return seen.size;
 })()`;
+
+test("006 engines together: a ring, a distributed mean and variance, a heat equation with halo exchange, split", async () => {
+  const t = texts(await execute("006_engines_together"));
+  for (const id of [0, 1, 2, 3])
+    assert.match(t, new RegExp(`\\[stdout:${id}\\] rank ${id} of 4 got: hello from rank ${(id + 3) % 4}`));
+  assert.match(t, /\[stdout:0\] n = 1000000, mean = 2\.9\d+|n = 1000000, mean = 3\.0\d+/);
+  const diff = /meanDifference: ([\d.e+-]+),\s+varianceDifference: ([\d.e+-]+)/.exec(t);
+  assert.ok(diff && Number(diff[1]) < 1e-9 && Number(diff[2]) < 1e-9, `distributed = serial: ${diff?.[0]}`);
+  assert.match(t, /after 1000 steps the bar holds 0\.1\d+ of the 0\.12533 of heat it started with/);
+  assert.match(t, /cells: 400,\s+largestDifference: 0,/, "the halo exchange gives the serial scheme's answer exactly");
+  for (const id of [0, 1, 2, 3])
+    assert.match(
+      t,
+      new RegExp(
+        `world rank ${id}: rank ${id >> 1} of 2 among the ${id % 2 ? "odd" : "even"} ranks, whose world ranks add up to ${id % 2 ? 4 : 2}`,
+      ),
+    );
+  assert.match(t, /allreduce of 8 MB on 4 engines: \d+ ms with comm, \d+ ms through the client \(sum 10\)/);
+});
 
 test("the timeline and the histogram render to PNG with several colours", async (t) => {
   if (chartsOf002.length === 0) return t.skip("002 did not run");
