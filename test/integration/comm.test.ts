@@ -12,6 +12,19 @@ import type { Communicator } from "../../engine/comm";
 
 const clusters = clusterPerTest();
 
+/**
+ * `p`, or a failure once `ms` have passed: a lost member must fail the others within the
+ * heartbeat's deadline (5 missed beats of 1 s, plus the notice's way), never hang them.
+ */
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not end within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+const DEADLINE_MS = 10_000;
+
 /** Everything a member does, in one apply: its results by operation. */
 async function everyOperation(): Promise<Record<string, unknown>> {
   const comm = (globalThis as unknown as { comm: Communicator }).comm;
@@ -140,7 +153,7 @@ describe("comm", () => {
       .catch(() => undefined);
     await until(async () => (await rc.queueStatus(3))[3]?.queue === 1, 10_000, "rank 3 busy");
     process.kill(pidOf(3), "SIGKILL");
-    const failed = await waiting.then(
+    const failed = await within(waiting, DEADLINE_MS, "the allreduce").then(
       () => assert.fail("the allreduce should fail"),
       (e: unknown) => e,
     );
@@ -154,7 +167,10 @@ describe("comm", () => {
     });
     await until(async () => (await rc.queueStatus(0))[0]?.queue === 1, 10_000, "rank 0 in recv");
     process.kill(pidOf(1), "SIGKILL");
-    await assert.rejects(receiving, /rank 1 \(engine 1\) of communicator \S+ was lost/);
+    await assert.rejects(
+      within(receiving, DEADLINE_MS, "the recv"),
+      /rank 1 \(engine 1\) of communicator \S+ was lost/,
+    );
     // And the member that was not waiting finds out at its next call.
     await assert.rejects(
       rc.view(2).apply(async () => (globalThis as unknown as { comm: Communicator }).comm.barrier()),
