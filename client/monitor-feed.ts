@@ -11,7 +11,8 @@
 import * as zmq from "zeromq";
 import type { ConnectionInfo } from "../protocol/connection";
 import { endpoint } from "../protocol/connection";
-import { type MonitorUpdate, isMsg } from "../protocol/messages";
+import { isMsg } from "../protocol/messages";
+import { type MonitorUpdate, readingUpdate } from "../protocol/monitor";
 import { Session } from "../protocol/session";
 import { curveClientKeys, receiveLimits, withCurve } from "../protocol/socket";
 import { TimeoutError, TsParallelError } from "./errors";
@@ -52,7 +53,7 @@ export class MonitorFeed implements AsyncIterable<MonitorUpdate> {
         throw e;
       }
       const msg = this.session.decode(frames);
-      if (msg && isMsg(msg, "monitor_update")) return msg.content;
+      if (msg && isMsg(msg, "monitor_update")) return readingUpdate(msg.content);
       this.socket.receiveTimeout = Math.max(1, deadline - Date.now());
     }
     throw new TimeoutError(
@@ -64,7 +65,7 @@ export class MonitorFeed implements AsyncIterable<MonitorUpdate> {
     this.socket.receiveTimeout = -1;
     for await (const frames of this.socket) {
       const msg = this.session.decode(frames);
-      if (msg && isMsg(msg, "monitor_update")) yield msg.content;
+      if (msg && isMsg(msg, "monitor_update")) yield readingUpdate(msg.content);
     }
   }
 

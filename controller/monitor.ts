@@ -5,7 +5,8 @@
  * coalesced, a few times a second, in one signed message: a cluster running thousands of tasks a
  * second pays for a few hundred small objects per reading, not a message per task.
  */
-import type { MonitorUpdate, MonitoredEngine, MonitoredProgress, MonitoredTask } from "../protocol/messages";
+import type { MonitoredEngine, MonitoredProgress } from "../protocol/messages";
+import { type MonitorReading, type TaskColumns, emptyColumns } from "../protocol/monitor";
 import type { TaskRecord } from "./records";
 import type { EngineEntry } from "./registry";
 
@@ -44,7 +45,9 @@ export interface MonitorSource {
 }
 
 export class Monitor {
-  private tasks: MonitoredTask[] = [];
+  private tasks: TaskColumns = emptyColumns();
+  /** Each label's index in this reading's `tasks.labels`. */
+  private labelIndex = new Map<string, number>();
   private dropped = 0;
   private last = Date.now();
   /** Per engine id: its own last reading, and how many of its tasks failed. */
@@ -128,26 +131,30 @@ export class Monitor {
       if (p.ended >= p.size) p.finished = now;
     }
     if (!this.watching) return;
-    if (this.tasks.length >= TASKS_PER_UPDATE) {
+    const t = this.tasks;
+    if (t.msg_id.length >= TASKS_PER_UPDATE) {
       this.dropped++;
       return;
     }
+    const label = taskLabel(r);
+    let index = this.labelIndex.get(label);
+    if (index === undefined) {
+      index = t.labels.push(label) - 1;
+      this.labelIndex.set(label, index);
+    }
     const status = r.state === "done" ? "done" : r.state === "aborted" ? "aborted" : "failed";
-    const task: MonitoredTask = {
-      msg_id: r.msgId,
-      engine_id: r.engineId ?? null,
-      label: taskLabel(r),
-      submitted: new Date(r.submitted).toISOString(),
-      started: r.started ?? null,
-      completed: r.completed ?? new Date().toISOString(),
-      status,
-    };
-    if (status === "failed" && r.error) task.error = r.error;
-    this.tasks.push(task);
+    if (status === "failed" && r.error) t.errors[String(t.msg_id.length)] = r.error;
+    t.msg_id.push(r.msgId);
+    t.engine_id.push(r.engineId ?? null);
+    t.label.push(index);
+    t.submitted.push(r.submitted);
+    t.started.push(r.started ?? null);
+    t.completed.push(r.completed ?? new Date(now).toISOString());
+    t.status.push(status);
   }
 
   /** The reading now; the tasks it carries are not carried again. */
-  update(source: MonitorSource, now = Date.now()): MonitorUpdate {
+  update(source: MonitorSource, now = Date.now()): MonitorReading {
     let queued = 0;
     const returned = new Set<number>();
     const live = [...source.engines()].map((e): MonitoredEngine => {
@@ -174,7 +181,7 @@ export class Monitor {
     this.replaceRestarted(live, returned);
     const engines = [...live, ...this.lost.values()].sort((a, b) => a.id - b.id);
     const { progress, more } = this.progressNow(now);
-    const update: MonitorUpdate = {
+    const update: MonitorReading = {
       at: new Date(now).toISOString(),
       interval_ms: now - this.last,
       engines,
@@ -185,7 +192,8 @@ export class Monitor {
       progress,
       progress_more: more,
     };
-    this.tasks = [];
+    this.tasks = emptyColumns();
+    this.labelIndex = new Map();
     this.dropped = 0;
     this.last = now;
     return update;

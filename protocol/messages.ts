@@ -6,7 +6,7 @@
  * narrows one message, and a `Handlers` table (one function per type, `dispatch`) narrows each
  * handler's message (the zeromq.js `EventOfType` idea, instead of jupyterlab's overloads).
  */
-import type { MonitorUpdate } from "./monitor";
+import type { MonitorReading } from "./monitor";
 
 /** Jupyter's error content; also what `RemoteError` is rebuilt from. */
 export interface ErrorContent {
@@ -336,7 +336,7 @@ export interface ContentMap {
   /** Controller to engines: a registered engine was lost, so the communicators it was in fail. */
   peer_lost: { uuid: string; engine_id: number; reason: string };
   /** What the controller's monitor stream publishes, a few times a second (controller/monitor.ts). */
-  monitor_update: MonitorUpdate;
+  monitor_update: MonitorReading;
 }
 
 export interface ApplyContent {

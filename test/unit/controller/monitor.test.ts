@@ -13,6 +13,7 @@ import {
 import type { TaskRecord } from "../../../controller/records";
 import type { EngineEntry } from "../../../controller/registry";
 import { renderTop } from "../../../cluster/top";
+import { type MonitorUpdate, readingUpdate } from "../../../protocol/monitor";
 import { engineEntry, taskRecord } from "../../helpers/records";
 
 const engine = (id: number, completed = 0): EngineEntry =>
@@ -28,6 +29,11 @@ const record = (msgId: string, over: Partial<TaskRecord> = {}): TaskRecord =>
     ...over,
   });
 
+/** A reading as MonitorFeed hands it over: its task columns as rows. */
+function update(m: Monitor, src: Parameters<Monitor["update"]>[0], now?: number): MonitorUpdate {
+  return readingUpdate(m.update(src, now));
+}
+
 function source(engines: EngineEntry[], queues: Record<number, string[]>, records: Record<string, TaskRecord>) {
   return {
     engines: () => engines,
@@ -42,11 +48,11 @@ test("unwatched, the monitor collects no task; watched, each finished task is ca
   const m = new Monitor();
   m.finished(record("a"));
   const src = source([engine(0, 1)], {}, {});
-  assert.deepEqual(m.update(src).tasks, [], "nobody watched");
+  assert.deepEqual(update(m, src).tasks, [], "nobody watched");
   m.watchers = 1;
   m.finished(record("b", { label: "stage-2" }));
   m.finished(record("c", { state: "failed", error: "RangeError: too big" }));
-  const u = m.update(src);
+  const u = update(m, src);
   assert.deepEqual(
     u.tasks.map((t) => [t.msg_id, t.label, t.status, t.error]),
     [
@@ -55,7 +61,7 @@ test("unwatched, the monitor collects no task; watched, each finished task is ca
     ],
   );
   assert.equal(u.tasks[0]!.submitted, "2026-12-03T10:00:00.000Z");
-  assert.deepEqual(m.update(src).tasks, [], "carried once");
+  assert.deepEqual(update(m, src).tasks, [], "carried once");
 });
 
 test("engines read busy or idle from their queues, with the running task's label and failures", () => {
@@ -63,7 +69,8 @@ test("engines read busy or idle from their queues, with the running task's label
   m.finished(record("f", { state: "failed", engineId: 1 })); // counted even unwatched
   m.engineStats(1, 97.5, 64 * 2 ** 20);
   const running = record("r", { state: "assigned", name: "simulate", engineId: 1 });
-  const u = m.update(
+  const u = update(
+    m,
     source([engine(1, 5), engine(0, 2)], { 1: ["r", "q"] }, { r: running }),
     Date.parse("2026-12-03T10:00:09Z"),
   );
@@ -86,7 +93,7 @@ test("a reading carries at most TASKS_PER_UPDATE tasks and counts the rest as dr
   const m = new Monitor();
   m.watchers = 1;
   for (let i = 0; i < TASKS_PER_UPDATE + 3; i++) m.finished(record(`t${i}`));
-  const u = m.update(source([], {}, {}));
+  const u = update(m, source([], {}, {}));
   assert.equal(u.tasks.length, TASKS_PER_UPDATE);
   assert.equal(u.dropped, 3);
 });
@@ -119,7 +126,7 @@ test("an AsyncResult's tasks are counted per client and tag, watched or not, and
   m.finished(mine[0]!, t0 + 1000);
   m.finished({ ...mine[1]!, state: "failed" }, t0 + 2000);
   const src = source([engine(0)], {}, {});
-  const u = m.update(src, t0 + 2000);
+  const u = update(m, src, t0 + 2000);
   assert.deepEqual(
     u.progress.map((p) => [p.client, p.id, p.label, p.size, p.submitted, p.done, p.failed, p.finished]),
     [
@@ -128,13 +135,13 @@ test("an AsyncResult's tasks are counted per client and tag, watched or not, and
     ],
   );
   m.finished(mine[2]!, t0 + 3000);
-  const ended = m.update(src, t0 + 3000).progress[0]!;
+  const ended = update(m, src, t0 + 3000).progress[0]!;
   assert.equal(ended.finished, new Date(t0 + 3000).toISOString());
-  assert.equal(m.update(src, t0 + 3000 + ENDED_SHOWN_MS - 1).progress.length, 2, "still shown, full");
-  assert.equal(m.update(src, t0 + 3000 + ENDED_SHOWN_MS + 1).progress.length, 1, "then let go");
+  assert.equal(update(m, src, t0 + 3000 + ENDED_SHOWN_MS - 1).progress.length, 2, "still shown, full");
+  assert.equal(update(m, src, t0 + 3000 + ENDED_SHOWN_MS + 1).progress.length, 1, "then let go");
   // A client that stopped submitting halfway: forgotten once nothing of it has moved for long.
   m.finished(theirs, t0 + 4000);
-  assert.equal(m.update(src, t0 + 4000 + ABANDONED_MS + 1).progress.length, 0);
+  assert.equal(update(m, src, t0 + 4000 + ABANDONED_MS + 1).progress.length, 0);
 });
 
 test("a reading lists at most PROGRESS_PER_UPDATE results and counts the rest", () => {
@@ -146,7 +153,7 @@ test("a reading lists at most PROGRESS_PER_UPDATE results and counts the rest", 
         header: { msg_id: `t${i}`, msg_type: "apply_request", session: "s", username: "u", date: "", version: "5.3" },
       }),
     );
-  const u = m.update(source([], {}, {}));
+  const u = update(m, source([], {}, {}));
   assert.equal(u.progress.length, PROGRESS_PER_UPDATE);
   assert.equal(u.progress_more, 3);
   assert.deepEqual(
@@ -162,7 +169,7 @@ test("a lost engine stays listed as lost, a restarted one as restarting, until i
   m.engineGone(engine(1, 4));
   m.restarting(2);
   m.engineGone(engine(2, 1));
-  const u = m.update(source([engine(0)], {}, {}));
+  const u = update(m, source([engine(0)], {}, {}));
   assert.deepEqual(
     u.engines.map((e) => [e.id, e.state, e.done, e.failed, e.cpu, e.queued]),
     [
@@ -171,7 +178,7 @@ test("a lost engine stays listed as lost, a restarted one as restarting, until i
       [2, "restarting", 1, 0, null, 0],
     ],
   );
-  const back = m.update(source([engine(0), engine(1)], {}, {}));
+  const back = update(m, source([engine(0), engine(1)], {}, {}));
   assert.deepEqual(
     back.engines.map((e) => [e.id, e.state]),
     [
@@ -181,7 +188,7 @@ test("a lost engine stays listed as lost, a restarted one as restarting, until i
     ],
     "engine 1 registered again under its own id: it replaces nobody",
   );
-  const replaced = m.update(source([engine(0), engine(1), engine(3)], {}, {}));
+  const replaced = update(m, source([engine(0), engine(1), engine(3)], {}, {}));
   assert.deepEqual(
     replaced.engines.map((e) => [e.id, e.state]),
     [
@@ -192,5 +199,5 @@ test("a lost engine stays listed as lost, a restarted one as restarting, until i
     "engine 3, new in local-0, took restarting engine 2's place",
   );
   for (let id = 10; id < 10 + LOST_KEPT + 5; id++) m.engineGone(engine(id));
-  assert.equal(m.update(source([], {}, {})).engines.length, LOST_KEPT, "the newest lost engines are kept");
+  assert.equal(update(m, source([], {}, {})).engines.length, LOST_KEPT, "the newest lost engines are kept");
 });
