@@ -476,9 +476,9 @@ export class Hub {
     this.ports.lost?.(engine);
     this.publish("unregistration_notification", { ...this.registry.describe(engine), reason, seq: this.registry.seq });
     // The engines too: a communicator with this member fails on the others, rather than wait.
-    const lost = { uuid: engine.uuid, engine_id: id, reason };
-    for (const e of this.registry.all())
-      this.ports.toEngine(this.session.encode("peer_lost", lost, { identities: [e.identity] }).frames);
+    // Signed once: the signature does not cover the routing identity in front of it.
+    const notice = this.session.encode("peer_lost", { uuid: engine.uuid, engine_id: id, reason }).frames;
+    for (const e of this.registry.all()) this.ports.toEngine([e.identity, ...notice]);
     const { tasks, ready } = this.ledger.engineLost(engine);
     for (const { record, running } of tasks) {
       if (record.route.kind === "task" && (!running || record.retriesLeft > 0)) {
