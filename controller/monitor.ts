@@ -14,6 +14,8 @@ import type { EngineEntry } from "./registry";
 export const TASKS_PER_UPDATE = 5000;
 /** Most AsyncResults one reading lists (the rest are counted), and lost engines it keeps listing. */
 export const PROGRESS_PER_UPDATE = 50;
+/** Most AsyncResults counted at once (each is a few numbers). */
+export const PROGRESS_KEPT = 10_000;
 export const LOST_KEPT = 256;
 /** An ended AsyncResult stays listed this long, so its bar is seen full. */
 export const ENDED_SHOWN_MS = 10_000;
@@ -114,6 +116,8 @@ export class Monitor {
         finished: undefined,
       };
       this.progress.set(key, p);
+      // Results whose client stopped submitting halfway, unwatched, are let go oldest first.
+      if (this.progress.size > PROGRESS_KEPT) this.progress.delete(this.progress.keys().next().value!);
     }
     p.submitted++;
     p.lastNews = r.submitted;
@@ -129,6 +133,8 @@ export class Monitor {
       if (r.state !== "done") p.failed++;
       p.lastNews = now;
       if (p.ended >= p.size) p.finished = now;
+      // Readings let ended results go; with nobody watching there are none, so it goes now.
+      if (p.finished !== undefined && !this.watching) this.progress.delete(`${r.header!.session}/${r.progress!.id}`);
     }
     if (!this.watching) return;
     const t = this.tasks;

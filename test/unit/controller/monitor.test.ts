@@ -6,6 +6,7 @@ import {
   ENDED_SHOWN_MS,
   LOST_KEPT,
   Monitor,
+  PROGRESS_KEPT,
   PROGRESS_PER_UPDATE,
   TASKS_PER_UPDATE,
   taskLabel,
@@ -134,6 +135,7 @@ test("an AsyncResult's tasks are counted per client and tag, watched or not, and
       ["ada@session-", 1, "stage-2", 2, 1, 0, 0, null],
     ],
   );
+  m.watchers = 1; // someone watches: the ended result stays listed a while
   m.finished(mine[2]!, t0 + 3000);
   const ended = update(m, src, t0 + 3000).progress[0]!;
   assert.equal(ended.finished, new Date(t0 + 3000).toISOString());
@@ -142,6 +144,24 @@ test("an AsyncResult's tasks are counted per client and tag, watched or not, and
   // A client that stopped submitting halfway: forgotten once nothing of it has moved for long.
   m.finished(theirs, t0 + 4000);
   assert.equal(update(m, src, t0 + 4000 + ABANDONED_MS + 1).progress.length, 0);
+});
+
+test("unwatched, an ended result is let go at once, and at most PROGRESS_KEPT are counted", () => {
+  const m = new Monitor();
+  const header = (id: string) =>
+    ({ msg_id: id, msg_type: "apply_request", session: "s", username: "u", date: "", version: "5.3" }) as const;
+  const one = record("a", { progress: { id: 1, size: 1 }, header: header("a") });
+  m.submitted(one);
+  m.finished(one);
+  m.watchers = 1;
+  assert.equal(update(m, source([], {}, {})).progress.length, 0, "nothing left of it");
+  m.watchers = 0;
+  for (let i = 0; i < PROGRESS_KEPT + 2; i++)
+    m.submitted(record(`t${i}`, { progress: { id: 100 + i, size: 2 }, header: header(`t${i}`) }));
+  m.watchers = 1;
+  const u = update(m, source([], {}, {}));
+  assert.equal(u.progress.length + u.progress_more, PROGRESS_KEPT);
+  assert.equal(u.progress[0]!.id, 102, "the oldest went first");
 });
 
 test("a reading lists at most PROGRESS_PER_UPDATE results and counts the rest", () => {
@@ -153,6 +173,7 @@ test("a reading lists at most PROGRESS_PER_UPDATE results and counts the rest", 
         header: { msg_id: `t${i}`, msg_type: "apply_request", session: "s", username: "u", date: "", version: "5.3" },
       }),
     );
+  m.watchers = 1; // shown while watched
   const u = update(m, source([], {}, {}));
   assert.equal(u.progress.length, PROGRESS_PER_UPDATE);
   assert.equal(u.progress_more, 3);
@@ -178,26 +199,23 @@ test("a lost engine stays listed as lost, a restarted one as restarting, until i
       [2, "restarting", 1, 0, null, 0],
     ],
   );
-  const back = update(m, source([engine(0), engine(1)], {}, {}));
-  assert.deepEqual(
-    back.engines.map((e) => [e.id, e.state]),
-    [
-      [0, "idle"],
-      [1, "idle"],
-      [2, "restarting"],
-    ],
+  const states = (ids: number[]): string =>
+    update(
+      m,
+      source(
+        ids.map((id) => engine(id)),
+        {},
+        {},
+      ),
+    )
+      .engines.map((e) => `${e.id}:${e.state}`)
+      .join(" ");
+  assert.equal(
+    states([0, 1]),
+    "0:idle 1:idle 2:restarting",
     "engine 1 registered again under its own id: it replaces nobody",
   );
-  const replaced = update(m, source([engine(0), engine(1), engine(3)], {}, {}));
-  assert.deepEqual(
-    replaced.engines.map((e) => [e.id, e.state]),
-    [
-      [0, "idle"],
-      [1, "idle"],
-      [3, "idle"],
-    ],
-    "engine 3, new in local-0, took restarting engine 2's place",
-  );
+  assert.equal(states([0, 1, 3]), "0:idle 1:idle 3:idle", "engine 3, new in local-0, took restarting engine 2's place");
   for (let id = 10; id < 10 + LOST_KEPT + 5; id++) m.engineGone(engine(id));
   assert.equal(update(m, source([], {}, {})).engines.length, LOST_KEPT, "the newest lost engines are kept");
 });
