@@ -86,6 +86,7 @@ export class Communicator {
     this.check();
     this.rankCheck(to, "send to");
     this.sendFrames(to, `u${String(opts.tag ?? 0)}`, serialize(value));
+    return Promise.resolve();
   }
 
   /** The next value from `from` (any rank when left out) with the tag. */
