@@ -52,14 +52,7 @@ export function combine(op: ReduceOp, a: unknown, b: unknown, mayReuse: boolean)
   if (isNumericArray(a) && isNumericArray(b)) {
     if (a.length !== b.length) throw shapeError(a, b);
     const out = mayReuse ? a : a.slice();
-    const n = out.length;
-    // One loop per operator: the call through `f` would cost more than the arithmetic.
-    const x = out as unknown as number[];
-    const y = b as unknown as number[];
-    if (op === "sum") for (let i = 0; i < n; i++) x[i] = x[i]! + y[i]!;
-    else if (op === "prod") for (let i = 0; i < n; i++) x[i] = x[i]! * y[i]!;
-    else if (op === "min") for (let i = 0; i < n; i++) x[i] = y[i]! < x[i]! ? y[i]! : x[i]!;
-    else for (let i = 0; i < n; i++) x[i] = y[i]! > x[i]! ? y[i]! : x[i]!;
+    kernel(op, out, b)(out, b);
     return out;
   }
   if (Array.isArray(a) && Array.isArray(b)) {
@@ -71,6 +64,35 @@ export function combine(op: ReduceOp, a: unknown, b: unknown, mayReuse: boolean)
   throw new TsParallelError(
     `"${op}" combines numbers, bigints, typed arrays or arrays of them; got ${describe(a)} and ${describe(b)}: pass a function (a, b) => value for other values`,
   );
+}
+
+type NamedOp = Exclude<ReduceOp, (a: unknown, b: unknown) => unknown>;
+type Kernel = (x: NumericArray, y: NumericArray) => void;
+
+const STEP: Record<NamedOp, string> = {
+  sum: "x[i] + y[i]",
+  prod: "x[i] * y[i]",
+  min: "y[i] < x[i] ? y[i] : x[i]",
+  max: "y[i] > x[i] ? y[i] : x[i]",
+};
+const kernels = new Map<string, Kernel>();
+
+/**
+ * The loop folding `y` into `x`, one compiled function per operator and pair of array types.
+ * V8 specializes a loop for the element types it has seen: one loop fed every typed array type
+ * ran about 40× slower than one that only ever saw Float64Array (21 ms against 0.55 ms per 2 MB
+ * on the benchmark machine). Closures of one literal share what V8 learns, so each pair gets a
+ * function of its own from `new Function`, whose source is only these fixed strings.
+ */
+function kernel(op: NamedOp, x: NumericArray, y: NumericArray): Kernel {
+  const key = `${op} ${x.constructor.name} ${y.constructor.name}`;
+  let k = kernels.get(key);
+  if (k === undefined) {
+    // eslint-disable-next-line @typescript-eslint/no-implied-eval -- see above: fixed source, one function per type pair
+    k = new Function("x", "y", `"use strict"; for (let i = 0, n = x.length; i < n; i++) x[i] = ${STEP[op]};`) as Kernel;
+    kernels.set(key, k);
+  }
+  return k;
 }
 
 function describe(v: unknown): string {
