@@ -35,6 +35,16 @@ export interface CommInfo {
   size: number;
   /** Engine ids by rank. */
   engines: number[];
+  /** Whether its members share one host's memory, which its large arrays then go through. */
+  sharedMemory: boolean;
+}
+
+export interface CommOptions {
+  /**
+   * false: large arrays take the engines' sockets even when all members are on one host (to
+   * measure one against the other, or where /dev/shm is small). Default true.
+   */
+  sharedMemory?: boolean;
 }
 
 /** Any argument may be a Reference resolved on the engine. */
@@ -277,14 +287,18 @@ export class DirectView<S extends boolean = boolean> extends View {
    * Forms a communicator over exactly this view's engines (ranks in target order; for "all" on
    * engines mpiexec started, their MPI ranks) and resolves once every member reaches every other.
    * On each member the global `comm` (or `import { comm } from "tsparallel/engine"`) is then
-   * its own end: `comm.rank`, `comm.send`, `comm.allreduce`… (engine/comm.ts).
+   * its own end: `comm.rank`, `comm.send`, `comm.allreduce`… (engine/comm.ts). When every
+   * member is on one host, its large arrays go through shared memory (`{ sharedMemory: false }`
+   * keeps them on the sockets).
    *
    * ```ts
    * await rc.view().comm();
    * %px const total = await comm.allreduce(local, "sum");
    * ```
    */
-  async comm(): Promise<CommInfo> {
+  async comm(opts: CommOptions = {}): Promise<CommInfo> {
+    if (opts.sharedMemory !== undefined && typeof opts.sharedMemory !== "boolean")
+      throw new TypeError(`comm({ sharedMemory }) takes true or false, not ${JSON.stringify(opts.sharedMemory)}`);
     let { ids } = this.client.targetIds(this.targets);
     if (this.targets === "all") {
       const info = await this.withTargets(ids).send<Array<{ mpiRank: number | null }>>(
@@ -313,8 +327,12 @@ export class DirectView<S extends boolean = boolean> extends View {
       };
     });
     const id = randomUUID();
-    await this.withTargets(ids).send({ kind: "builtin", name: "comm_open" }, [{ id, members }], "comm");
-    return { id, size: ids.length, engines: ids };
+    const opened = await this.withTargets(ids).send<Array<{ sharedMemory: boolean }>>(
+      { kind: "builtin", name: "comm_open" },
+      [{ id, members, ...(opts.sharedMemory === false ? { sharedMemory: false } : {}) }],
+      "comm",
+    );
+    return { id, size: ids.length, engines: ids, sharedMemory: [opened].flat().every((o) => o.sharedMemory) };
   }
 
   /** Makes this view the target of `%px` (or `%px<suffix>`, e.g. `%px_even`). */

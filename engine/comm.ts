@@ -8,6 +8,11 @@
  * binomial trees for bcast and reduce, a ring (reduce-scatter then allgather) for allreduce of
  * large typed arrays, which moves 2·(n−1)/n of the array per rank instead of log n copies of it.
  *
+ * When every member is on one host (they share the private /dev/shm folder), large typed arrays
+ * take shared memory instead (protocol/bulk.ts windows): allreduce becomes a reduce-scatter and
+ * an allgather in which each rank writes once and every other reads straight from its window into
+ * place, two message rounds instead of the ring's 2·(n−1); bcast writes once and every rank reads.
+ *
  * As in MPI, every member calls the same collectives in the same order: each collective takes
  * the communicator's next sequence number, and its messages carry it as their tag, so two
  * collectives never mix. A member lost (the controller says so) breaks the communicator: every
@@ -15,6 +20,7 @@
  * fails the pending calls too, and the communicator with them (its members may be at different
  * steps): form a new one.
  */
+import { type WindowWriter, framesFromWindow, framesToWindow } from "../protocol/bulk";
 import { TsParallelError } from "../protocol/errors";
 import { deserialize, serialize } from "../protocol/serialize";
 import { type ReduceOp, checkOp, combine } from "./reduce";
@@ -39,14 +45,35 @@ export class CommError extends TsParallelError {
 /** Where the engine keeps its newest communicator: the global `comm`, and `tsparallel/engine`'s. */
 export const CURRENT_COMM = Symbol.for("tsparallel.comm");
 
-/** Typed arrays at least this large go round the ring in allreduce; smaller ones take the trees. */
-export const RING_BYTES = 64 * 1024;
+/**
+ * Typed arrays at least this large take the large-array paths (shared memory on one host, else
+ * the ring for allreduce); smaller ones take the trees, whose fewer steps matter more then.
+ */
+export const LARGE_BYTES = 64 * 1024;
+
+/**
+ * A communicator's shared memory, when all its members are on one host: a window of this rank's
+ * per use (each use has its own rules for when it may be written again), and the others' to read.
+ */
+export interface CommMemory {
+  window(use: "scatter" | "gather" | "bcast"): WindowWriter;
+  read(window: string, offset: number, into: ArrayBufferView): void;
+  close(): void;
+}
+
+type NamedOp = Exclude<ReduceOp, (a: unknown, b: unknown) => unknown>;
+type NumericArray = NodeJS.TypedArray;
 
 interface Waiter {
   from: number | undefined;
   tag: string;
   resolve(m: { from: number; frames: Buffer[] }): void;
   reject(e: Error): void;
+}
+
+export interface ReduceOptions {
+  /** Write the result into the typed array passed in, and return it (MPI_IN_PLACE). */
+  inPlace?: boolean;
 }
 
 export interface SendOptions {
@@ -63,6 +90,14 @@ export class Communicator {
   /** Arrived and not yet received, by `${from}|${tag}`, in arrival order. */
   private readonly mailbox = new Map<string, Buffer[][]>();
   private readonly waiters: Waiter[] = [];
+  /** Set when every member is on one host; how each communicator split from this one gets its own. */
+  private memoryOf: (() => CommMemory) | undefined;
+  private memory: CommMemory | undefined;
+  /** Collectives through shared memory run one after the other on a rank, even if not awaited. */
+  private memoryTurn: Promise<unknown> = Promise.resolve();
+  /** Ranks still to say they read this rank's last bcast from its window. */
+  private bcastReaders = 0;
+  private scratch = new ArrayBuffer(0);
 
   constructor(
     readonly id: string,
@@ -78,6 +113,17 @@ export class Communicator {
   /** `[rank/size engine N]`, as the engines' own view of it. */
   toString(): string {
     return `<Communicator ${this.id} rank ${this.rank} of ${this.size}>`;
+  }
+
+  /** Every member agreed they share memory: large arrays go through `memory()`'s windows. */
+  shareMemory(memory: () => CommMemory): void {
+    this.memoryOf = memory;
+    this.memory = memory();
+  }
+
+  /** Whether large arrays go through shared memory. */
+  get sharesMemory(): boolean {
+    return this.memory !== undefined;
   }
 
   // ---------------------------------------------------------------- point to point
@@ -98,35 +144,55 @@ export class Communicator {
 
   // ---------------------------------------------------------------- collectives
 
-  /** `value` of `root` on every rank (a binomial tree: each rank forwards what it got, as it got it). */
-  async bcast<T>(value: T, root = 0): Promise<T> {
-    const tag = this.collective(root);
-    const frames = await this.treeBcast(tag, root, this.rank === root ? serialize(value) : undefined);
-    return (this.rank === root ? value : deserialize(frames)) as T;
+  /**
+   * `value` of `root` on every rank: a binomial tree (each rank forwards what it got, as it got
+   * it), or through shared memory from the root to all at once. `{ inPlace: true }` (MPI's
+   * buffer broadcast): every rank passes a typed array of the root's type and length, which the
+   * root's contents are written into and which is returned, no new array.
+   */
+  async bcast<T>(value: T, root = 0, opts: ReduceOptions = {}): Promise<T> {
+    return this.guarded(async () => {
+      const tag = this.collective(root);
+      const inPlace = opts.inPlace === true;
+      if (inPlace && !(ArrayBuffer.isView(value) && !(value instanceof DataView)))
+        throw new CommError(`bcast: { inPlace: true } needs a typed array on every rank, not ${typeof value}`);
+      const into = inPlace ? (value as unknown as NumericArray) : undefined;
+      let got: unknown;
+      if (this.memory) got = await this.inTurn(() => this.sharedBcast(tag, root, value, into));
+      else {
+        const frames = await this.treeBcast(tag, root, this.rank === root ? serialize(value) : undefined);
+        got = this.rank === root ? value : deserialize(frames);
+      }
+      return (into && got !== value ? landIn(into, got, root) : got) as T;
+    });
   }
 
   /** `values[i]` of `root` to rank i (root passes one value per rank). */
   async scatter<T>(values: readonly T[] | undefined, root = 0): Promise<T> {
-    const tag = this.collective(root);
-    if (this.rank !== root) return deserialize((await this.take(root, tag)).frames) as T;
-    const all: readonly T[] | undefined = values;
-    if (all?.length !== this.size || !Array.isArray(values))
-      throw new CommError(`scatter: rank ${root} must pass an array of ${this.size} values, one per rank`);
-    for (let r = 0; r < this.size; r++) if (r !== root) this.sendFrames(r, tag, serialize(all[r]));
-    return all[root]!;
+    return this.guarded(async () => {
+      const tag = this.collective(root);
+      if (this.rank !== root) return deserialize((await this.take(root, tag)).frames) as T;
+      const all: readonly T[] | undefined = values;
+      if (all?.length !== this.size || !Array.isArray(values))
+        throw new CommError(`scatter: rank ${root} must pass an array of ${this.size} values, one per rank`);
+      for (let r = 0; r < this.size; r++) if (r !== root) this.sendFrames(r, tag, serialize(all[r]));
+      return all[root]!;
+    });
   }
 
   /** Every rank's value, in rank order, on `root`; undefined elsewhere. */
   async gather<T>(value: T, root = 0): Promise<T[] | undefined> {
-    const tag = this.collective(root);
-    if (this.rank !== root) {
-      this.sendFrames(root, tag, serialize(value));
-      return undefined;
-    }
-    const out = new Array<T>(this.size);
-    out[root] = value;
-    for (let r = 0; r < this.size; r++) if (r !== root) out[r] = deserialize((await this.take(r, tag)).frames) as T;
-    return out;
+    return this.guarded(async () => {
+      const tag = this.collective(root);
+      if (this.rank !== root) {
+        this.sendFrames(root, tag, serialize(value));
+        return undefined;
+      }
+      const out = new Array<T>(this.size);
+      out[root] = value;
+      for (let r = 0; r < this.size; r++) if (r !== root) out[r] = deserialize((await this.take(r, tag)).frames) as T;
+      return out;
+    });
   }
 
   /** Every rank's value, in rank order, on every rank. */
@@ -137,23 +203,42 @@ export class Communicator {
 
   /** `op` over every rank's value, on `root` (a binomial tree); undefined elsewhere. */
   async reduce<T>(value: T, op: ReduceOp, root = 0): Promise<T | undefined> {
-    const f = checkOp(op);
-    const tag = this.collective(root);
-    return (await this.treeReduce(tag, root, value, f)) as T | undefined;
+    return this.guarded(async () => {
+      const f = checkOp(op);
+      const tag = this.collective(root);
+      return (await this.treeReduce(tag, root, value, f)) as T | undefined;
+    });
   }
 
-  /** `op` over every rank's value, on every rank: a ring for large typed arrays, else reduce + bcast. */
-  async allreduce<T>(value: T, op: ReduceOp): Promise<T> {
-    const f = checkOp(op);
-    if (ArrayBuffer.isView(value) && !(value instanceof DataView) && typeof f === "string") {
-      const n = (value as unknown as { length: number }).length;
-      if (value.byteLength >= RING_BYTES && n >= this.size && this.size > 1)
-        return this.ringAllreduce(value as unknown as Float64Array, f) as unknown as T;
-    }
-    const tag = this.collective(0);
-    const reduced = await this.treeReduce(tag, 0, value, f);
-    const frames = await this.treeBcast(tag, 0, this.rank === 0 ? serialize(reduced) : undefined);
-    return (this.rank === 0 ? reduced : deserialize(frames)) as T;
+  /**
+   * `op` over every rank's value, on every rank. Large typed arrays go through shared memory
+   * when every member is on one host, else round a ring; other values take reduce + bcast.
+   * `{ inPlace: true }` (MPI_IN_PLACE) writes the result into `value`, a typed array, and
+   * returns it: no new array per call, as a loop of steps over one buffer wants.
+   */
+  async allreduce<T>(value: T, op: ReduceOp, opts: ReduceOptions = {}): Promise<T> {
+    return this.guarded(async () => {
+      const f = checkOp(op);
+      const typed = ArrayBuffer.isView(value) && !(value instanceof DataView);
+      const inPlace = opts.inPlace === true;
+      if (inPlace && !typed)
+        throw new CommError(`allreduce: { inPlace: true } needs a typed array to write into, not ${typeof value}`);
+      if (typed && typeof f === "string") {
+        const array = value as unknown as NumericArray;
+        if (array.byteLength >= LARGE_BYTES && array.length >= this.size && this.size > 1) {
+          const tag = this.collective(0);
+          if (this.memory) return this.inTurn(() => this.sharedAllreduce(tag, array, f, inPlace)) as Promise<T>;
+          return this.ringAllreduce(tag, array as Float64Array, f, inPlace) as unknown as T;
+        }
+      }
+      const tag = this.collective(0);
+      const reduced = await this.treeReduce(tag, 0, value, f);
+      const frames = await this.treeBcast(tag, 0, this.rank === 0 ? serialize(reduced) : undefined);
+      const result = (this.rank === 0 ? reduced : deserialize(frames)) as T;
+      if (!inPlace || result === value) return result;
+      copyInto(value as unknown as NumericArray, result);
+      return value;
+    });
   }
 
   /** Returns once every rank has called it. */
@@ -167,29 +252,33 @@ export class Communicator {
    * links are shared by every communicator.
    */
   async split(color: number | string | null, key = this.rank): Promise<Communicator | undefined> {
-    const n = ++this.splits;
-    const all = await this.allgather([color, key] as const);
-    if (color === null) return undefined;
-    const ranks = all
-      .map(([c, k], rank) => ({ c, k, rank }))
-      .filter((m) => m.c === color)
-      .sort((a, b) => a.k - b.k || a.rank - b.rank)
-      .map((m) => m.rank);
-    const sub = new Communicator(
-      `${this.id}/${n}:${String(color)}`,
-      ranks.indexOf(this.rank),
-      ranks.map((r) => this.members[r]!),
-      this.transport,
-      this.adopt,
-    );
-    this.adopt(sub);
-    return sub;
+    return this.guarded(async () => {
+      const n = ++this.splits;
+      const all = await this.allgather([color, key] as const);
+      if (color === null) return undefined;
+      const ranks = all
+        .map(([c, k], rank) => ({ c, k, rank }))
+        .filter((m) => m.c === color)
+        .sort((a, b) => a.k - b.k || a.rank - b.rank)
+        .map((m) => m.rank);
+      const sub = new Communicator(
+        `${this.id}/${n}:${String(color)}`,
+        ranks.indexOf(this.rank),
+        ranks.map((r) => this.members[r]!),
+        this.transport,
+        this.adopt,
+      );
+      if (this.memoryOf) sub.shareMemory(this.memoryOf);
+      this.adopt(sub);
+      return sub;
+    });
   }
 
   // ---------------------------------------------------------------- delivery and faults
 
   /** A message for this communicator arrived. */
   deliver(from: number, tag: string, frames: Buffer[]): void {
+    if (tag === FAILED) return this.break(new CommError(`${this.whoIs(from)} failed: ${String(deserialize(frames))}`));
     const i = this.waiters.findIndex((w) => w.tag === tag && (w.from === undefined || w.from === from));
     if (i >= 0) {
       const [w] = this.waiters.splice(i, 1);
@@ -207,6 +296,7 @@ export class Communicator {
     this.broken ??= error;
     for (const w of this.waiters.splice(0)) w.reject(this.broken);
     this.mailbox.clear();
+    this.memory?.close();
   }
 
   /** A call of this member waits for a message. */
@@ -263,13 +353,12 @@ export class Communicator {
   /**
    * Ring allreduce over a typed array: n−1 steps of reduce-scatter (each rank ends owning one
    * reduced chunk), then n−1 of allgather; each step sends one chunk right and receives one from
-   * the left. Works on a copy: the caller's array is not changed.
+   * the left. Works on a copy unless in place.
    */
-  private async ringAllreduce(value: Float64Array, op: Exclude<ReduceOp, (a: unknown, b: unknown) => unknown>) {
-    const tag = this.collective(0);
+  private async ringAllreduce(tag: string, value: Float64Array, op: NamedOp, inPlace: boolean) {
     const size = this.size;
-    const out = value.slice();
-    const bounds = Array.from({ length: size + 1 }, (_, i) => Math.floor((i * out.length) / size));
+    const out = inPlace ? value : value.slice();
+    const bounds = chunkBounds(out.length, size);
     const chunk = (c: number): Float64Array => out.subarray(bounds[c], bounds[c + 1]);
     const right = (this.rank + 1) % size;
     const left = (this.rank - 1 + size) % size;
@@ -288,7 +377,140 @@ export class Communicator {
     return out;
   }
 
+  /**
+   * Allreduce through shared memory. Reduce-scatter: each rank writes its array (less its own
+   * chunk) to its scatter window and tells the others; rank q reads chunk q of every other
+   * window and folds it into its copy, in rank order. Allgather: rank q writes its reduced chunk
+   * to its gather window and tells the others, who read it straight into place.
+   *
+   * No acknowledgements are needed, as the messages already order the reads before any rewrite:
+   * a rank rewrites its scatter window only after every other's gather message of the last call,
+   * sent once that rank had read it; and its gather window only after every other's scatter
+   * message of this call, sent once that rank had finished the last one.
+   */
+  private async sharedAllreduce(
+    tag: string,
+    value: NumericArray,
+    op: NamedOp,
+    inPlace: boolean,
+  ): Promise<NumericArray> {
+    const memory = this.memory!;
+    const { size, rank } = this;
+    const bytes = value.BYTES_PER_ELEMENT;
+    const bounds = chunkBounds(value.length, size);
+    const chunk = (a: NumericArray, r: number): NumericArray => a.subarray(bounds[r], bounds[r + 1]);
+    // Only this rank's own chunk is needed from `value` in place: the others are read into `out`.
+    const out = inPlace ? value : new (value.constructor as new (n: number) => NumericArray)(value.length);
+    const mine = chunk(out, rank);
+    if (!inPlace) copyInto(mine, chunk(value, rank));
+    const scatter = memory.window("scatter");
+    scatter.write(0, value.subarray(0, bounds[rank]));
+    scatter.write(bounds[rank + 1]! * bytes, value.subarray(bounds[rank + 1]));
+    for (let r = 0; r < size; r++) if (r !== rank) this.sendFrames(r, tag, serialize(scatter.name));
+    // Read and fold in pieces that stay in the core's cache between the copy and the fold.
+    const piece = Math.max(1, Math.floor(FOLD_BYTES / bytes));
+    const theirs = this.scratchLike(mine.subarray(0, piece));
+    for (let r = 0; r < size; r++) {
+      if (r === rank) continue;
+      const window = deserialize((await this.take(r, tag)).frames) as string;
+      for (let at = 0; at < mine.length; at += piece) {
+        const part = mine.subarray(at, at + piece);
+        const got = part.length === theirs.length ? theirs : theirs.subarray(0, part.length);
+        memory.read(window, (bounds[rank]! + at) * bytes, got);
+        combine(op, part, got, true);
+      }
+    }
+    const gather = memory.window("gather");
+    gather.write(bounds[rank]! * bytes, mine);
+    for (let r = 0; r < size; r++) if (r !== rank) this.sendFrames(r, tag, serialize(gather.name));
+    for (let r = 0; r < size; r++) {
+      if (r === rank) continue;
+      memory.read(deserialize((await this.take(r, tag)).frames) as string, bounds[r]! * bytes, chunk(out, r));
+    }
+    return out;
+  }
+
+  /**
+   * Bcast when every member shares memory: the root sends to each rank directly, its large
+   * buffers written once to its bcast window for all of them to read. Each reader says when it
+   * is done, and the root's next bcast waits for that before writing the window again.
+   */
+  private async sharedBcast(tag: string, root: number, value: unknown, into?: NumericArray): Promise<unknown> {
+    const memory = this.memory!;
+    if (this.rank !== root) {
+      const { frames } = await this.take(root, tag);
+      if (frames[0]?.length !== 0) return deserialize(frames.slice(1)); // nothing large in it
+      // In place, the one large buffer of a typed array lands straight in the caller's array.
+      const target = (index: number, bytes: number): Buffer | undefined =>
+        into && index === 1 && bytes === into.byteLength
+          ? Buffer.from(into.buffer, into.byteOffset, into.byteLength)
+          : undefined;
+      let read: Buffer[];
+      try {
+        read = framesFromWindow(frames.slice(1), (w, offset, to) => memory.read(w, offset, to), target);
+      } finally {
+        this.sendFrames(root, BCAST_READ, []); // done with the window, read or not
+      }
+      const got = deserialize(read);
+      return into && sameMemory(got, into) ? into : got;
+    }
+    for (; this.bcastReaders > 0; this.bcastReaders--) await this.take(undefined, BCAST_READ);
+    const frames = serialize(value);
+    const windowed = framesToWindow(frames, memory.window("bcast"), LARGE_BYTES);
+    // A first frame tells the two apart: empty, then a window's whereabouts; else a copy of the first.
+    const message = windowed ? [Buffer.alloc(0), ...windowed] : [Buffer.alloc(1), ...frames];
+    if (windowed) this.bcastReaders = this.size - 1;
+    for (let r = 0; r < this.size; r++) if (r !== root) this.sendFrames(r, tag, message);
+    return value;
+  }
+
   // ---------------------------------------------------------------- plumbing
+
+  /**
+   * Runs a collective; if it fails on this member for a reason of its own (a wrong shape, a full
+   * /dev/shm), the communicator breaks and every other member is told, so their calls fail
+   * naming this rank instead of waiting for messages that will never come.
+   */
+  private async guarded<R>(run: () => Promise<R>): Promise<R> {
+    try {
+      return await run();
+    } catch (e) {
+      throw this.fail(e);
+    }
+  }
+
+  private fail(e: unknown): Error {
+    if (this.broken) return this.broken; // lost, interrupted, or told already: the others know
+    const code = (e as NodeJS.ErrnoException | undefined)?.code;
+    const why =
+      (e instanceof Error ? e.message : String(e)) +
+      (code === "ENOSPC" ? "; /dev/shm is full: form the communicator with view.comm({ sharedMemory: false })" : "");
+    for (let r = 0; r < this.size; r++)
+      if (r !== this.rank)
+        this.transport.send(this.members[r]!, { comm: this.id, from: this.rank, tag: FAILED }, serialize(why));
+    const error = new CommError(`${this.whoIs(this.rank)} failed: ${why}`);
+    this.break(error);
+    return error;
+  }
+
+  /** `rank R (engine E) of communicator ID`, as errors name a member. */
+  whoIs(rank: number): string {
+    return `rank ${rank} (engine ${this.members[rank]!.engineId}) of communicator ${this.id}`;
+  }
+
+  /** Runs `step` after this rank's earlier collectives through shared memory have ended. */
+  private inTurn<R>(step: () => Promise<R>): Promise<R> {
+    const run = this.memoryTurn.then(step);
+    this.memoryTurn = run.catch(() => undefined);
+    return run;
+  }
+
+  /** A view of this communicator's scratch memory, as long as and of the type of `like`. */
+  private scratchLike(like: NumericArray): NumericArray {
+    if (this.scratch.byteLength < like.byteLength) this.scratch = new ArrayBuffer(like.byteLength);
+    const Ctor = like.constructor as new (b: ArrayBuffer, offset: number, length: number) => NumericArray;
+    return new Ctor(this.scratch, 0, like.length);
+  }
 
   /** The next collective's tag; checks the communicator and the root. */
   private collective(root: number): string {
@@ -331,4 +553,48 @@ export class Communicator {
     if (!Number.isInteger(r) || r < 0 || r >= this.size)
       throw new CommError(`cannot ${what} rank ${String(r)}: this communicator has ranks 0 to ${this.size - 1}`);
   }
+}
+
+/** How much of another rank's chunk an allreduce through shared memory reads at a time. */
+const FOLD_BYTES = 256 * 1024;
+
+/** The tag of a member's word that a collective failed on it (guarded). */
+const FAILED = "!";
+
+/** A reader's note to a bcast's root that it is done with the root's window. */
+const BCAST_READ = "w";
+
+/** What a bcast in place received, in the caller's array (a one-line error if it does not fit). */
+function landIn(into: NumericArray, got: unknown, root: number): NumericArray {
+  if (got?.constructor !== into.constructor || (got as NumericArray).length !== into.length)
+    throw new CommError(
+      `bcast in place: rank ${root} sent ${ArrayBuffer.isView(got) ? "a " : ""}${describeValue(got)}, which does not fit the ${describeValue(into)} this rank passed`,
+    );
+  copyInto(into, got);
+  return into;
+}
+
+function sameMemory(got: unknown, into: NumericArray): boolean {
+  return (
+    ArrayBuffer.isView(got) &&
+    got.constructor === into.constructor &&
+    got.buffer === into.buffer &&
+    got.byteOffset === into.byteOffset &&
+    got.byteLength === into.byteLength
+  );
+}
+
+function describeValue(v: unknown): string {
+  if (ArrayBuffer.isView(v)) return `${v.constructor.name} of ${(v as NumericArray).length ?? v.byteLength}`;
+  return v === null ? "null" : typeof v;
+}
+
+/** `from`'s elements into `to` (typed arrays of one type: Float64Array stands for any). */
+function copyInto(to: NumericArray, from: unknown): void {
+  (to as Float64Array).set(from as Float64Array);
+}
+
+/** Where each of `size` near-equal chunks of `length` elements starts (and the last ends). */
+function chunkBounds(length: number, size: number): number[] {
+  return Array.from({ length: size + 1 }, (_, i) => Math.floor((i * length) / size));
 }

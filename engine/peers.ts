@@ -9,15 +9,18 @@
  * messages in order, which the collectives' message matching relies on.
  */
 import * as zmq from "zeromq";
+import { SharedWindow, WindowReader, sharesMemoryWith } from "../protocol/bulk";
 import type { Session } from "../protocol/session";
 import { Outbox, receiveLimits } from "../protocol/socket";
 import type { MessageOf } from "../protocol/messages";
-import { CURRENT_COMM, CommError, type CommMember, type CommTransport, Communicator } from "./comm";
+import { CURRENT_COMM, CommError, type CommMember, type CommMemory, type CommTransport, Communicator } from "./comm";
 
 /** What `rc.view(targets).comm()` sends each member (the `comm_open` builtin's argument). */
 export interface CommOpen {
   id: string;
   members: CommMember[];
+  /** false: large arrays take the sockets even when every member shares this host's memory. */
+  sharedMemory?: boolean;
 }
 
 /** Communicators whose messages are kept before this engine joins them (the oldest go first). */
@@ -41,7 +44,7 @@ export class Peers implements CommTransport {
   ) {}
 
   /** Joins a communicator: it becomes the global `comm`. Resolves once every member can be reached. */
-  async open({ id, members }: CommOpen): Promise<{ rank: number; size: number }> {
+  async open({ id, members, sharedMemory }: CommOpen): Promise<{ rank: number; size: number; sharedMemory: boolean }> {
     const rank = members.findIndex((m) => m.uuid === this.uuid);
     if (rank < 0) throw new CommError(`this engine is not a member of communicator ${id}`);
     const comm = new Communicator(id, rank, members, this, (c) => this.join(c));
@@ -52,8 +55,11 @@ export class Peers implements CommTransport {
     }
     (globalThis as Record<PropertyKey, unknown>)[CURRENT_COMM] = comm;
     (globalThis as Record<string, unknown>).comm = comm;
-    await comm.barrier(); // every link carries a message: each member heard from every other
-    return { rank, size: comm.size };
+    // Shared memory only if every member sees every other's marker in this user's private
+    // /dev/shm folder: one host (or one /dev/shm), and a verdict all members reach together.
+    const sees = sharedMemory !== false && members.every((m) => sharesMemoryWith(m.uuid));
+    if ((await comm.allreduce(sees ? 1 : 0, "min")) === 1) comm.shareMemory(() => new EngineCommMemory());
+    return { rank, size: comm.size, sharedMemory: comm.sharesMemory };
   }
 
   send(to: CommMember, header: { comm: string; from: number; tag: string }, frames: Buffer[]): void {
@@ -100,6 +106,7 @@ export class Peers implements CommTransport {
   }
 
   close(): void {
+    for (const c of this.comms.values()) c.break(new CommError(`communicator ${c.id} was closed: its engine stops`));
     for (const { socket, outbox } of this.links.values()) {
       outbox.close();
       socket.close();
@@ -123,8 +130,28 @@ export class Peers implements CommTransport {
   }
 }
 
+/** A communicator's windows in the private /dev/shm folder, made on first use, removed when it breaks. */
+class EngineCommMemory implements CommMemory {
+  private readonly windows = new Map<string, SharedWindow>();
+  private readonly reader = new WindowReader();
+
+  window(use: "scatter" | "gather" | "bcast"): SharedWindow {
+    let w = this.windows.get(use);
+    if (!w) this.windows.set(use, (w = new SharedWindow()));
+    return w;
+  }
+
+  read(window: string, offset: number, into: ArrayBufferView): void {
+    this.reader.read(window, offset, into);
+  }
+
+  close(): void {
+    for (const w of this.windows.values()) w.close();
+    this.windows.clear();
+    this.reader.close();
+  }
+}
+
 function lostError(c: Communicator, uuid: string, reason: string): CommError {
-  const rank = c.rankOf(uuid)!;
-  const engine = c.members[rank]!.engineId;
-  return new CommError(`rank ${rank} (engine ${engine}) of communicator ${c.id} was lost: ${reason}`);
+  return new CommError(`${c.whoIs(c.rankOf(uuid)!)} was lost: ${reason}`);
 }

@@ -107,7 +107,7 @@ function privateDir(): string | undefined {
   return undefined;
 }
 
-const { O_WRONLY, O_RDONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
+const { O_WRONLY, O_RDONLY, O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
 
 /** Creates `file` (never an existing one, never through a link) with `data`; removes it if the write fails. */
 function writeExclusive(file: string, data: Uint8Array | string): void {
@@ -265,4 +265,149 @@ export function sweepStale(isAlive: (pid: number) => boolean): void {
     }
     if (pids.some((pid) => Number.isInteger(pid) && pid > 0 && !isAlive(pid))) removeFiles([file]);
   }
+}
+
+/**
+ * A file in the private folder that one process writes at offsets, again and again, and the
+ * processes it names it to read at offsets: shared memory without mmap, which Node lacks. Its
+ * pages stay allocated between uses, so a rewrite costs one copy (a new file per message would
+ * also pay for fresh pages, which costs more than the copy). Whoever writes it decides when a
+ * region may be written again (after its readers said they are done). Named like the other
+ * files (owner and writer are this process), so sweepStale removes it if the process dies.
+ */
+export class SharedWindow {
+  readonly name: string;
+  private fd: number | undefined;
+
+  /** Throws when the folder is not private to this user (callers then keep the socket path). */
+  constructor() {
+    const dir = privateDir();
+    if (dir === undefined) throw new TsParallelError("shared memory is not private to this user");
+    this.name = `${process.pid}-${process.pid}.w${randomBytes(12).toString("base64url")}`;
+    this.fd = fs.openSync(path.join(dir, this.name), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
+  }
+
+  /** Writes `data` at byte `offset` (the file grows as needed). */
+  write(offset: number, data: ArrayBufferView): void {
+    if (this.fd === undefined) throw new TsParallelError(`shared-memory window ${this.name} is closed`);
+    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    for (let done = 0; done < bytes.length;)
+      done += fs.writeSync(this.fd, bytes, done, bytes.length - done, offset + done);
+  }
+
+  close(): void {
+    if (this.fd === undefined) return;
+    fs.closeSync(this.fd);
+    this.fd = undefined;
+    const dir = privateDir();
+    if (dir !== undefined) removeFiles([path.join(dir, this.name)]);
+  }
+}
+
+/** Reads other processes' windows, keeping each open (a few per peer) until closed. */
+export class WindowReader {
+  private readonly open = new Map<string, number>();
+
+  /** Fills `into` from byte `offset` of window `name`; a one-line error when it cannot. */
+  read(name: string, offset: number, into: ArrayBufferView): void {
+    const bytes = new Uint8Array(into.buffer, into.byteOffset, into.byteLength);
+    const fd = this.fd(name);
+    for (let done = 0; done < bytes.length;) {
+      const n = fs.readSync(fd, bytes, done, bytes.length - done, offset + done);
+      if (n === 0)
+        throw new TsParallelError(
+          `shared-memory window ${name} ends before byte ${offset + bytes.length}: its writer changed it or went away`,
+        );
+      done += n;
+    }
+  }
+
+  /** Forgets window `name` (its writer replaced it). */
+  forget(name: string): void {
+    const fd = this.open.get(name);
+    if (fd !== undefined) fs.closeSync(fd);
+    this.open.delete(name);
+  }
+
+  close(): void {
+    for (const name of [...this.open.keys()]) this.forget(name);
+  }
+
+  private fd(name: string): number {
+    let fd = this.open.get(name);
+    if (fd !== undefined) return fd;
+    const dir = privateDir();
+    if (!NAME.test(name) || dir === undefined)
+      throw new TsParallelError(`cannot read shared-memory window ${JSON.stringify(name)}: not a window of this user`);
+    try {
+      fd = fs.openSync(path.join(dir, name), O_RDONLY | O_NOFOLLOW);
+      if (!fs.fstatSync(fd).isFile()) throw new Error("not a regular file");
+    } catch (e) {
+      if (fd !== undefined) fs.closeSync(fd);
+      throw new TsParallelError(`cannot open shared-memory window ${name}: ${(e as Error).message}`);
+    }
+    this.open.set(name, fd);
+    return fd;
+  }
+}
+
+/** What a window is to the code that sends through one: its name, and writing at offsets. */
+export interface WindowWriter {
+  readonly name: string;
+  write(offset: number, data: ArrayBufferView): void;
+}
+
+/**
+ * The message's frames with those of at least `minBytes` after the first written one after the
+ * other into `window` and emptied; a frame in front says where they are. Returns undefined (and
+ * writes nothing) when no frame is that large.
+ */
+export function framesToWindow(
+  frames: readonly Buffer[],
+  window: WindowWriter,
+  minBytes: number,
+): Buffer[] | undefined {
+  const at: Array<[index: number, offset: number, bytes: number]> = [];
+  let offset = 0;
+  const out = frames.map((f, index) => {
+    if (index === 0 || f.length < minBytes) return f;
+    window.write(offset, f);
+    at.push([index, offset, f.length]);
+    offset += f.length;
+    return Buffer.alloc(0);
+  });
+  if (at.length === 0) return undefined;
+  return [Buffer.from(JSON.stringify({ window: window.name, at })), ...out];
+}
+
+/** The frames `framesToWindow` sent, each large one read back (into memory of its own) from the window. */
+export function framesFromWindow(
+  frames: readonly Buffer[],
+  read: (window: string, offset: number, into: Buffer) => void,
+  /** Memory the caller wants a frame read into (of exactly its size), instead of new memory. */
+  target: (index: number, bytes: number) => Buffer | undefined = () => undefined,
+): Buffer[] {
+  let where: { window: string; at: Array<[number, number, number]> };
+  try {
+    where = JSON.parse(frames[0]?.toString("utf8") ?? "") as typeof where;
+    if (typeof where.window !== "string" || !Array.isArray(where.at)) throw new Error("no window");
+  } catch {
+    throw new TsParallelError("a message through shared memory does not say where its buffers are");
+  }
+  const out = frames.slice(1);
+  for (const [index, offset, bytes] of where.at) {
+    if (
+      !Number.isInteger(index) ||
+      index < 1 ||
+      index >= out.length ||
+      !Number.isInteger(offset) ||
+      !Number.isInteger(bytes)
+    )
+      throw new TsParallelError(`a message through shared memory names buffer ${String(index)} wrongly`);
+    // Memory of its own (offset 0): aligned for any typed array the value rebuilds over it.
+    const into = target(index, bytes) ?? Buffer.allocUnsafeSlow(bytes);
+    read(where.window, offset, into);
+    out[index] = into;
+  }
+  return out;
 }

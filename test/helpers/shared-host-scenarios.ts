@@ -11,6 +11,7 @@ import { startCluster, until, type TestCluster } from "./cluster";
 import { asNobody, NOBODY } from "./shared-host";
 import { bulkDir } from "../../protocol/bulk";
 import { connectionFile } from "../../protocol/connection";
+import type { Communicator } from "../../engine/comm";
 
 const MB = 1024 * 1024;
 const names = (): string[] => (fs.existsSync(bulkDir()) ? fs.readdirSync(bulkDir()).sort() : []);
@@ -123,6 +124,34 @@ async function full(): Promise<Record<string, unknown>> {
 }
 
 /**
+ * A communicator whose windows do not fit /dev/shm (3 engines × ~4 MB in 6 MB): the allreduce
+ * fails on every member with one line that says what to do, nothing is left behind, and a
+ * communicator over the sockets does the same sum.
+ */
+async function commFull(): Promise<Record<string, unknown>> {
+  const t = await startCluster(3);
+  try {
+    const shared = await t.rc.view().comm();
+    const sum = (): Promise<unknown> =>
+      t.rc.view().apply(async () => {
+        const comm = (globalThis as unknown as { comm: Communicator }).comm;
+        const total = await comm.allreduce(new Float64Array(512 * 1024).fill(comm.rank + 1), "sum");
+        return total[total.length - 1];
+      });
+    const failed = await sum().then(
+      () => "no error",
+      (e: unknown) => String(e),
+    );
+    await until(() => names().every((n) => n.startsWith("engine-")), 10_000, "the windows to be removed");
+    const left = names();
+    const sockets = await t.rc.view().comm({ sharedMemory: false });
+    return { shared: shared.sharedMemory, failed, left, sockets: sockets.sharedMemory, sums: await sum() };
+  } finally {
+    await t.stop();
+  }
+}
+
+/**
  * The controller's task database on a file system that fills up (`full`) or turns read-only
  * mid-run (`readonly`): one line in the log, the controller keeps serving, and it stops when
  * asked. Returns what the log said and what still worked.
@@ -187,6 +216,7 @@ async function main(): Promise<void> {
     takeover,
     privateFolder,
     full,
+    commFull,
     dbFull: () => taskStore("full"),
     dbReadOnly: () => taskStore("readonly"),
   };

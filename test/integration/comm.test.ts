@@ -1,13 +1,16 @@
 /**
  * Communicators on real engines (engine/comm.ts): every operation on 1, 2, 3 and 4 engines,
- * checked against the serial computation; a 1 MB Float64Array allreduce round the ring, on an
- * odd and an even number of engines; sub-communicators; a member SIGKILLed during allreduce and
- * during recv, with every other member failing, naming the rank and engine, within the deadline;
- * an interrupt ending a pending recv.
+ * checked against the serial computation, through shared memory and over the sockets alone; a
+ * 1 MB Float64Array allreduce and bcast both ways (the windows, the ring), in place and to a new
+ * array, on an odd and an even number of engines; sub-communicators; a member SIGKILLed during
+ * allreduce and during recv, with every other member failing, naming the rank and engine, within
+ * the deadline, and its windows swept; an interrupt ending a pending recv.
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import * as fs from "node:fs";
 import { clusterPerTest, until } from "../helpers/cluster";
+import { bulkDir } from "../../protocol/bulk";
 import type { Communicator } from "../../engine/comm";
 
 const clusters = clusterPerTest();
@@ -24,6 +27,12 @@ function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 const DEADLINE_MS = 10_000;
+
+/** The shared-memory windows (protocol/bulk.ts) the process `pid` has in the private folder. */
+function windowsOf(pid: number): string[] {
+  const names = fs.existsSync(bulkDir()) ? fs.readdirSync(bulkDir()) : [];
+  return names.filter((n) => n.startsWith(`${pid}-${pid}.w`));
+}
 
 /** Everything a member does, in one apply: its results by operation. */
 async function everyOperation(): Promise<Record<string, unknown>> {
@@ -89,49 +98,90 @@ function expected(r: number, n: number): Record<string, unknown> {
 }
 
 describe("comm", () => {
-  test("every operation on 1, 2, 3 and 4 engines matches the serial computation", async () => {
+  test("every operation on 1, 2, 3 and 4 engines matches the serial computation, through shared memory or not", async () => {
     const { rc } = await clusters.start(4);
-    for (const targets of [[2], [0, 1], [3, 1, 2], [0, 1, 2, 3]]) {
-      const info = await rc.view(targets).comm();
-      assert.deepEqual(info.engines, targets, "ranks in target order");
-      const results = [await rc.view(targets).apply(everyOperation)].flat();
-      results.forEach((got, k) => assert.deepEqual(got, expected(k, targets.length), `rank ${k} of ${targets.length}`));
-    }
+    for (const sharedMemory of [true, false])
+      for (const targets of [[2], [0, 1], [3, 1, 2], [0, 1, 2, 3]]) {
+        const info = await rc.view(targets).comm({ sharedMemory });
+        assert.deepEqual(info.engines, targets, "ranks in target order");
+        assert.equal(info.sharedMemory, sharedMemory, "one host: shared memory unless refused");
+        const results = [await rc.view(targets).apply(everyOperation)].flat();
+        results.forEach((got, k) =>
+          assert.deepEqual(got, expected(k, targets.length), `rank ${k} of ${targets.length}, ${info.sharedMemory}`),
+        );
+      }
   });
 
-  test("a 1 MB Float64Array allreduce goes round the ring on 3 and 4 engines, the inputs untouched", async () => {
-    const { rc } = await clusters.start(4);
-    for (const targets of [
-      [0, 1, 2],
-      [0, 1, 2, 3],
-    ]) {
-      await rc.view(targets).comm();
-      const sums = await rc.view(targets).apply(async () => {
-        const comm = (globalThis as unknown as { comm: Communicator }).comm;
-        const local = new Float64Array(131072).map((_, i) => i + comm.rank);
-        const total = await comm.allreduce(local, "sum");
-        const max = await comm.allreduce(local, "max");
-        let checksum = 0;
-        for (let i = 0; i < total.length; i++) checksum += total[i]! - comm.size * i + max[i]! - i;
-        return {
-          checksum,
-          first: total[0],
-          last: total.at(-1),
-          untouched: local[5] === 5 + comm.rank,
-          n: total.length,
-        };
-      });
-      const n = targets.length;
-      const rankSum = (n * (n - 1)) / 2;
-      for (const s of sums as Array<Record<string, unknown>>)
-        assert.deepEqual(s, {
-          checksum: 131072 * (rankSum + n - 1),
-          first: rankSum,
-          last: 131071 * n + rankSum,
-          untouched: true,
-          n: 131072,
+  test("1 MB allreduce and bcast through the windows and round the ring, in place or not, on 3 and 4 engines; the windows go with their engines", async () => {
+    const t = await clusters.start(4);
+    const { rc } = t;
+    for (const sharedMemory of [true, false])
+      for (const targets of [
+        [0, 1, 2],
+        [0, 1, 2, 3],
+      ]) {
+        await rc.view(targets).comm({ sharedMemory });
+        const sums = await rc.view(targets).apply(async () => {
+          const comm = (globalThis as unknown as { comm: Communicator }).comm;
+          const local = new Float64Array(131072).map((_, i) => i + comm.rank);
+          const total = await comm.allreduce(local, "sum");
+          const max = await comm.allreduce(local, "max");
+          let checksum = 0;
+          for (let i = 0; i < total.length; i++) checksum += total[i]! - comm.size * i + max[i]! - i;
+          const mine = local.slice();
+          const inPlace = await comm.allreduce(mine, "sum", { inPlace: true });
+          const ints = await comm.allreduce(new Int32Array(100_003).fill(comm.rank + 1), "sum");
+          const root = comm.size - 1;
+          const sent = new Float64Array(200_001).map((_, i) => i * 0.5);
+          const got = await comm.bcast(comm.rank === root ? { sent, label: "big" } : undefined, root);
+          const buf = comm.rank === 0 ? sent.slice() : new Float64Array(sent.length);
+          const landed = await comm.bcast(buf, 0, { inPlace: true });
+          const half = await comm.split(comm.rank % 2);
+          const part = await half!.allreduce(new Float64Array(100_000).fill(comm.rank), "sum");
+          return {
+            checksum,
+            first: total[0],
+            last: total.at(-1),
+            untouched: local[5] === 5 + comm.rank,
+            n: total.length,
+            inPlace: inPlace === mine && inPlace.every((v, i) => v === total[i]),
+            ints: [ints[0], ints[100_002], ints.constructor.name],
+            bcast: got?.label === "big" && got.sent.length === sent.length && got.sent.every((v, i) => v === i * 0.5),
+            bcastInPlace: landed === buf && buf.every((v, i) => v === i * 0.5),
+            sub: [part[0], part[99_999]],
+          };
         });
-    }
+        const n = targets.length;
+        const rankSum = (n * (n - 1)) / 2;
+        const intSum = (n * (n + 1)) / 2;
+        for (const [k, s] of (sums as Array<Record<string, unknown>>).entries()) {
+          const same = Array.from({ length: n }, (_, i) => i).filter((i) => i % 2 === k % 2);
+          const subSum = same.reduce((a, b) => a + b, 0);
+          assert.deepEqual(
+            s,
+            {
+              checksum: 131072 * (rankSum + n - 1),
+              first: rankSum,
+              last: 131071 * n + rankSum,
+              untouched: true,
+              n: 131072,
+              inPlace: true,
+              ints: [intSum, intSum, "Int32Array"],
+              bcast: true,
+              bcastInPlace: true,
+              sub: [subSum, subSum],
+            },
+            `rank ${k} of ${n}, shared memory ${sharedMemory}`,
+          );
+        }
+      }
+    const pids = await t.pids();
+    assert.ok(
+      pids.some((pid) => windowsOf(pid).length > 0),
+      "the communicators through shared memory have windows while their engines run",
+    );
+    await t.stop();
+    for (const pid of pids) assert.deepEqual(windowsOf(pid), [], `engine ${pid} left no window behind`);
   });
 
   test("a member SIGKILLed during allreduce, or during a recv from it, fails every other member naming its rank and engine", async () => {
@@ -140,6 +190,12 @@ describe("comm", () => {
     await rc.view([0, 1, 2, 3]).comm();
     const engines = await rc.engines();
     const pidOf = (id: number): number => engines.find((e) => e.id === id)!.pid;
+    // One large allreduce first: every member, rank 3 too, has windows in the private folder.
+    await rc.view([0, 1, 2, 3]).apply(async () => {
+      const comm = (globalThis as unknown as { comm: Communicator }).comm;
+      return (await comm.allreduce(new Float64Array(200_000).fill(1), "sum"))[0];
+    });
+    assert.notDeepEqual(windowsOf(pidOf(3)), [], "rank 3 has windows before it is killed");
     // Ranks 0–2 wait in allreduce for rank 3, whose engine is stuck in a busy loop, then killed.
     const waiting = rc.view([0, 1, 2]).apply(async () => {
       const comm = (globalThis as unknown as { comm: Communicator }).comm;
@@ -158,6 +214,8 @@ describe("comm", () => {
       (e: unknown) => e,
     );
     assert.match(String(failed), /rank 3 \(engine 3\) of communicator \S+ was lost/);
+    // The windows of the killed engine (it could not remove them) are swept by the controller.
+    await until(() => windowsOf(pidOf(3)).length === 0, DEADLINE_MS, "the killed engine's windows to be swept");
 
     // A second communicator over the three left: rank 0 waits for rank 1's message; 1 is killed.
     await rc.view([0, 1, 2]).comm();

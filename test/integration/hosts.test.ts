@@ -181,7 +181,8 @@ const { Client } = require(${JSON.stringify(PACKAGE_ROOT)});
   const hosts = await rc.view().apply(() => require("node:os").networkInterfaces().eth0[0].address);
   console.log("HOSTS " + JSON.stringify(hosts) + " DIRECT " + rc.directTasks);
   // Engines on B and C talk to each other, CURVE-encrypted: an 800 KB allreduce round the ring.
-  await rc.view().comm();
+  // (The simulated hosts share this machine's /dev/shm; hosts apart would not, so the sockets.)
+  await rc.view().comm({ sharedMemory: false });
   const sums = await rc.view().apply(async () => {
     const c = globalThis.comm;
     const v = await c.allreduce(new Float64Array(100000).fill(c.rank + 1), "sum");

@@ -47,6 +47,21 @@ describe("a second user on the host", { skip }, () => {
   });
 });
 
+describe("comm on a /dev/shm too small for its windows", { skip }, () => {
+  test("the allreduce fails on every member in one line saying what to do, leaves nothing, and works over the sockets", async () => {
+    const { status, report, stderr } = await runScenario(SCENARIOS, ["commFull"], "6m");
+    assert.equal(status, 0, stderr);
+    assert.equal(report.shared, true);
+    assert.match(
+      String(report.failed),
+      /rank \d \(engine \d\) of communicator \S+ failed: ENOSPC.*\/dev\/shm is full: form the communicator with view\.comm\(\{ sharedMemory: false \}\)/,
+    );
+    assert.equal((report.left as string[]).length, 3, `only the engines' markers: ${String(report.left)}`);
+    assert.equal(report.sockets, false);
+    assert.deepEqual(report.sums, [6, 6, 6]);
+  });
+});
+
 describe("the task database on a failing file system", { skip }, () => {
   for (const [scenario, what] of [
     ["dbFull", "that fills up (ENOSPC)"],

@@ -208,6 +208,7 @@ const COUNT_COLOURS = `(async () => {
 
 test("006 engines together: a ring, a distributed mean and variance, a heat equation with halo exchange, split", async () => {
   const t = texts(await execute("006_engines_together"));
+  assert.match(t, /sharedMemory: true/, "the four engines share this host's memory, and the communicator says so");
   for (const id of [0, 1, 2, 3])
     assert.match(t, new RegExp(`\\[stdout:${id}\\] rank ${id} of 4 got: hello from rank ${(id + 3) % 4}`));
   assert.match(t, /\[stdout:0\] n = 1000000, mean = 2\.9\d+|n = 1000000, mean = 3\.0\d+/);

@@ -1,15 +1,44 @@
 /**
  * The collectives' algorithms on in-process communicators joined by a fake transport that
  * delivers each message later and out of step (the real links are peers.ts's): trees for every
- * root, the ring for sizes 2 to 7, against the serial answer; the reductions' one-line errors.
+ * root, the ring for sizes 2 to 7, against the serial answer; the shared-memory paths over fake
+ * windows (each read copies what the window holds at that moment, so a window rewritten too
+ * early shows as a wrong sum), calls issued before the last one ended; in place; the one-line
+ * errors.
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { CommError, type CommMember, Communicator, RING_BYTES } from "../../../engine/comm";
+import { CommError, type CommMember, type CommMemory, Communicator, LARGE_BYTES } from "../../../engine/comm";
 import { combine } from "../../../engine/reduce";
 
+/** Windows in this process, one Buffer each, grown as written; a read copies what is there now. */
+const windows = new Map<string, Buffer>();
+let memories = 0;
+class FakeMemory implements CommMemory {
+  private readonly id = ++memories;
+  window(use: string): { name: string; write(offset: number, data: ArrayBufferView): void } {
+    const name = `${this.id}-${use}`;
+    return {
+      name,
+      write: (offset, data) => {
+        const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+        let b = windows.get(name) ?? Buffer.alloc(0);
+        if (b.length < offset + bytes.length) b = Buffer.concat([b, Buffer.alloc(offset + bytes.length - b.length)]);
+        bytes.copy(b, offset);
+        windows.set(name, b);
+      },
+    };
+  }
+  read(window: string, offset: number, into: ArrayBufferView): void {
+    const b = windows.get(window);
+    if (!b || b.length < offset + into.byteLength) throw new Error(`window ${window} is short`);
+    b.copy(Buffer.from(into.buffer, into.byteOffset, into.byteLength), 0, offset, offset + into.byteLength);
+  }
+  close(): void {}
+}
+
 /** n communicators whose messages cross in random order between pairs (each pair keeps its order). */
-function world(n: number, seed = 1): Communicator[] {
+function world(n: number, seed = 1, shared = false): Communicator[] {
   const members: CommMember[] = Array.from({ length: n }, (_, i) => ({ engineId: i, uuid: `u${i}`, endpoint: "" }));
   let state = seed;
   const random = (): number => (state = (state * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
@@ -28,6 +57,7 @@ function world(n: number, seed = 1): Communicator[] {
         },
       }),
   );
+  if (shared) for (const c of comms) c.shareMemory(() => new FakeMemory());
   return comms;
 }
 
@@ -47,7 +77,7 @@ test("bcast and reduce from every root, on 1 to 6 ranks", async () => {
 });
 
 test("the ring allreduce of a large Float64Array equals the serial sum on 2 to 7 ranks, and leaves inputs alone", async () => {
-  const length = RING_BYTES / 8 + 13; // not a multiple of any size: uneven chunks
+  const length = LARGE_BYTES / 8 + 13; // not a multiple of any size: uneven chunks
   for (let n = 2; n <= 7; n++) {
     const comms = world(n, 10 + n);
     const inputs = comms.map((c) => Float64Array.from({ length }, (_, i) => i * (c.rank + 1)));
@@ -57,6 +87,118 @@ test("the ring allreduce of a large Float64Array equals the serial sum on 2 to 7
     inputs.forEach((x, k) => assert.equal(x[7], 7 * (k + 1), "input untouched"));
     const maxes = await Promise.all(comms.map((c, k) => c.allreduce(inputs[k]!, "max")));
     for (const m of maxes) assert.equal(m[length - 1], (length - 1) * n);
+  }
+});
+
+test("through shared memory, allreduce equals the serial answer on 1 to 7 ranks, calls may overlap, in place or not", async () => {
+  const length = LARGE_BYTES / 8 + 13;
+  for (let n = 1; n <= 7; n++) {
+    const comms = world(n, 20 + n, true);
+    const inputs = comms.map((c) => Float64Array.from({ length }, (_, i) => i * (c.rank + 1)));
+    // Three calls per rank issued at once: each must wait for the last to end on that rank.
+    const results = await Promise.all(
+      comms.map((c, k) =>
+        Promise.all([
+          c.allreduce(inputs[k]!, "sum"),
+          c.allreduce(
+            Int32Array.from({ length }, (_, i) => (i % 7) + k),
+            "max",
+          ),
+          c.allreduce(
+            BigInt64Array.from({ length: 9000 }, () => BigInt(k + 1)),
+            "prod",
+          ),
+        ]),
+      ),
+    );
+    const factor = (n * (n + 1)) / 2;
+    let fact = 1n;
+    for (let k = 1; k <= n; k++) fact *= BigInt(k);
+    for (const [sum, max, prod] of results) {
+      for (const i of [0, 1, length >> 1, length - 1]) assert.equal(sum[i], i * factor);
+      for (const i of [0, 6, length - 1]) assert.equal(max[i], (i % 7) + n - 1);
+      assert.equal(prod[0], fact);
+      assert.equal(prod[8999], fact);
+    }
+    inputs.forEach((x, k) => assert.equal(x[7], 7 * (k + 1), "input untouched"));
+    const mine = inputs.map((x) => x.slice());
+    const inPlace = await Promise.all(comms.map((c, k) => c.allreduce(mine[k]!, "sum", { inPlace: true })));
+    inPlace.forEach((r, k) => {
+      assert.equal(r, mine[k], "the caller's own array, written");
+      assert.equal(r[length - 1], (length - 1) * factor);
+    });
+  }
+});
+
+test("through shared memory, bcast from every root, large and small, back to back, and in place", async () => {
+  for (let n = 1; n <= 5; n++) {
+    const comms = world(n, 40 + n, true);
+    for (let root = 0; root < n; root++) {
+      const big = (k: number): Float64Array => Float64Array.from({ length: 20_000 }, (_, i) => i + k * 1000);
+      // Three back to back: the root must not rewrite its window before every rank read it.
+      const got = await Promise.all(
+        comms.map((c) =>
+          Promise.all([1, 2, 3].map((k) => c.bcast(c.rank === root ? { k, data: big(k) } : undefined, root))),
+        ),
+      );
+      for (const per of got)
+        per.forEach((v, j) => {
+          assert.equal(v!.k, j + 1);
+          assert.deepEqual(v!.data, big(j + 1));
+        });
+      const small = await Promise.all(comms.map((c) => c.bcast(c.rank === root ? "hi" : undefined, root)));
+      assert.deepEqual(small, Array(n).fill("hi"));
+      const bufs = comms.map((c) => (c.rank === root ? big(9) : new Float64Array(20_000)));
+      const landed = await Promise.all(comms.map((c, k) => c.bcast(bufs[k]!, root, { inPlace: true })));
+      landed.forEach((b, k) => {
+        assert.equal(b, bufs[k]);
+        assert.deepEqual(b, big(9));
+      });
+    }
+  }
+});
+
+test("in place: small arrays too; a misfit or a value that is not a typed array says so", async () => {
+  for (const shared of [false, true]) {
+    const comms = world(3, 7, shared);
+    const xs = comms.map((c) => new Float64Array([c.rank, 1]));
+    const got = await Promise.all(comms.map((c, k) => c.allreduce(xs[k]!, "sum", { inPlace: true })));
+    got.forEach((g, k) => {
+      assert.equal(g, xs[k]);
+      assert.deepEqual([...g], [3, 3]);
+    });
+    const sizes = [20_000, 20_000, 5];
+    const results = await Promise.allSettled(
+      comms.map((c) => c.bcast(new Float64Array(sizes[c.rank]!).fill(2), 0, { inPlace: true })),
+    );
+    assert.equal(results[1]!.status, "fulfilled");
+    assert.match(
+      String((results[2] as PromiseRejectedResult).reason),
+      /bcast in place: rank 0 sent a Float64Array of 20000, which does not fit the Float64Array of 5 this rank passed/,
+    );
+    // The misfit broke the communicator: the others hear of it, naming the rank.
+    await assert.rejects(
+      comms[0]!.barrier(),
+      /rank 2 \(engine 2\) of communicator w failed: bcast in place: rank 0 sent a Float64Array of 20000/,
+    );
+    await assert.rejects(world(1)[0]!.allreduce(3, "sum", { inPlace: true }), /inPlace: true \} needs a typed array/);
+  }
+});
+
+test("a collective that fails on one member (a wrong shape) fails on every member, naming it, never hangs", async () => {
+  for (const shared of [false, true]) {
+    const comms = world(4, 3, shared);
+    const settled = await Promise.allSettled(
+      comms.map((c) => c.allreduce(new Float64Array(c.rank === 1 ? 3 : 2), "sum")),
+    );
+    for (const r of settled) {
+      assert.equal(r.status, "rejected");
+      assert.match(
+        String(r.reason),
+        /rank \d \(engine \d\) of communicator w failed: cannot combine Float64Array\(\d\) with Float64Array\(\d\)/,
+      );
+    }
+    await assert.rejects(comms[3]!.bcast(1, 0), /failed: cannot combine/, "and the communicator stays broken");
   }
 });
 

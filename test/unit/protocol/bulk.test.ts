@@ -5,7 +5,11 @@ import * as path from "node:path";
 import * as os from "node:os";
 import {
   BULK_MIN_BYTES,
+  SharedWindow,
+  WindowReader,
   bulkDir,
+  framesFromWindow,
+  framesToWindow,
   isBulkRefs,
   readBulk,
   stashBulk,
@@ -84,4 +88,54 @@ test("a reply planted as a symbolic link is not read through it", () => {
   fs.symlinkSync(target, path.join(bulkDir(), name));
   assert.throws(() => readBulk([Buffer.alloc(0)], [{ index: 0, name, bytes: BULK_MIN_BYTES }]), /is gone/);
   fs.rmSync(path.join(bulkDir(), name));
+});
+
+test("a window is written at offsets and read at offsets by name, private to this user, and removed on close", () => {
+  const w = new SharedWindow();
+  const file = path.join(bulkDir(), w.name);
+  assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+  assert.match(w.name, new RegExp(`^${process.pid}-${process.pid}\\.w`), "named so sweepStale knows whose it is");
+  w.write(8, new Float64Array([1.5, 2.5]));
+  w.write(0, new Float64Array([0.5]));
+  const reader = new WindowReader();
+  const into = new Float64Array(3);
+  reader.read(w.name, 0, into);
+  assert.deepEqual([...into], [0.5, 1.5, 2.5]);
+  w.write(8, new Float64Array([9])); // rewritten in place: the open reader sees it
+  reader.read(w.name, 8, into.subarray(0, 1));
+  assert.equal(into[0], 9);
+  assert.throws(() => reader.read(w.name, 16, new Float64Array(2)), /window \S+ ends before byte 32/);
+  assert.throws(() => reader.read("../../etc/passwd", 0, into), /not a window of this user/);
+  assert.throws(() => reader.read(`${process.pid}-1.wnope`, 0, into), /cannot open shared-memory window/);
+  w.close();
+  assert.equal(fs.existsSync(file), false);
+  assert.throws(() => w.write(0, into), /is closed/);
+  reader.close();
+});
+
+test("a message's large frames go to a window and come back, into memory of their own or the caller's", () => {
+  const w = new SharedWindow();
+  const reader = new WindowReader();
+  try {
+    const small = [Buffer.from("head"), Buffer.from("tiny")];
+    assert.equal(framesToWindow(small, w, 1024), undefined, "nothing large: the socket path");
+    const big = Buffer.alloc(5000, 3);
+    const sent = framesToWindow([Buffer.from("head"), Buffer.from("x"), big], w, 1024)!;
+    assert.equal(sent.length, 4);
+    assert.equal(sent[3]!.length, 0, "the large frame is emptied");
+    const read = (name: string, offset: number, into: Buffer): void => reader.read(name, offset, into);
+    const back = framesFromWindow(sent, read);
+    assert.deepEqual(
+      back.map((b) => b.toString("latin1")),
+      ["head", "x", big.toString("latin1")],
+    );
+    const mine = Buffer.alloc(5000);
+    const landed = framesFromWindow(sent, read, (index, bytes) => (index === 2 && bytes === 5000 ? mine : undefined));
+    assert.equal(landed[2], mine);
+    assert.ok(mine.equals(big));
+    assert.throws(() => framesFromWindow([Buffer.from("{}")], read), /does not say where its buffers are/);
+  } finally {
+    w.close();
+    reader.close();
+  }
 });
