@@ -5,13 +5,14 @@
  * Messages go engine to engine (peers.ts: each engine's DEALER to the others' direct sockets,
  * signed, CURVE when the cluster uses it); values travel as the wire's structured clone, large
  * typed arrays as frames of their own, without a copy. Collectives use MPI's algorithms:
- * binomial trees for bcast and reduce, a ring (reduce-scatter then allgather) for allreduce of
- * large typed arrays, which moves 2·(n−1)/n of the array per rank instead of log n copies of it.
+ * binomial trees for bcast and reduce; for allreduce of large typed arrays a reduce-scatter then
+ * an allgather (by pairwise exchange among a few ranks, round a ring among more), which moves
+ * 2·(n−1)/n of the array per rank instead of log n copies of it.
  *
  * When every member is on one host (they share the private /dev/shm folder), large typed arrays
  * take shared memory instead (protocol/bulk.ts windows): allreduce becomes a reduce-scatter and
  * an allgather in which each rank writes once and every other reads straight from its window into
- * place, two message rounds instead of the ring's 2·(n−1); bcast writes once and every rank reads.
+ * place, in two message rounds; bcast writes once and every rank reads.
  *
  * As in MPI, every member calls the same collectives in the same order: each collective takes
  * the communicator's next sequence number, and its messages carry it as their tag, so two
@@ -228,6 +229,7 @@ export class Communicator {
         if (array.byteLength >= LARGE_BYTES && array.length >= this.size && this.size > 1) {
           const tag = this.collective(0);
           if (this.memory) return this.inTurn(() => this.sharedAllreduce(tag, array, f, inPlace)) as Promise<T>;
+          if (this.size <= PAIRWISE_MAX) return this.pairwiseAllreduce(tag, array, f, inPlace) as Promise<T>;
           return this.ringAllreduce(tag, array as Float64Array, f, inPlace) as unknown as T;
         }
       }
@@ -378,6 +380,36 @@ export class Communicator {
   }
 
   /**
+   * Allreduce over the sockets among a few ranks: each rank sends chunk q of its array to rank q
+   * and folds the chunks it gets into its own (reduce-scatter by pairwise exchange), then sends
+   * its reduced chunk to every other rank (allgather). The ring's bytes per rank in two message
+   * rounds instead of its 2·(n−1) steps, and one copy (the reduced chunk, which the caller may
+   * change while ZeroMQ still sends it) instead of one per step. The chunks of the input go out
+   * as they are: no rank can finish before every other has received them.
+   */
+  private async pairwiseAllreduce(
+    tag: string,
+    value: NumericArray,
+    op: NamedOp,
+    inPlace: boolean,
+  ): Promise<NumericArray> {
+    const { size, rank } = this;
+    const bounds = chunkBounds(value.length, size);
+    const chunk = (a: NumericArray, r: number): NumericArray => a.subarray(bounds[r], bounds[r + 1]);
+    const out = inPlace ? value : blankLike(value);
+    const mine = chunk(out, rank);
+    if (!inPlace) copyInto(mine, chunk(value, rank));
+    for (let r = 0; r < size; r++) if (r !== rank) this.sendFrames(r, tag, serialize(chunk(value, r)));
+    for (let r = 0; r < size; r++)
+      if (r !== rank) combine(op, mine, deserialize((await this.take(r, tag)).frames), true);
+    const reduced = serialize(mine.slice());
+    for (let r = 0; r < size; r++) if (r !== rank) this.sendFrames(r, tag, reduced);
+    for (let r = 0; r < size; r++)
+      if (r !== rank) copyInto(chunk(out, r), deserialize((await this.take(r, tag)).frames));
+    return out;
+  }
+
+  /**
    * Allreduce through shared memory. Reduce-scatter: each rank writes its array (less its own
    * chunk) to its scatter window and tells the others; rank q reads chunk q of every other
    * window and folds it into its copy, in rank order. Allgather: rank q writes its reduced chunk
@@ -400,7 +432,7 @@ export class Communicator {
     const bounds = chunkBounds(value.length, size);
     const chunk = (a: NumericArray, r: number): NumericArray => a.subarray(bounds[r], bounds[r + 1]);
     // Only this rank's own chunk is needed from `value` in place: the others are read into `out`.
-    const out = inPlace ? value : new (value.constructor as new (n: number) => NumericArray)(value.length);
+    const out = inPlace ? value : blankLike(value);
     const mine = chunk(out, rank);
     if (!inPlace) copyInto(mine, chunk(value, rank));
     const scatter = memory.window("scatter");
@@ -555,6 +587,12 @@ export class Communicator {
   }
 }
 
+/**
+ * Up to this many ranks, allreduce over the sockets exchanges chunks pairwise, all at once;
+ * beyond, so many messages at once would crowd the links, and the ring's steps take over.
+ */
+export const PAIRWISE_MAX = 8;
+
 /** How much of another rank's chunk an allreduce through shared memory reads at a time. */
 const FOLD_BYTES = 256 * 1024;
 
@@ -587,6 +625,17 @@ function sameMemory(got: unknown, into: NumericArray): boolean {
 function describeValue(v: unknown): string {
   if (ArrayBuffer.isView(v)) return `${v.constructor.name} of ${(v as NumericArray).length ?? v.byteLength}`;
   return v === null ? "null" : typeof v;
+}
+
+/**
+ * A new array of `value`'s type and length, its memory not zeroed: for results whose every
+ * element is written before they are returned (zeroing 8 MB, then faulting its pages in, cost
+ * more than the copies into it).
+ */
+function blankLike(value: NumericArray): NumericArray {
+  const memory = Buffer.allocUnsafeSlow(value.byteLength);
+  const Ctor = value.constructor as new (b: ArrayBufferLike, offset: number, length: number) => NumericArray;
+  return new Ctor(memory.buffer, memory.byteOffset, value.length);
 }
 
 /** `from`'s elements into `to` (typed arrays of one type: Float64Array stands for any). */

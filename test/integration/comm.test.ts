@@ -1,7 +1,7 @@
 /**
  * Communicators on real engines (engine/comm.ts): every operation on 1, 2, 3 and 4 engines,
  * checked against the serial computation, through shared memory and over the sockets alone; a
- * 1 MB Float64Array allreduce and bcast both ways (the windows, the ring), in place and to a new
+ * 1 MB Float64Array allreduce and bcast both ways (the windows, the sockets), in place and to a new
  * array, on an odd and an even number of engines; sub-communicators; a member SIGKILLed during
  * allreduce and during recv, with every other member failing, naming the rank and engine, within
  * the deadline, and its windows swept; an interrupt ending a pending recv.
@@ -112,7 +112,7 @@ describe("comm", () => {
       }
   });
 
-  test("1 MB allreduce and bcast through the windows and round the ring, in place or not, on 3 and 4 engines; the windows go with their engines", async () => {
+  test("1 MB allreduce and bcast through the windows and over the sockets, in place or not, on 3 and 4 engines; the windows go with their engines", async () => {
     const t = await clusters.start(4);
     const { rc } = t;
     for (const sharedMemory of [true, false])

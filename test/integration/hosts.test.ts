@@ -180,7 +180,7 @@ const { Client } = require(${JSON.stringify(PACKAGE_ROOT)});
   const rc = await Client.connect({ profile: ${JSON.stringify(profile)}, sshServer: "${A.name}", sshCommand: ${JSON.stringify(ssh)} });
   const hosts = await rc.view().apply(() => require("node:os").networkInterfaces().eth0[0].address);
   console.log("HOSTS " + JSON.stringify(hosts) + " DIRECT " + rc.directTasks);
-  // Engines on B and C talk to each other, CURVE-encrypted: an 800 KB allreduce round the ring.
+  // Engines on B and C talk to each other, CURVE-encrypted: an 800 KB allreduce, chunks exchanged pairwise.
   // (The simulated hosts share this machine's /dev/shm; hosts apart would not, so the sockets.)
   await rc.view().comm({ sharedMemory: false });
   const sums = await rc.view().apply(async () => {

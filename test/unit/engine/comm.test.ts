@@ -8,7 +8,14 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { CommError, type CommMember, type CommMemory, Communicator, LARGE_BYTES } from "../../../engine/comm";
+import {
+  CommError,
+  type CommMember,
+  type CommMemory,
+  Communicator,
+  LARGE_BYTES,
+  PAIRWISE_MAX,
+} from "../../../engine/comm";
 import { combine } from "../../../engine/reduce";
 
 /** Windows in this process, one Buffer each, grown as written; a read copies what is there now. */
@@ -76,9 +83,9 @@ test("bcast and reduce from every root, on 1 to 6 ranks", async () => {
   }
 });
 
-test("the ring allreduce of a large Float64Array equals the serial sum on 2 to 7 ranks, and leaves inputs alone", async () => {
+test("over the sockets, allreduce of a large Float64Array equals the serial sum on 2 to 11 ranks (pairwise, then the ring), and leaves inputs alone", async () => {
   const length = LARGE_BYTES / 8 + 13; // not a multiple of any size: uneven chunks
-  for (let n = 2; n <= 7; n++) {
+  for (let n = 2; n <= PAIRWISE_MAX + 3; n++) {
     const comms = world(n, 10 + n);
     const inputs = comms.map((c) => Float64Array.from({ length }, (_, i) => i * (c.rank + 1)));
     const sums = await Promise.all(comms.map((c, k) => c.allreduce(inputs[k]!, "sum")));
@@ -87,6 +94,11 @@ test("the ring allreduce of a large Float64Array equals the serial sum on 2 to 7
     inputs.forEach((x, k) => assert.equal(x[7], 7 * (k + 1), "input untouched"));
     const maxes = await Promise.all(comms.map((c, k) => c.allreduce(inputs[k]!, "max")));
     for (const m of maxes) assert.equal(m[length - 1], (length - 1) * n);
+    const inPlace = await Promise.all(comms.map((c, k) => c.allreduce(inputs[k]!, "sum", { inPlace: true })));
+    inPlace.forEach((x, k) => {
+      assert.equal(x, inputs[k]);
+      assert.equal(x[length - 1], (length - 1) * factor);
+    });
   }
 });
 
