@@ -8,7 +8,7 @@
  * already has) beside mpi4py's buffer calls (`Allreduce(big, out)`, `Bcast(big)`), and to a new
  * array beside mpi4py's object calls (`allreduce(big)`, `bcast(big)`, which pickle). And over
  * the sockets alone, as between hosts: the pairwise exchange it picks for 4 ranks beside the
- * trees it takes for small values, to show the choice is right.
+ * recursive doubling it takes for small values, to show the choice is right.
  */
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
@@ -21,7 +21,7 @@ import { median, put, quick, timed } from "./metrics";
 
 type Reference = Record<string, { value: number; unit: string }>;
 
-type Kind = "small" | "inPlace" | "newArray" | "tree" | "bcastInPlace" | "bcastNew";
+type Kind = "small" | "inPlace" | "newArray" | "doubling" | "bcastInPlace" | "bcastNew";
 
 /**
  * Seconds per operation, the median over rounds (all ranks start each round together) of the
@@ -44,7 +44,7 @@ async function onEngines(rc: Cluster["client"], kind: Kind, repeat: number, roun
           small: () => comm.allreduce(small, "sum"),
           inPlace: () => comm.allreduce(big, "sum", { inPlace: true }),
           newArray: () => comm.allreduce(big, "sum"),
-          tree: () => comm.allreduce(big.slice(), addInto), // a function: the trees, as for small values
+          doubling: () => comm.allreduce(big.slice(), addInto), // a function: recursive doubling, as for small values
           bcastInPlace: () => comm.bcast(big, 0, { inPlace: true }),
           bcastNew: () => comm.bcast(comm.rank === 0 ? big : undefined, 0),
         };
@@ -108,7 +108,12 @@ export async function commCollectives(): Promise<Reference | string> {
     await rc.view().comm({ sharedMemory: false });
     await onEngines(rc, "small", 10, 1); // warm: links up, code compiled
     put("(comm) allreduce 8 MB, 4 engines, sockets only: pairwise exchange", await ms("newArray"), "ms", "lower");
-    put("(comm) allreduce 8 MB, 4 engines, sockets only: trees instead", await ms("tree"), "ms", "lower");
+    put(
+      "(comm) allreduce 8 MB, 4 engines, sockets only: recursive doubling instead",
+      await ms("doubling"),
+      "ms",
+      "lower",
+    );
     put("(comm) bcast 8 MB, 4 engines, sockets only: the tree", await ms("bcastNew"), "ms", "lower");
     const shared = await rc.view().comm();
     if (!shared.sharedMemory) return "the bench's engines do not share memory: comm figures skipped";

@@ -5,9 +5,10 @@
  * Messages go engine to engine (peers.ts: each engine's DEALER to the others' direct sockets,
  * signed, CURVE when the cluster uses it); values travel as the wire's structured clone, large
  * typed arrays as frames of their own, without a copy. Collectives use MPI's algorithms:
- * binomial trees for bcast and reduce; for allreduce of large typed arrays a reduce-scatter then
- * an allgather (by pairwise exchange among a few ranks, round a ring among more), which moves
- * 2·(n−1)/n of the array per rank instead of log n copies of it.
+ * binomial trees for bcast and reduce, recursive doubling for allreduce of small values; for
+ * allreduce of large typed arrays a reduce-scatter then an allgather (by pairwise exchange
+ * among a few ranks, round a ring among more), which moves 2·(n−1)/n of the array per rank
+ * instead of log n copies of it.
  *
  * When every member is on one host (they share the private /dev/shm folder), large typed arrays
  * take shared memory instead (protocol/bulk.ts windows): allreduce becomes a reduce-scatter and
@@ -48,7 +49,8 @@ export const CURRENT_COMM = Symbol.for("tsparallel.comm");
 
 /**
  * Typed arrays at least this large take the large-array paths (shared memory on one host, else
- * the ring for allreduce); smaller ones take the trees, whose fewer steps matter more then.
+ * pairwise or the ring for allreduce); smaller ones take the trees or recursive doubling, whose
+ * fewer steps matter more then.
  */
 export const LARGE_BYTES = 64 * 1024;
 
@@ -132,7 +134,7 @@ export class Communicator {
   async send(to: number, value: unknown, opts: SendOptions = {}): Promise<void> {
     this.check();
     this.rankCheck(to, "send to");
-    this.sendFrames(to, `u${String(opts.tag ?? 0)}`, serialize(value));
+    this.sendFrames(to, `u${String(opts.tag ?? 0)}`, detached(value));
     return Promise.resolve();
   }
 
@@ -161,7 +163,7 @@ export class Communicator {
       let got: unknown;
       if (this.memory) got = await this.inTurn(() => this.sharedBcast(tag, root, value, into));
       else {
-        const frames = await this.treeBcast(tag, root, this.rank === root ? serialize(value) : undefined);
+        const frames = await this.treeBcast(tag, root, this.rank === root ? detached(value) : undefined);
         got = this.rank === root ? value : deserialize(frames);
       }
       return (into && got !== value ? landIn(into, got, root) : got) as T;
@@ -176,7 +178,7 @@ export class Communicator {
       const all: readonly T[] | undefined = values;
       if (all?.length !== this.size || !Array.isArray(values))
         throw new CommError(`scatter: rank ${root} must pass an array of ${this.size} values, one per rank`);
-      for (let r = 0; r < this.size; r++) if (r !== root) this.sendFrames(r, tag, serialize(all[r]));
+      for (let r = 0; r < this.size; r++) if (r !== root) this.sendFrames(r, tag, detached(all[r]));
       return all[root]!;
     });
   }
@@ -186,7 +188,7 @@ export class Communicator {
     return this.guarded(async () => {
       const tag = this.collective(root);
       if (this.rank !== root) {
-        this.sendFrames(root, tag, serialize(value));
+        this.sendFrames(root, tag, detached(value));
         return undefined;
       }
       const out = new Array<T>(this.size);
@@ -213,7 +215,8 @@ export class Communicator {
 
   /**
    * `op` over every rank's value, on every rank. Large typed arrays go through shared memory
-   * when every member is on one host, else round a ring; other values take reduce + bcast.
+   * when every member is on one host, else a pairwise exchange (a ring among more than 8);
+   * other values take recursive doubling.
    * `{ inPlace: true }` (MPI_IN_PLACE) writes the result into `value`, a typed array, and
    * returns it: no new array per call, as a loop of steps over one buffer wants.
    */
@@ -234,9 +237,7 @@ export class Communicator {
         }
       }
       const tag = this.collective(0);
-      const reduced = await this.treeReduce(tag, 0, value, f);
-      const frames = await this.treeBcast(tag, 0, this.rank === 0 ? serialize(reduced) : undefined);
-      const result = (this.rank === 0 ? reduced : deserialize(frames)) as T;
+      const result = (await this.doublingAllreduce(tag, value, f)) as T;
       if (!inPlace || result === value) return result;
       copyInto(value as unknown as NumericArray, result);
       return value;
@@ -326,8 +327,12 @@ export class Communicator {
       }
       mask <<= 1;
     }
-    for (mask >>= 1; mask > 0; mask >>= 1)
-      if (rel + mask < size) this.sendFrames((rel + mask + root) % size, tag, got!);
+    const children: number[] = [];
+    for (mask >>= 1; mask > 0; mask >>= 1) if (rel + mask < size) children.push((rel + mask + root) % size);
+    // The root's frames are a copy already; a forwarder sends on a copy of what came, since the
+    // caller gets that memory as its value.
+    const onward = rel === 0 || children.length === 0 ? got! : detachFrames(got!);
+    for (const c of children) this.sendFrames(c, tag, onward);
     return got!;
   }
 
@@ -338,7 +343,12 @@ export class Communicator {
     let ours = false; // acc is our own copy (a received value), free to overwrite
     for (let mask = 1; mask < size; mask <<= 1) {
       if (rel & mask) {
-        this.sendFrames((rel - mask + root) % size, tag, serialize(acc));
+        // Our own (received) memory goes as it is; the caller's own value as a copy.
+        this.sendFrames(
+          (rel - mask + root) % size,
+          tag,
+          ours && typeof op === "string" ? serialize(acc) : detached(acc),
+        );
         return undefined;
       }
       if (rel + mask < size) {
@@ -349,6 +359,46 @@ export class Communicator {
         ours = true;
       }
     }
+    return acc;
+  }
+
+  /**
+   * Allreduce by recursive doubling (MPICH's for short values): in round k each rank swaps its
+   * partial result with the rank 2^k away and combines the two, the lower ranks' on the left,
+   * so after log2 n rounds every rank holds the whole result, combined in the same order on
+   * every rank (equal bit for bit): half the steps of a reduce and then a bcast. When the size is
+   * not a power of two, the first 2·extra ranks pair up before: the even one hands its value to
+   * the odd one, sits the rounds out, and gets the result from it after.
+   */
+  private async doublingAllreduce(tag: string, value: unknown, op: ReduceOp): Promise<unknown> {
+    const { size, rank } = this;
+    let p = 1;
+    while (p * 2 <= size) p *= 2;
+    const extra = size - p;
+    // `ours`: acc is memory of our own (received, or made by combine), free to overwrite.
+    let acc = value;
+    let ours = false;
+    const swap = async (partner: number): Promise<void> => {
+      this.sendFrames(partner, tag, ours ? serialize(acc) : detached(acc));
+      const theirs = deserialize((await this.take(partner, tag)).frames);
+      // The lower rank's partial on the left; the received one is ours to fold into. Our own
+      // acc just went out without a copy, so it is not written while ZeroMQ may still send it.
+      acc = partner < rank ? combine(op, theirs, acc, true) : combine(op, acc, theirs, false);
+      ours = true;
+    };
+    if (rank < 2 * extra && rank % 2 === 0) {
+      // As it is: the result it waits for comes only once its partner has this.
+      this.sendFrames(rank + 1, tag, serialize(acc));
+      return deserialize((await this.take(rank + 1, tag)).frames);
+    }
+    if (rank < 2 * extra) {
+      acc = combine(op, deserialize((await this.take(rank - 1, tag)).frames), acc, true);
+      ours = true;
+    }
+    const virtual = rank < 2 * extra ? rank >> 1 : rank - extra;
+    const real = (v: number): number => (v < extra ? v * 2 + 1 : v + extra);
+    for (let mask = 1; mask < p; mask <<= 1) await swap(real(virtual ^ mask));
+    if (rank < 2 * extra) this.sendFrames(rank - 1, tag, detached(acc));
     return acc;
   }
 
@@ -641,6 +691,20 @@ function blankLike(value: NumericArray): NumericArray {
 /** `from`'s elements into `to` (typed arrays of one type: Float64Array stands for any). */
 function copyInto(to: NumericArray, from: unknown): void {
   (to as Float64Array).set(from as Float64Array);
+}
+
+/**
+ * `value`'s frames sharing no memory with it. ZeroMQ sends a large frame from the memory it was
+ * given, later, on its own thread; a caller that changes its array once the call has returned
+ * (as MPI lets it) must not change what is still to leave. The first frame is the serializer's
+ * own; only the typed arrays moved out of band are copied.
+ */
+function detached(value: unknown): Buffer[] {
+  return detachFrames(serialize(value));
+}
+
+function detachFrames(frames: readonly Buffer[]): Buffer[] {
+  return frames.map((f, i) => (i === 0 ? f : Buffer.from(f)));
 }
 
 /** Where each of `size` near-equal chunks of `length` elements starts (and the last ends). */

@@ -55,12 +55,19 @@ function world(n: number, seed = 1, shared = false): Communicator[] {
       new Communicator("w", rank, members, {
         send: (to, header, frames) => {
           const lane = `${header.from}>${to.engineId}`;
-          const copy = frames.map((f) => Buffer.from(f)); // what leaves is a copy, as on a socket
           const after = (lanes.get(lane) ?? Promise.resolve()).then(
             () => new Promise<void>((r) => setTimeout(r, Math.floor(random() * 3))),
           );
           lanes.set(lane, after);
-          void after.then(() => comms[to.engineId]!.deliver(header.from, header.tag, copy));
+          // Copied only as it arrives, as ZeroMQ reads a large frame from the sender's memory
+          // when its thread gets to it: memory written after the call shows as a wrong value.
+          void after.then(() =>
+            comms[to.engineId]!.deliver(
+              header.from,
+              header.tag,
+              frames.map((f) => Buffer.from(f)),
+            ),
+          );
         },
       }),
   );
@@ -211,6 +218,75 @@ test("a collective that fails on one member (a wrong shape) fails on every membe
       );
     }
     await assert.rejects(comms[3]!.bcast(1, 0), /failed: cannot combine/, "and the communicator stays broken");
+  }
+});
+
+test("what a call sent is what arrives, though the caller writes over its arrays once the call returns", async () => {
+  const big = (k: number): Float64Array => new Float64Array(LARGE_BYTES / 8 + 5).fill(k);
+  const scribble = <T>(x: T): T => {
+    if (x instanceof Float64Array) x.fill(-1);
+    else if (Array.isArray(x)) x.forEach(scribble);
+    return x;
+  };
+  const read = (x: unknown): unknown => {
+    const first = Array.isArray(x) ? x.map((v: Float64Array) => v[0]) : (x as Float64Array | undefined)?.[0];
+    scribble(x);
+    return first;
+  };
+  for (let n = 1; n <= 5; n++) {
+    const comms = world(n, 60 + n);
+    const mine = comms.map((c) => big(c.rank + 1));
+    const out = await Promise.all(
+      comms.map(async (c) => {
+        const r = c.rank;
+        const own = mine[r]!;
+        await c.send((r + 1) % n, own);
+        scribble(own);
+        own.fill(r + 1);
+        const got = (await c.recv<Float64Array>((r - 1 + n) % n))[0];
+        const root = n - 1;
+        // Each result is read at once, then it and the inputs are written over: a bcast's inner
+        // rank still forwards what it got, and the caller owns what it got.
+        const input = {
+          bcast: r === root ? big(7) : undefined,
+          scatter: r === 0 ? comms.map((_, k) => big(k + 10)) : undefined,
+          gather: big(r + 20),
+          reduce: big(r + 1),
+          allreduce: big(r + 1),
+        };
+        const then =
+          (sent: unknown) =>
+          (x: unknown): unknown => {
+            const first = read(x);
+            scribble(sent);
+            return first;
+          };
+        const bc = await c.bcast(input.bcast, root).then(then(input.bcast));
+        const sc = await c.scatter(input.scatter, 0).then(then(input.scatter));
+        const ga = await c.gather(input.gather, 0).then(then(input.gather));
+        const re = await c.reduce(input.reduce, "sum", 0).then(then(input.reduce));
+        const add = (a: unknown, b2: unknown): unknown =>
+          (a as Float64Array).map((v, i) => v + (b2 as Float64Array)[i]!);
+        const ar = await c.allreduce(input.allreduce, add).then(then(input.allreduce));
+        return [got, bc, sc, ga, re, ar];
+      }),
+    );
+    const sum = (n * (n + 1)) / 2;
+    out.forEach((o, r) =>
+      assert.deepEqual(
+        o,
+        [
+          ((r - 1 + n) % n) + 1,
+          7,
+          r + 10,
+          r === 0 ? comms.map((_, k) => k + 20) : undefined,
+          r === 0 ? sum : undefined,
+          sum,
+        ],
+        `rank ${r} of ${n}`,
+      ),
+    );
+    await Promise.all(comms.map((c) => c.barrier()));
   }
 });
 
