@@ -100,6 +100,9 @@ export class Communicator {
   private memoryTurn: Promise<unknown> = Promise.resolve();
   /** Ranks still to say they read this rank's last bcast from its window. */
   private bcastReaders = 0;
+  /** Collectives through shared memory begun and not ended on this rank, and when the last ended. */
+  private turnsOpen = 0;
+  private lastTurnEnded = 0;
   private scratch = new ArrayBuffer(0);
 
   constructor(
@@ -582,9 +585,33 @@ export class Communicator {
 
   /** Runs `step` after this rank's earlier collectives through shared memory have ended. */
   private inTurn<R>(step: () => Promise<R>): Promise<R> {
-    const run = this.memoryTurn.then(step);
+    this.turnsOpen++;
+    const run = this.memoryTurn.then(step).finally(() => {
+      this.turnsOpen--;
+      this.lastTurnEnded = Date.now();
+    });
     this.memoryTurn = run.catch(() => undefined);
     return run;
+  }
+
+  /**
+   * Gives this rank's windows back (they are made again if the communicator is used again),
+   * when nothing of this rank's may still be read from them: no collective under way here, every
+   * reader of its last bcast done, and the last one ended `idleMs` ago, long after the others'
+   * reads of it (theirs end within their own call). Returns whether it did.
+   */
+  releaseMemory(idleMs: number, now = Date.now()): boolean {
+    // The readers' notes of the last bcast wait in the mailbox until the next bcast: count them.
+    for (const [key, queue] of this.mailbox)
+      if (key.endsWith(`|${BCAST_READ}`)) {
+        const taken = Math.min(queue.length, this.bcastReaders);
+        queue.splice(0, taken);
+        this.bcastReaders -= taken;
+        if (queue.length === 0) this.mailbox.delete(key);
+      }
+    if (!this.memory || this.turnsOpen > 0 || this.bcastReaders > 0 || now - this.lastTurnEnded < idleMs) return false;
+    this.memory.close();
+    return true;
   }
 
   /** A view of this communicator's scratch memory, as long as and of the type of `like`. */

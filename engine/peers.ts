@@ -23,6 +23,9 @@ export interface CommOpen {
   sharedMemory?: boolean;
 }
 
+/** How long a communicator rests before a new one takes its windows' memory back. */
+const RELEASE_IDLE_MS = 10_000;
+
 /** Communicators whose messages are kept before this engine joins them (the oldest go first). */
 const EARLY_COMMS = 64;
 
@@ -47,6 +50,9 @@ export class Peers implements CommTransport {
   async open({ id, members, sharedMemory }: CommOpen): Promise<{ rank: number; size: number; sharedMemory: boolean }> {
     const rank = members.findIndex((m) => m.uuid === this.uuid);
     if (rank < 0) throw new CommError(`this engine is not a member of communicator ${id}`);
+    // An engine keeps every communicator it joined (programs may hold on to one), but not the
+    // shared memory of those that rest: formed again and again, they would fill /dev/shm.
+    for (const c of this.comms.values()) c.releaseMemory(RELEASE_IDLE_MS);
     const comm = new Communicator(id, rank, members, this, (c) => this.join(c));
     this.join(comm);
     for (const m of members) {

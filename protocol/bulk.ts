@@ -304,9 +304,15 @@ export class SharedWindow {
   }
 }
 
-/** Reads other processes' windows, keeping each open (a few per peer) until closed. */
+/**
+ * Reads other processes' windows, keeping the most recently read open: an open descriptor keeps
+ * a window's memory alive after its writer removed it, so only so many stay open.
+ */
 export class WindowReader {
+  /** Open windows, least recently read first. */
   private readonly open = new Map<string, number>();
+
+  constructor(private readonly keepOpen = 64) {}
 
   /** Fills `into` from byte `offset` of window `name`; a one-line error when it cannot. */
   read(name: string, offset: number, into: ArrayBufferView): void {
@@ -335,7 +341,12 @@ export class WindowReader {
 
   private fd(name: string): number {
     let fd = this.open.get(name);
-    if (fd !== undefined) return fd;
+    if (fd !== undefined) {
+      this.open.delete(name);
+      this.open.set(name, fd);
+      return fd;
+    }
+    if (this.open.size >= this.keepOpen) this.forget(this.open.keys().next().value!);
     const dir = privateDir();
     if (!NAME.test(name) || dir === undefined)
       throw new TsParallelError(`cannot read shared-memory window ${JSON.stringify(name)}: not a window of this user`);

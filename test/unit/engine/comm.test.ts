@@ -41,8 +41,14 @@ class FakeMemory implements CommMemory {
     if (!b || b.length < offset + into.byteLength) throw new Error(`window ${window} is short`);
     b.copy(Buffer.from(into.buffer, into.byteOffset, into.byteLength), 0, offset, offset + into.byteLength);
   }
-  close(): void {}
+  closes = 0;
+  close(): void {
+    this.closes++;
+  }
 }
+
+/** The FakeMemory of each rank of the latest shared world. */
+const memoryOf: FakeMemory[] = [];
 
 /** n communicators whose messages cross in random order between pairs (each pair keeps its order). */
 function world(n: number, seed = 1, shared = false): Communicator[] {
@@ -71,7 +77,8 @@ function world(n: number, seed = 1, shared = false): Communicator[] {
         },
       }),
   );
-  if (shared) for (const c of comms) c.shareMemory(() => new FakeMemory());
+  if (shared) memoryOf.length = 0;
+  if (shared) for (const c of comms) c.shareMemory(() => (memoryOf[c.rank] = new FakeMemory()));
   return comms;
 }
 
@@ -288,6 +295,35 @@ test("what a call sent is what arrives, though the caller writes over its arrays
     );
     await Promise.all(comms.map((c) => c.barrier()));
   }
+});
+
+test("a resting communicator gives its windows back, only once nothing may still be read from them", async () => {
+  const comms = world(3, 9, true);
+  const big = (): Float64Array => new Float64Array(LARGE_BYTES / 8 + 1).fill(1);
+  await Promise.all(comms.map((c) => c.allreduce(big(), "sum")));
+  const later = Date.now() + 10_001;
+  assert.equal(comms[0]!.releaseMemory(10_000), false, "just used: the others may still read");
+  // The root's bcast returns before its readers are done: its window is not given back yet.
+  const reading = comms.slice(1).map((c) => c.bcast(undefined, 0));
+  await comms[0]!.bcast(big(), 0);
+  assert.equal(comms[0]!.releaseMemory(10_000, later), false, "readers of its bcast not done");
+  await Promise.all(reading);
+  const pending = comms[1]!.allreduce(big(), "sum"); // rank 1 waits for the others
+  assert.equal(comms[1]!.releaseMemory(10_000, later), false, "a collective under way");
+  await Promise.all([pending, ...[0, 2].map((r) => comms[r]!.allreduce(big(), "sum"))]);
+  await Promise.all(comms.map((c) => c.barrier()));
+  await new Promise((r) => setTimeout(r, 10)); // the bcast's last acknowledgement
+  const afterAll = Date.now() + 10_001;
+  assert.deepEqual(
+    comms.map((c) => c.releaseMemory(10_000, afterAll)),
+    [true, true, true],
+  );
+  assert.deepEqual(
+    memoryOf.map((m) => m.closes),
+    [1, 1, 1],
+  );
+  const again = await Promise.all(comms.map((c) => c.allreduce(big(), "sum")));
+  for (const a of again) assert.equal(a[0], 3, "used again after: windows made anew");
 });
 
 test("a broken communicator fails what waits and what comes, with its reason", async () => {

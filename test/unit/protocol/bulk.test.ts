@@ -139,3 +139,36 @@ test("a message's large frames go to a window and come back, into memory of thei
     reader.close();
   }
 });
+
+test("a reader keeps only the most recently read windows open (an open one pins a removed window's memory)", () => {
+  const windows = [new SharedWindow(), new SharedWindow(), new SharedWindow()];
+  const reader = new WindowReader(2);
+  const openOnes = (): string[] =>
+    fs
+      .readdirSync("/proc/self/fd")
+      .map((fd) => {
+        try {
+          return fs.readlinkSync(`/proc/self/fd/${fd}`);
+        } catch {
+          return "";
+        }
+      })
+      .filter((l) => windows.some((w) => l.startsWith(path.join(bulkDir(), w.name))))
+      .map((l) => path.basename(l).replace(" (deleted)", ""))
+      .sort();
+  try {
+    for (const w of windows) w.write(0, new Uint8Array([1]));
+    const one = new Uint8Array(1);
+    reader.read(windows[0]!.name, 0, one);
+    reader.read(windows[1]!.name, 0, one);
+    reader.read(windows[0]!.name, 0, one); // read again: now the most recent
+    reader.read(windows[2]!.name, 0, one);
+    // Each writer holds its own open; the reader only the two it read last.
+    const names = windows.map((w) => w.name);
+    assert.deepEqual(openOnes(), [...names, names[0]!, names[2]!].sort());
+  } finally {
+    reader.close();
+    for (const w of windows) w.close();
+  }
+  assert.deepEqual(openOnes(), []);
+});
