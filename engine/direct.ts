@@ -123,10 +123,6 @@ export class DirectSocket {
     this.outbox.send([peer, ...frames]);
   }
 
-  get readable(): boolean {
-    return this.socket.readable;
-  }
-
   /** Sends again after a vm call was terminated (see Outbox.send). */
   pump(): void {
     this.outbox.pump();

@@ -124,7 +124,6 @@ export class Engine {
       send: (type, content, parent, metadata, buffers) => this.send(type, content, parent, metadata, buffers),
       identity: () => ({ engineId: this.id ?? -1, uuid: this.uuid }),
       nextReplySeq: () => ++this.repliesSent,
-      unread: () => this.socket.readable || (this.direct?.readable ?? false),
       resume: () => {
         this.outbox.pump();
         this.direct?.pump();

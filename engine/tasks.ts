@@ -30,8 +30,6 @@ export interface TaskReplies {
   identity(): { engineId: number; uuid: string };
   /** The next reply's sequence number (1, 2, 3…): see ReplyMetadata.seq. */
   nextReplySeq(): number;
-  /** More messages are waiting on the socket, unread. */
-  unread(): boolean;
   /** Resumes sending after a vm call was terminated (a send it started may have been cut off). */
   resume?(): void;
   /** The queue started (true) or finished (false) draining: interrupts matter only meanwhile. */
@@ -105,8 +103,10 @@ export class TaskQueue {
     try {
       let polled = performance.now(); // a drain starts from a receive: the socket was just read
       while (this.queue.length > 0) {
-        // Reading what is waiting first lets a burst of tasks start as one batch.
-        if (this.unpolled || this.replies.unread()) {
+        // Every BATCH_MS the sockets' receive loops get their turn, so what is waiting is read.
+        // (Never by asking a socket whether it holds messages: ZMQ_EVENTS takes the wake-up
+        // its receive loop waits for, which then sleeps on with messages unread.)
+        if (this.unpolled) {
           await new Promise<void>((r) => setImmediate(r));
           polled = performance.now();
         }

@@ -39,11 +39,6 @@ class FakeReplies implements TaskReplies {
   nextReplySeq(): number {
     return ++this.seq;
   }
-  /** How many times `unread` says more is waiting: the queue then reads it first, as one batch. */
-  unreadFor = 0;
-  unread(): boolean {
-    return this.unreadFor-- > 0;
-  }
   replies(): Sent[] {
     return this.sent.filter((s) => s.type === "apply_reply" || s.type === "execute_reply");
   }
@@ -148,7 +143,6 @@ describe("engine TaskQueue", () => {
   test("replies are numbered in the order they leave, in a burst too", async () => {
     const { queue, replies } = setup();
     const tasks = [apply("() => 1"), apply("() => 2"), apply("async () => 3"), apply("() => 4")];
-    replies.unreadFor = 1; // the four arrive as one burst: 1-3 start in one batch
     for (const t of tasks) queue.push(t);
     await replies.settled(4);
     assert.deepEqual(
