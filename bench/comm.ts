@@ -28,42 +28,110 @@ type Kind = "small" | "inPlace" | "newArray" | "doubling" | "bcastInPlace" | "bc
  * slowest rank: a bcast's root is done once its sends are queued, its last receiver is not.
  */
 async function onEngines(rc: Cluster["client"], kind: Kind, repeat: number, rounds: number): Promise<number> {
-  const perRank = [
-    await rc.view().apply(
-      async (kind: Kind, repeat: number, rounds: number) => {
-        const comm = (globalThis as unknown as { comm: Communicator }).comm;
-        const big = new Float64Array(1 << 20).fill(comm.rank + 1);
-        const small = new Float64Array([comm.rank]);
-        const addInto = (a: unknown, b: unknown): unknown => {
-          const x = a as Float64Array;
-          const y = b as Float64Array;
-          for (let i = 0; i < x.length; i++) x[i] = x[i]! + y[i]!;
-          return x;
-        };
-        const runs: Record<Kind, () => Promise<unknown>> = {
-          small: () => comm.allreduce(small, "sum"),
-          inPlace: () => comm.allreduce(big, "sum", { inPlace: true }),
-          newArray: () => comm.allreduce(big, "sum"),
-          doubling: () => comm.allreduce(big.slice(), addInto), // a function: recursive doubling, as for small values
-          bcastInPlace: () => comm.bcast(big, 0, { inPlace: true }),
-          bcastNew: () => comm.bcast(comm.rank === 0 ? big : undefined, 0),
-        };
-        const run = runs[kind];
-        const times: number[] = [];
+  return slowest(
+    rc,
+    async (kind: Kind, repeat: number, rounds: number) => {
+      const comm = (globalThis as unknown as { comm: Communicator }).comm;
+      const big = new Float64Array(1 << 20).fill(comm.rank + 1);
+      const small = new Float64Array([comm.rank]);
+      const addInto = (a: unknown, b: unknown): unknown => {
+        const x = a as Float64Array;
+        const y = b as Float64Array;
+        for (let i = 0; i < x.length; i++) x[i] = x[i]! + y[i]!;
+        return x;
+      };
+      const runs: Record<Kind, () => Promise<unknown>> = {
+        small: () => comm.allreduce(small, "sum"),
+        inPlace: () => comm.allreduce(big, "sum", { inPlace: true }),
+        newArray: () => comm.allreduce(big, "sum"),
+        doubling: () => comm.allreduce(big.slice(), addInto), // a function: recursive doubling, as for small values
+        bcastInPlace: () => comm.bcast(big, 0, { inPlace: true }),
+        bcastNew: () => comm.bcast(comm.rank === 0 ? big : undefined, 0),
+      };
+      const run = runs[kind];
+      const times: number[] = [];
+      for (let r = 0; r < rounds; r++) {
+        await comm.barrier();
+        const t0 = performance.now();
+        for (let i = 0; i < repeat; i++) await run();
+        times.push((performance.now() - t0) / 1000 / repeat);
+      }
+      return times.sort((a, b) => a - b)[Math.floor(times.length / 2)]!;
+    },
+    kind,
+    repeat,
+    rounds,
+  );
+}
+
+/** The slowest engine's figure: `measure` (which returns its own median) applied on every engine. */
+async function slowest<A extends unknown[]>(
+  rc: Cluster["client"],
+  measure: (...args: A) => Promise<number>,
+  ...args: A
+): Promise<number> {
+  return Math.max(...[await rc.view().apply(measure, ...args)].flat());
+}
+
+/**
+ * The floor under the figures through shared memory: the same engines making the same copies
+ * through the same windows (protocol/bulk.ts), with no message, no wait and no arithmetic.
+ * Allreduce: each writes 6 MB and 2 MB to its windows and reads 2 MB from 3 others' of each;
+ * bcast: one writes 8 MB, 3 read it. Seconds per round, the slowest engine's median.
+ */
+async function copiesOnEngines(rc: Cluster["client"], kind: "allreduce" | "bcast", rounds: number): Promise<number> {
+  const bulk = path.join(PACKAGE_ROOT, "dist", "protocol", "bulk.js");
+  return slowest(
+    rc,
+    async (kind: string, rounds: number, bulk: string) => {
+      const comm = (globalThis as unknown as { comm: Communicator }).comm;
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- the engine's own copy of the module
+      const { SharedWindow, WindowReader } = require(bulk) as typeof import("../protocol/bulk");
+      const { rank, size } = comm;
+      const n = 1 << 20;
+      const chunk = n / size;
+      const input = new Float64Array(n).fill(rank);
+      const out = new Float64Array(n);
+      const scratch = new Float64Array(32768);
+      const scatter = new SharedWindow();
+      const gather = new SharedWindow();
+      const reader = new WindowReader();
+      const names = await comm.allgather([scatter.name, gather.name]);
+      scatter.write(0, input);
+      gather.write(0, input);
+      await comm.barrier();
+      const times: number[] = [];
+      try {
         for (let r = 0; r < rounds; r++) {
-          await comm.barrier();
           const t0 = performance.now();
-          for (let i = 0; i < repeat; i++) await run();
-          times.push((performance.now() - t0) / 1000 / repeat);
+          if (kind === "bcast") {
+            if (rank === 0) scatter.write(0, input);
+            else reader.read(names[0]![0]!, 0, out);
+          } else {
+            scatter.write(0, input.subarray(0, rank * chunk));
+            scatter.write((rank + 1) * chunk * 8, input.subarray((rank + 1) * chunk));
+            for (let q = 0; q < size; q++)
+              if (q !== rank)
+                for (let at = 0; at < chunk; at += scratch.length)
+                  reader.read(names[q]![0]!, (rank * chunk + at) * 8, scratch);
+            gather.write(rank * chunk * 8, out.subarray(rank * chunk, (rank + 1) * chunk));
+            for (let q = 0; q < size; q++)
+              if (q !== rank) reader.read(names[q]![1]!, q * chunk * 8, out.subarray(q * chunk, (q + 1) * chunk));
+          }
+          times.push((performance.now() - t0) / 1000);
         }
-        return times.sort((a, b) => a - b)[Math.floor(times.length / 2)]!;
-      },
-      kind,
-      repeat,
-      rounds,
-    ),
-  ].flat();
-  return Math.max(...perRank);
+      } finally {
+        await comm.barrier();
+        reader.close();
+        scatter.close();
+        gather.close();
+      }
+      return times.sort((a, b) => a - b)[Math.floor(times.length / 2)]!;
+    },
+    kind,
+    rounds,
+    bulk,
+  );
 }
 
 function mpi4py(): Reference | string {
@@ -124,6 +192,18 @@ export async function commCollectives(): Promise<Reference | string> {
     put("(comm, vs mpi4py) allreduce 8 MB to a new array, 4 engines", newArray, "ms", "lower");
     put("(comm, vs mpi4py) bcast 8 MB in place, 4 engines", await ms("bcastInPlace"), "ms", "lower");
     put("(comm, vs mpi4py) bcast 8 MB to a new array, 4 engines", await ms("bcastNew"), "ms", "lower");
+    put(
+      "(comm floor) allreduce 8 MB: its copies through the windows alone, 4 engines",
+      (await copiesOnEngines(rc, "allreduce", quick ? 5 : 21)) * 1000,
+      "ms",
+      "lower",
+    );
+    put(
+      "(comm floor) bcast 8 MB: its copies through the window alone, 4 engines",
+      (await copiesOnEngines(rc, "bcast", quick ? 5 : 21)) * 1000,
+      "ms",
+      "lower",
+    );
     // The route without a communicator: every array to the client, the sum back to every engine.
     await rc.view().execute("globalThis.part = new Float64Array(1 << 20).fill(1)");
     const times: number[] = [];

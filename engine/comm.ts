@@ -59,7 +59,7 @@ export const LARGE_BYTES = 64 * 1024;
  * per use (each use has its own rules for when it may be written again), and the others' to read.
  */
 export interface CommMemory {
-  window(use: "scatter" | "gather" | "bcast"): WindowWriter;
+  window(use: "scatter" | "gather" | "bcast0" | "bcast1"): WindowWriter;
   read(window: string, offset: number, into: ArrayBufferView): void;
   close(): void;
 }
@@ -98,8 +98,10 @@ export class Communicator {
   private memory: CommMemory | undefined;
   /** Collectives through shared memory run one after the other on a rank, even if not awaited. */
   private memoryTurn: Promise<unknown> = Promise.resolve();
-  /** Ranks still to say they read this rank's last bcast from its window. */
-  private bcastReaders = 0;
+  /** Ranks still to say they read this rank's last bcast from each of its two bcast windows. */
+  private readonly bcastReaders = [0, 0];
+  /** The bcast window this rank writes next: they alternate, so one can be read as the other is written. */
+  private bcastSlot = 0;
   /** Collectives through shared memory begun and not ended on this rank, and when the last ended. */
   private turnsOpen = 0;
   private lastTurnEnded = 0;
@@ -488,16 +490,21 @@ export class Communicator {
     const out = inPlace ? value : blankLike(value);
     const mine = chunk(out, rank);
     if (!inPlace) copyInto(mine, chunk(value, rank));
+    // Each rank writes the others' chunks one by one, the next rank's first, and tells each its
+    // chunk is there as soon as it is; rank q folds in what ranks q−1, q−2, … wrote, in that
+    // order, so it starts as soon as its left neighbour's first write is done (the order is
+    // fixed: the same sum every run).
     const scatter = memory.window("scatter");
-    scatter.write(0, value.subarray(0, bounds[rank]));
-    scatter.write(bounds[rank + 1]! * bytes, value.subarray(bounds[rank + 1]));
-    for (let r = 0; r < size; r++) if (r !== rank) this.sendFrames(r, tag, serialize(scatter.name));
+    for (let k = 1; k < size; k++) {
+      const q = (rank + k) % size;
+      scatter.write(bounds[q]! * bytes, chunk(value, q));
+      this.sendFrames(q, tag, serialize(scatter.name));
+    }
     // Read and fold in pieces that stay in the core's cache between the copy and the fold.
     const piece = Math.max(1, Math.floor(FOLD_BYTES / bytes));
     const theirs = this.scratchLike(mine.subarray(0, piece));
-    for (let r = 0; r < size; r++) {
-      if (r === rank) continue;
-      const window = deserialize((await this.take(r, tag)).frames) as string;
+    for (let k = 1; k < size; k++) {
+      const window = deserialize((await this.take((rank - k + size) % size, tag)).frames) as string;
       for (let at = 0; at < mine.length; at += piece) {
         const part = mine.subarray(at, at + piece);
         const got = part.length === theirs.length ? theirs : theirs.subarray(0, part.length);
@@ -507,9 +514,9 @@ export class Communicator {
     }
     const gather = memory.window("gather");
     gather.write(bounds[rank]! * bytes, mine);
-    for (let r = 0; r < size; r++) if (r !== rank) this.sendFrames(r, tag, serialize(gather.name));
-    for (let r = 0; r < size; r++) {
-      if (r === rank) continue;
+    for (let k = 1; k < size; k++) this.sendFrames((rank + k) % size, tag, serialize(gather.name));
+    for (let k = 1; k < size; k++) {
+      const r = (rank - k + size) % size;
       memory.read(deserialize((await this.take(r, tag)).frames) as string, bounds[r]! * bytes, chunk(out, r));
     }
     return out;
@@ -517,14 +524,17 @@ export class Communicator {
 
   /**
    * Bcast when every member shares memory: the root sends to each rank directly, its large
-   * buffers written once to its bcast window for all of them to read. Each reader says when it
-   * is done, and the root's next bcast waits for that before writing the window again.
+   * buffers written once to a bcast window for all of them to read. Each reader says when it is
+   * done, and the root waits for that before writing that window again; it has two, used in
+   * turn, so in a loop of bcasts it writes one while the ranks still read the other.
    */
   private async sharedBcast(tag: string, root: number, value: unknown, into?: NumericArray): Promise<unknown> {
     const memory = this.memory!;
     if (this.rank !== root) {
       const { frames } = await this.take(root, tag);
-      if (frames[0]?.length !== 0) return deserialize(frames.slice(1)); // nothing large in it
+      // The first frame: empty when nothing large came; else the tag to say "read" with.
+      const readTag = frames[0]!.toString("latin1");
+      if (readTag === "") return deserialize(frames.slice(1));
       // In place, the one large buffer of a typed array lands straight in the caller's array.
       const target = (index: number, bytes: number): Buffer | undefined =>
         into && index === 1 && bytes === into.byteLength
@@ -534,17 +544,21 @@ export class Communicator {
       try {
         read = framesFromWindow(frames.slice(1), (w, offset, to) => memory.read(w, offset, to), target);
       } finally {
-        this.sendFrames(root, BCAST_READ, []); // done with the window, read or not
+        this.sendFrames(root, readTag, []); // done with the window, read or not
       }
       const got = deserialize(read);
       return into && sameMemory(got, into) ? into : got;
     }
-    for (; this.bcastReaders > 0; this.bcastReaders--) await this.take(undefined, BCAST_READ);
     const frames = serialize(value);
-    const windowed = framesToWindow(frames, memory.window("bcast"), LARGE_BYTES);
-    // A first frame tells the two apart: empty, then a window's whereabouts; else a copy of the first.
-    const message = windowed ? [Buffer.alloc(0), ...windowed] : [Buffer.alloc(1), ...frames];
-    if (windowed) this.bcastReaders = this.size - 1;
+    let message = [Buffer.alloc(0), ...frames];
+    if (frames.some((f, i) => i > 0 && f.length >= LARGE_BYTES)) {
+      const slot = this.bcastSlot;
+      this.bcastSlot = 1 - slot;
+      for (; this.bcastReaders[slot]! > 0; this.bcastReaders[slot]!--) await this.take(undefined, BCAST_READ[slot]!);
+      const windowed = framesToWindow(frames, memory.window(slot === 0 ? "bcast0" : "bcast1"), LARGE_BYTES)!;
+      message = [Buffer.from(BCAST_READ[slot]!, "latin1"), ...windowed];
+      this.bcastReaders[slot] = this.size - 1;
+    }
     for (let r = 0; r < this.size; r++) if (r !== root) this.sendFrames(r, tag, message);
     return value;
   }
@@ -602,14 +616,16 @@ export class Communicator {
    */
   releaseMemory(idleMs: number, now = Date.now()): boolean {
     // The readers' notes of the last bcast wait in the mailbox until the next bcast: count them.
-    for (const [key, queue] of this.mailbox)
-      if (key.endsWith(`|${BCAST_READ}`)) {
-        const taken = Math.min(queue.length, this.bcastReaders);
-        queue.splice(0, taken);
-        this.bcastReaders -= taken;
-        if (queue.length === 0) this.mailbox.delete(key);
-      }
-    if (!this.memory || this.turnsOpen > 0 || this.bcastReaders > 0 || now - this.lastTurnEnded < idleMs) return false;
+    for (const [key, queue] of this.mailbox) {
+      const slot = BCAST_READ.findIndex((t) => key.endsWith(`|${t}`));
+      if (slot < 0) continue;
+      const taken = Math.min(queue.length, this.bcastReaders[slot]!);
+      queue.splice(0, taken);
+      this.bcastReaders[slot]! -= taken;
+      if (queue.length === 0) this.mailbox.delete(key);
+    }
+    const reading = this.bcastReaders.some((n) => n > 0);
+    if (!this.memory || this.turnsOpen > 0 || reading || now - this.lastTurnEnded < idleMs) return false;
     this.memory.close();
     return true;
   }
@@ -676,8 +692,8 @@ const FOLD_BYTES = 256 * 1024;
 /** The tag of a member's word that a collective failed on it (guarded). */
 const FAILED = "!";
 
-/** A reader's note to a bcast's root that it is done with the root's window. */
-const BCAST_READ = "w";
+/** The tags of a reader's note to a bcast's root that it is done with the root's window 0 or 1. */
+const BCAST_READ = ["w0", "w1"] as const;
 
 /** What a bcast in place received, in the caller's array (a one-line error if it does not fit). */
 function landIn(into: NumericArray, got: unknown, root: number): NumericArray {

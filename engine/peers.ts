@@ -141,7 +141,7 @@ class EngineCommMemory implements CommMemory {
   private readonly windows = new Map<string, SharedWindow>();
   private readonly reader = new WindowReader();
 
-  window(use: "scatter" | "gather" | "bcast"): SharedWindow {
+  window(use: "scatter" | "gather" | "bcast0" | "bcast1"): SharedWindow {
     let w = this.windows.get(use);
     if (!w) this.windows.set(use, (w = new SharedWindow()));
     return w;
