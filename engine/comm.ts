@@ -74,7 +74,7 @@ interface Waiter {
   reject(e: Error): void;
 }
 
-export interface ReduceOptions {
+export interface InPlaceOptions {
   /** Write the result into the typed array passed in, and return it (MPI_IN_PLACE). */
   inPlace?: boolean;
 }
@@ -158,7 +158,7 @@ export class Communicator {
    * buffer broadcast): every rank passes a typed array of the root's type and length, which the
    * root's contents are written into and which is returned, no new array.
    */
-  async bcast<T>(value: T, root = 0, opts: ReduceOptions = {}): Promise<T> {
+  async bcast<T>(value: T, root = 0, opts: InPlaceOptions = {}): Promise<T> {
     return this.guarded(async () => {
       const tag = this.collective(root);
       const inPlace = opts.inPlace === true;
@@ -225,7 +225,7 @@ export class Communicator {
    * `{ inPlace: true }` (MPI_IN_PLACE) writes the result into `value`, a typed array, and
    * returns it: no new array per call, as a loop of steps over one buffer wants.
    */
-  async allreduce<T>(value: T, op: ReduceOp, opts: ReduceOptions = {}): Promise<T> {
+  async allreduce<T>(value: T, op: ReduceOp, opts: InPlaceOptions = {}): Promise<T> {
     return this.guarded(async () => {
       const f = checkOp(op);
       const typed = ArrayBuffer.isView(value) && !(value instanceof DataView);
@@ -615,6 +615,8 @@ export class Communicator {
    * reads of it (theirs end within their own call). Returns whether it did.
    */
   releaseMemory(idleMs: number, now = Date.now()): boolean {
+    // A collective under way may be waiting for the notes below: leave them to it.
+    if (!this.memory || this.turnsOpen > 0) return false;
     // The readers' notes of the last bcast wait in the mailbox until the next bcast: count them.
     for (const [key, queue] of this.mailbox) {
       const slot = BCAST_READ.findIndex((t) => key.endsWith(`|${t}`));
@@ -625,7 +627,7 @@ export class Communicator {
       if (queue.length === 0) this.mailbox.delete(key);
     }
     const reading = this.bcastReaders.some((n) => n > 0);
-    if (!this.memory || this.turnsOpen > 0 || reading || now - this.lastTurnEnded < idleMs) return false;
+    if (reading || now - this.lastTurnEnded < idleMs) return false;
     this.memory.close();
     return true;
   }

@@ -308,11 +308,13 @@ test("a resting communicator gives its windows back, only once nothing may still
   await comms[0]!.bcast(big(), 0);
   assert.equal(comms[0]!.releaseMemory(10_000, later), false, "readers of its bcast not done");
   await Promise.all(reading);
+  // Each reader's note that it read went out before this message on the same link: once these
+  // are in, so are the notes.
+  await Promise.all([...[1, 2].map((r) => comms[r]!.send(0, "read")), ...[1, 2].map((r) => comms[0]!.recv(r))]);
   const pending = comms[1]!.allreduce(big(), "sum"); // rank 1 waits for the others
   assert.equal(comms[1]!.releaseMemory(10_000, later), false, "a collective under way");
   await Promise.all([pending, ...[0, 2].map((r) => comms[r]!.allreduce(big(), "sum"))]);
   await Promise.all(comms.map((c) => c.barrier()));
-  await new Promise((r) => setTimeout(r, 10)); // the bcast's last acknowledgement
   const afterAll = Date.now() + 10_001;
   assert.deepEqual(
     comms.map((c) => c.releaseMemory(10_000, afterAll)),
