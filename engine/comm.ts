@@ -25,7 +25,7 @@
 import { type WindowWriter, framesFromWindow, framesToWindow } from "../protocol/bulk";
 import { TsParallelError } from "../protocol/errors";
 import { deserialize, serialize } from "../protocol/serialize";
-import { type ReduceOp, checkOp, combine } from "./reduce";
+import { type ReduceOp, checkOp, combine, describe } from "./reduce";
 
 /** One member: its engine, and how the others reach it. */
 export interface CommMember {
@@ -701,7 +701,7 @@ const BCAST_READ = ["w0", "w1"] as const;
 function landIn(into: NumericArray, got: unknown, root: number): NumericArray {
   if (got?.constructor !== into.constructor || (got as NumericArray).length !== into.length)
     throw new CommError(
-      `bcast in place: rank ${root} sent ${ArrayBuffer.isView(got) ? "a " : ""}${describeValue(got)}, which does not fit the ${describeValue(into)} this rank passed`,
+      `bcast in place: rank ${root} sent ${describe(got)}, which does not fit the ${describe(into)} this rank passed`,
     );
   copyInto(into, got);
   return into;
@@ -715,11 +715,6 @@ function sameMemory(got: unknown, into: NumericArray): boolean {
     got.byteOffset === into.byteOffset &&
     got.byteLength === into.byteLength
   );
-}
-
-function describeValue(v: unknown): string {
-  if (ArrayBuffer.isView(v)) return `${v.constructor.name} of ${(v as NumericArray).length ?? v.byteLength}`;
-  return v === null ? "null" : typeof v;
 }
 
 /**

@@ -95,7 +95,8 @@ function kernel(op: NamedOp, x: NumericArray, y: NumericArray): Kernel {
   return k;
 }
 
-function describe(v: unknown): string {
+/** A value as the reductions' errors name it: `Float64Array(5)`, `an array of 3`, `string`. */
+export function describe(v: unknown): string {
   if (v === null) return "null";
   if (ArrayBuffer.isView(v)) return `${v.constructor.name}(${(v as NumericArray).length ?? v.byteLength})`;
   if (Array.isArray(v)) return `an array of ${v.length}`;

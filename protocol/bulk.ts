@@ -328,8 +328,7 @@ export class WindowReader {
     }
   }
 
-  /** Forgets window `name` (its writer replaced it). */
-  forget(name: string): void {
+  private forget(name: string): void {
     const fd = this.open.get(name);
     if (fd !== undefined) fs.closeSync(fd);
     this.open.delete(name);
@@ -412,7 +411,9 @@ export function framesFromWindow(
       index < 1 ||
       index >= out.length ||
       !Number.isInteger(offset) ||
-      !Number.isInteger(bytes)
+      offset < 0 ||
+      !Number.isInteger(bytes) ||
+      bytes < 0
     )
       throw new TsParallelError(`a message through shared memory names buffer ${String(index)} wrongly`);
     // Memory of its own (offset 0): aligned for any typed array the value rebuilds over it.
